@@ -1,0 +1,42 @@
+//! The admin listener: liveness, readiness and Prometheus metrics, apart from the public port.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::net::TcpListener;
+
+use crate::respond::Body;
+use crate::serve::{self, Shutdown};
+use crate::State;
+
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const PROMETHEUS: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+
+/// Serves `/healthz`, `/readyz` and `/metrics` until shutdown.
+pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
+    serve::serve(listener, shutdown, drain, move |request| handle(&state, request)).await
+}
+
+/// Answers one admin request.
+pub fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
+    let (status, content_type, body) = match request.uri().path() {
+        "/healthz" => (StatusCode::OK, TEXT, Bytes::from_static(b"ok\n")),
+        "/readyz" if state.snapshots.ready() => (StatusCode::OK, TEXT, Bytes::from_static(b"ready\n")),
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            Bytes::from_static(b"not ready: authorization server metadata not fetched yet\n"),
+        ),
+        "/metrics" => (StatusCode::OK, PROMETHEUS, Bytes::from(state.metrics.render(&state.snapshots))),
+        _ => (StatusCode::NOT_FOUND, TEXT, Bytes::from_static(b"not found\n")),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

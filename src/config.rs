@@ -1,0 +1,634 @@
+//! Configuration: command-line flags, `MCP_AUTH_EDGE_*` environment variables and a JSON file,
+//! merged into one validated [`Config`] before any port is bound.
+//!
+//! Precedence is flag over environment over file. Each raw value remembers where it came from,
+//! so an error names the exact flag, variable or file key the operator has to fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::Uri;
+
+/// Every setting the edge understands. `kind` says how the command line spells it.
+const KEYS: &[Key] = &[
+    Key::value("listen", "ADDR", "address of the main listener (default 127.0.0.1:8080)"),
+    Key::value("resource", "URL", "public URL of the protected MCP resource (required)"),
+    Key::value("auth_server", "URL", "issuer URL of the authorization server (required)"),
+    Key::value("auth_server_metadata", "URL", "explicit metadata URL; skips discovery"),
+    Key::list("scope", "SCOPE", "scope the resource supports (repeatable)"),
+    Key::value("resource_name", "TEXT", "human-readable resource name"),
+    Key::value("resource_documentation", "URL", "URL of the resource's documentation"),
+    Key::value("refresh", "SECS", "metadata refresh period (default 300)"),
+    Key::value("admin_listen", "ADDR", "listener for /healthz, /readyz and /metrics"),
+    Key::value("cache_max_age", "SECS", "Cache-Control max-age of discovery documents (default 300)"),
+    Key::value("connect_timeout", "SECS", "upstream connect timeout (default 5)"),
+    Key::value("fetch_timeout", "SECS", "upstream metadata fetch timeout, in total (default 10)"),
+    Key::value("max_metadata_bytes", "BYTES", "largest metadata document accepted (default 262144)"),
+    Key::value("drain_timeout", "SECS", "how long shutdown waits for in-flight requests (default 10)"),
+    Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
+    Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
+    Key::value("config", "FILE", "JSON file with any of these settings, snake_case"),
+];
+
+const ENV_PREFIX: &str = "MCP_AUTH_EDGE_";
+
+/// The validated configuration the service runs on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub resource: Resource,
+    pub issuer: Issuer,
+    /// Set when the operator names the metadata URL; otherwise the discovery order is used.
+    pub metadata_url: Option<Uri>,
+    pub scopes: Vec<String>,
+    pub resource_name: Option<String>,
+    pub resource_documentation: Option<String>,
+    pub refresh: Duration,
+    pub cache_max_age: u32,
+    pub connect_timeout: Duration,
+    pub fetch_timeout: Duration,
+    pub max_metadata_bytes: usize,
+    pub drain_timeout: Duration,
+    pub threads: Option<usize>,
+}
+
+/// The protected resource, as its public URL and the path RFC 9728 §3.1 inserts after the
+/// well-known prefix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    /// The URL exactly as configured; it is the `resource` value clients compare against.
+    pub url: String,
+    /// `scheme://authority`, with no trailing slash.
+    pub origin: String,
+    /// The URL's path without its trailing slash; empty for a resource at the origin's root.
+    pub path: String,
+}
+
+/// The authorization server's issuer identifier (RFC 8414 §2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Issuer {
+    /// The identifier exactly as configured; the upstream document's `issuer` must equal it.
+    pub url: String,
+    pub origin: String,
+    /// The issuer's path without its trailing slash; empty when it has none.
+    pub path: String,
+}
+
+/// What is wrong with the configuration, naming where the bad value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    UnknownFlag(String),
+    MissingValue(String),
+    Missing(&'static str),
+    Invalid { source: Origin, value: String, reason: &'static str },
+    File { path: String, reason: String },
+    UnknownFileKey { path: String, key: String },
+    FileType { path: String, key: String, expected: &'static str },
+    HelpRequested,
+    VersionRequested,
+}
+
+/// Where a raw value came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Flag(&'static str),
+    Env(&'static str),
+    File { path: String, key: &'static str },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(name) => write!(f, "--{}", name.replace('_', "-")),
+            Origin::Env(name) => write!(f, "{ENV_PREFIX}{}", name.to_ascii_uppercase()),
+            Origin::File { path, key } => write!(f, "\"{key}\" in {path}"),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::UnknownFlag(flag) => write!(f, "unknown flag {flag} (see --help)"),
+            ConfigError::MissingValue(flag) => write!(f, "{flag} needs a value"),
+            ConfigError::Missing(name) => write!(
+                f,
+                "--{} is required (or {ENV_PREFIX}{}, or \"{name}\" in --config)",
+                name.replace('_', "-"),
+                name.to_ascii_uppercase()
+            ),
+            ConfigError::Invalid { source, value, reason } => {
+                write!(f, "invalid {source} {value:?}: {reason}")
+            }
+            ConfigError::File { path, reason } => write!(f, "cannot use --config {path}: {reason}"),
+            ConfigError::UnknownFileKey { path, key } => {
+                write!(f, "unknown setting \"{key}\" in {path} (see --help)")
+            }
+            ConfigError::FileType { path, key, expected } => {
+                write!(f, "\"{key}\" in {path} must be {expected}")
+            }
+            ConfigError::HelpRequested => f.write_str(&usage()),
+            ConfigError::VersionRequested => {
+                write!(f, "mcp-auth-edge {}", env!("CARGO_PKG_VERSION"))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Value(&'static str),
+    List(&'static str),
+    Flag,
+}
+
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+}
+
+impl Key {
+    const fn value(name: &'static str, meta: &'static str, help: &'static str) -> Key {
+        Key { name, kind: Kind::Value(meta), help }
+    }
+    const fn list(name: &'static str, meta: &'static str, help: &'static str) -> Key {
+        Key { name, kind: Kind::List(meta), help }
+    }
+    const fn flag(name: &'static str, help: &'static str) -> Key {
+        Key { name, kind: Kind::Flag, help }
+    }
+}
+
+fn key_by_flag(flag: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name.len() == flag.len() && k.name.replace('_', "-") == flag)
+}
+
+fn key_by_name(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The `--help` text.
+pub fn usage() -> String {
+    let mut out = String::from(
+        "mcp-auth-edge: OAuth discovery edge for MCP servers\n\n\
+         usage: mcp-auth-edge --resource URL --auth-server URL [options]\n       \
+         mcp-auth-edge --demo\n\noptions (each also MCP_AUTH_EDGE_<NAME> or \"<name>\" in --config):\n",
+    );
+    for key in KEYS {
+        let flag = format!("--{}", key.name.replace('_', "-"));
+        let left = match key.kind {
+            Kind::Value(meta) | Kind::List(meta) => format!("{flag} {meta}"),
+            Kind::Flag => flag,
+        };
+        out.push_str(&format!("  {left:<30} {}\n", key.help));
+    }
+    out.push_str("  --help, --version\n");
+    out
+}
+
+/// Raw values gathered from the three sources, before validation.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    values: BTreeMap<&'static str, (Origin, Raw)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Raw {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Settings {
+    /// Reads the command line (without the program name) and the environment, then the file
+    /// that `--config` or `MCP_AUTH_EDGE_CONFIG` names, if any.
+    pub fn load(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let flags = parse_args(args)?;
+        let env = parse_env(env);
+        let file_path = flags.get("config").or_else(|| env.get("config")).and_then(|(_, raw)| match raw {
+            Raw::One(path) => Some(path.clone()),
+            Raw::Many(_) => None,
+        });
+        let file = match file_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+                parse_file(&path, &text)?
+            }
+            None => BTreeMap::new(),
+        };
+        let mut values = file;
+        values.extend(env);
+        values.extend(flags);
+        Ok(Settings { values })
+    }
+
+    /// Sets a value as if it had been given on the command line; the demo fills in its own
+    /// resource and issuer this way so they pass through the same validation.
+    pub fn set(&mut self, name: &'static str, value: String) {
+        self.values.insert(name, (Origin::Flag(name), Raw::One(value)));
+    }
+
+    /// Whether a value was given by any source.
+    pub fn has(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    /// The main listener's address: given, or the default `127.0.0.1:8080`.
+    pub fn listen(&self) -> Result<SocketAddr, ConfigError> {
+        match self.one("listen") {
+            Some((o, v)) => parse_addr(o, v),
+            None => Ok(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        }
+    }
+
+    /// Whether `--demo` (or its environment or file form) is on.
+    pub fn demo(&self) -> Result<bool, ConfigError> {
+        match self.values.get("demo") {
+            None => Ok(false),
+            Some((origin, Raw::One(v))) => parse_bool(origin, v),
+            Some((origin, Raw::Many(_))) => Err(invalid(origin, "list", "must be true or false")),
+        }
+    }
+
+    fn one(&self, name: &'static str) -> Option<(&Origin, &str)> {
+        match self.values.get(name) {
+            Some((origin, Raw::One(v))) => Some((origin, v.as_str())),
+            Some((origin, Raw::Many(v))) => v.last().map(|v| (origin, v.as_str())),
+            None => None,
+        }
+    }
+
+    fn many(&self, name: &'static str) -> Vec<(&Origin, &str)> {
+        match self.values.get(name) {
+            Some((origin, Raw::One(v))) => {
+                // From the environment or a file a list may come as one space-separated string,
+                // the way OAuth writes scopes.
+                v.split_ascii_whitespace().map(|s| (origin, s)).collect()
+            }
+            Some((origin, Raw::Many(v))) => v.iter().map(|s| (origin, s.as_str())).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BTreeMap<&'static str, (Origin, Raw)>, ConfigError> {
+    let mut out: BTreeMap<&'static str, (Origin, Raw)> = BTreeMap::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            return Err(ConfigError::HelpRequested);
+        }
+        if arg == "--version" || arg == "-V" {
+            return Err(ConfigError::VersionRequested);
+        }
+        let Some(body) = arg.strip_prefix("--") else {
+            return Err(ConfigError::UnknownFlag(arg));
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let key = key_by_flag(name).ok_or_else(|| ConfigError::UnknownFlag(format!("--{name}")))?;
+        let origin = Origin::Flag(key.name);
+        match key.kind {
+            Kind::Flag => {
+                let value = inline.unwrap_or_else(|| "true".to_string());
+                out.insert(key.name, (origin, Raw::One(value)));
+            }
+            Kind::Value(_) | Kind::List(_) => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => args.next().ok_or_else(|| ConfigError::MissingValue(format!("--{name}")))?,
+                };
+                if let Kind::List(_) = key.kind {
+                    match out.get_mut(key.name) {
+                        Some((_, Raw::Many(list))) => list.push(value),
+                        _ => {
+                            out.insert(key.name, (origin, Raw::Many(vec![value])));
+                        }
+                    }
+                } else {
+                    out.insert(key.name, (origin, Raw::One(value)));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_env(env: impl Fn(&str) -> Option<String>) -> BTreeMap<&'static str, (Origin, Raw)> {
+    KEYS.iter()
+        .filter_map(|key| {
+            let var = format!("{ENV_PREFIX}{}", key.name.to_ascii_uppercase());
+            env(&var).map(|v| (key.name, (Origin::Env(key.name), Raw::One(v))))
+        })
+        .collect()
+}
+
+/// Parses the `--config` file: a JSON object whose keys are the settings' snake_case names.
+fn parse_file(path: &str, text: &str) -> Result<BTreeMap<&'static str, (Origin, Raw)>, ConfigError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ConfigError::File { path: path.to_string(), reason: format!("not valid JSON: {e}") })?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ConfigError::File { path: path.to_string(), reason: "must hold a JSON object".into() });
+    };
+    let mut out = BTreeMap::new();
+    for (name, value) in map {
+        let key = key_by_name(&name)
+            .filter(|k| k.name != "config")
+            .ok_or_else(|| ConfigError::UnknownFileKey { path: path.to_string(), key: name.clone() })?;
+        let wrong = |expected| ConfigError::FileType { path: path.to_string(), key: name.clone(), expected };
+        let raw = match (key.kind, value) {
+            (Kind::List(_), serde_json::Value::Array(items)) => Raw::Many(
+                items
+                    .into_iter()
+                    .map(|item| match item {
+                        serde_json::Value::String(s) => Ok(s),
+                        _ => Err(wrong("an array of strings")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            (_, serde_json::Value::String(s)) => Raw::One(s),
+            (Kind::Value(_), serde_json::Value::Number(n)) => Raw::One(n.to_string()),
+            (Kind::Flag, serde_json::Value::Bool(b)) => Raw::One(b.to_string()),
+            (Kind::List(_), _) => return Err(wrong("an array of strings")),
+            (Kind::Flag, _) => return Err(wrong("true or false")),
+            (Kind::Value(_), _) => return Err(wrong("a string or a number")),
+        };
+        out.insert(key.name, (Origin::File { path: path.to_string(), key: key.name }, raw));
+    }
+    Ok(out)
+}
+
+fn invalid(origin: &Origin, value: &str, reason: &'static str) -> ConfigError {
+    ConfigError::Invalid { source: origin.clone(), value: value.to_string(), reason }
+}
+
+fn parse_bool(origin: &Origin, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(invalid(origin, v, "must be true or false")),
+    }
+}
+
+fn parse_addr(origin: &Origin, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse().map_err(|_| invalid(origin, v, "must be an IP address and port, like 127.0.0.1:8080"))
+}
+
+fn parse_secs(origin: &Origin, v: &str) -> Result<Duration, ConfigError> {
+    match v.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 31_536_000.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(invalid(origin, v, "must be a number of seconds above 0 and at most a year")),
+    }
+}
+
+fn parse_count(origin: &Origin, v: &str, max: u64, reason: &'static str) -> Result<u64, ConfigError> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if n >= 1 && n <= max => Ok(n),
+        _ => Err(invalid(origin, v, reason)),
+    }
+}
+
+/// An absolute `http` or `https` URL with a host and no fragment, split into origin and path.
+struct HttpUrl {
+    origin: String,
+    path: String,
+    has_query: bool,
+}
+
+fn parse_http_url(v: &str) -> Option<HttpUrl> {
+    if v.contains('#') || v.chars().any(|c| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let uri: Uri = v.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = uri.authority()?;
+    if authority.host().is_empty() || authority.as_str().contains('@') {
+        return None;
+    }
+    let path = uri.path().trim_end_matches('/').to_string();
+    Some(HttpUrl { origin: format!("{scheme}://{authority}"), path, has_query: uri.query().is_some() })
+}
+
+fn parse_resource(origin: &Origin, v: &str) -> Result<Resource, ConfigError> {
+    let url = parse_http_url(v)
+        .ok_or_else(|| invalid(origin, v, "must be an absolute http or https URL with no fragment"))?;
+    Ok(Resource { url: v.to_string(), origin: url.origin, path: url.path })
+}
+
+fn parse_issuer(origin: &Origin, v: &str) -> Result<Issuer, ConfigError> {
+    // RFC 8414 §2: the issuer is an https URL with no query or fragment. Plain http is
+    // accepted for loopback and test deployments.
+    match parse_http_url(v) {
+        Some(url) if !url.has_query => Ok(Issuer { url: v.to_string(), origin: url.origin, path: url.path }),
+        _ => Err(invalid(origin, v, "must be an absolute http or https URL with no query or fragment")),
+    }
+}
+
+impl Config {
+    /// Validates the gathered settings into a `Config`, naming the first bad value.
+    pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
+        let listen = s.listen()?;
+        let admin_listen = s.one("admin_listen").map(|(o, v)| parse_addr(o, v)).transpose()?;
+        let (o, v) = s.one("resource").ok_or(ConfigError::Missing("resource"))?;
+        let resource = parse_resource(o, v)?;
+        let (o, v) = s.one("auth_server").ok_or(ConfigError::Missing("auth_server"))?;
+        let issuer = parse_issuer(o, v)?;
+        let metadata_url = match s.one("auth_server_metadata") {
+            Some((o, v)) => {
+                parse_http_url(v).ok_or_else(|| invalid(o, v, "must be an absolute http or https URL"))?;
+                Some(v.parse::<Uri>().map_err(|_| invalid(o, v, "must be an absolute http or https URL"))?)
+            }
+            None => None,
+        };
+        let mut scopes = Vec::new();
+        for (o, scope) in s.many("scope") {
+            // RFC 6749 §3.3: scope tokens are printable ASCII without space, quote or backslash.
+            let ok = !scope.is_empty()
+                && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !ok {
+                return Err(invalid(o, scope, "a scope is printable ASCII without spaces, quotes or backslashes"));
+            }
+            if !scopes.iter().any(|s: &String| s == scope) {
+                scopes.push(scope.to_string());
+            }
+        }
+        let resource_name = match s.one("resource_name") {
+            Some((o, v)) if v.trim().is_empty() || v.chars().any(char::is_control) => {
+                return Err(invalid(o, v, "must be non-empty text without control characters"));
+            }
+            Some((_, v)) => Some(v.to_string()),
+            None => None,
+        };
+        let resource_documentation = match s.one("resource_documentation") {
+            Some((o, v)) => {
+                parse_http_url(v).ok_or_else(|| invalid(o, v, "must be an absolute http or https URL"))?;
+                Some(v.to_string())
+            }
+            None => None,
+        };
+        let secs = |name, default: u64| -> Result<Duration, ConfigError> {
+            s.one(name).map(|(o, v)| parse_secs(o, v)).unwrap_or(Ok(Duration::from_secs(default)))
+        };
+        let cache_max_age = match s.one("cache_max_age") {
+            Some((o, v)) => v.trim().parse::<u32>().map_err(|_| invalid(o, v, "must be a whole number of seconds"))?,
+            None => 300,
+        };
+        let max_metadata_bytes = match s.one("max_metadata_bytes") {
+            Some((o, v)) => parse_count(o, v, 64 << 20, "must be a whole number of bytes from 1 to 67108864")? as usize,
+            None => 256 * 1024,
+        };
+        let threads = match s.one("threads") {
+            Some((o, v)) => Some(parse_count(o, v, 1024, "must be a whole number from 1 to 1024")? as usize),
+            None => None,
+        };
+        Ok(Config {
+            listen,
+            admin_listen,
+            resource,
+            issuer,
+            metadata_url,
+            scopes,
+            resource_name,
+            resource_documentation,
+            refresh: secs("refresh", 300)?,
+            cache_max_age,
+            connect_timeout: secs("connect_timeout", 5)?,
+            fetch_timeout: secs("fetch_timeout", 10)?,
+            max_metadata_bytes,
+            drain_timeout: secs("drain_timeout", 10)?,
+            threads,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn load(list: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let settings = Settings::load(args(list), |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))?;
+        Config::from_settings(&settings)
+    }
+
+    const BASE: &[&str] = &["--resource", "https://mcp.example.com/mcp", "--auth-server", "https://auth.example.com"];
+
+    #[test]
+    fn minimal_flags_take_defaults() {
+        let c = load(BASE, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.resource.origin, "https://mcp.example.com");
+        assert_eq!(c.resource.path, "/mcp");
+        assert_eq!(c.issuer.path, "");
+        assert_eq!(c.refresh, Duration::from_secs(300));
+        assert_eq!(c.max_metadata_bytes, 262_144);
+        assert!(c.scopes.is_empty());
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let dir = std::env::temp_dir().join(format!("mae-config-{}", std::process::id()));
+        std::fs::write(&dir, r#"{"listen":"127.0.0.1:1","refresh":7,"scope":["a","b"]}"#).unwrap();
+        let path = dir.to_str().unwrap();
+        let mut list = BASE.to_vec();
+        list.extend(["--config", path, "--listen", "127.0.0.1:3"]);
+        let c = load(&list, &[("MCP_AUTH_EDGE_LISTEN", "127.0.0.1:2"), ("MCP_AUTH_EDGE_REFRESH", "0.5")]).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(c.listen.port(), 3);
+        assert_eq!(c.refresh, Duration::from_millis(500));
+        assert_eq!(c.scopes, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn repeated_scope_flags_and_env_list() {
+        let mut list = BASE.to_vec();
+        list.extend(["--scope", "mcp:read", "--scope=mcp:write", "--scope", "mcp:read"]);
+        assert_eq!(load(&list, &[]).unwrap().scopes, vec!["mcp:read", "mcp:write"]);
+        let c = load(BASE, &[("MCP_AUTH_EDGE_SCOPE", "a  b")]).unwrap();
+        assert_eq!(c.scopes, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn missing_required_value_is_named() {
+        let e = load(&["--resource", "https://x.example/mcp"], &[]).unwrap_err();
+        assert_eq!(e, ConfigError::Missing("auth_server"));
+        assert!(e.to_string().contains("--auth-server is required"));
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let mut list = BASE.to_vec();
+        list.extend(["--refresh", "soon"]);
+        let e = load(&list, &[]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --refresh \"soon\""), "{e}");
+
+        let e = load(BASE, &[("MCP_AUTH_EDGE_LISTEN", "localhost")]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid MCP_AUTH_EDGE_LISTEN \"localhost\""), "{e}");
+
+        let e = load(&["--resource", "ftp://x/y", "--auth-server", "https://a"], &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("resource"), .. }));
+    }
+
+    #[test]
+    fn issuer_with_query_or_fragment_is_refused() {
+        for bad in ["https://a.example?x=1", "https://a.example#f", "a.example", "https://user@a.example"] {
+            let e = load(&["--resource", "https://r.example/", "--auth-server", bad], &[]).unwrap_err();
+            assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("auth_server"), .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn issuer_path_loses_trailing_slash_but_keeps_identity() {
+        let c = load(&["--resource", "https://r.example/", "--auth-server", "https://a.example/tenant/"], &[]).unwrap();
+        assert_eq!(c.issuer.url, "https://a.example/tenant/");
+        assert_eq!(c.issuer.path, "/tenant");
+        assert_eq!(c.resource.path, "");
+    }
+
+    #[test]
+    fn unknown_flag_and_file_key_are_refused() {
+        assert_eq!(load(&["--bogus"], &[]).unwrap_err(), ConfigError::UnknownFlag("--bogus".into()));
+        assert_eq!(load(&["--listen"], &[]).unwrap_err(), ConfigError::MissingValue("--listen".into()));
+        let e = parse_file("f.json", r#"{"lisen":"x"}"#).unwrap_err();
+        assert_eq!(e, ConfigError::UnknownFileKey { path: "f.json".into(), key: "lisen".into() });
+        let e = parse_file("f.json", r#"{"scope":"a","refresh":[1]}"#).unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::FileType { path: "f.json".into(), key: "refresh".into(), expected: "a string or a number" }
+        );
+        assert!(matches!(parse_file("f.json", "{"), Err(ConfigError::File { .. })));
+    }
+
+    #[test]
+    fn bad_scope_is_refused() {
+        let mut list = BASE.to_vec();
+        list.extend(["--scope", "has\"quote"]);
+        assert!(matches!(load(&list, &[]), Err(ConfigError::Invalid { source: Origin::Flag("scope"), .. })));
+    }
+
+    #[test]
+    fn demo_flag_needs_no_value() {
+        let s = Settings::load(args(&["--demo"]), |_| None).unwrap();
+        assert!(s.demo().unwrap());
+        let s = Settings::load(args(&[]), |n| (n == "MCP_AUTH_EDGE_DEMO").then(|| "maybe".into())).unwrap();
+        assert!(s.demo().is_err());
+    }
+}

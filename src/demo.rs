@@ -1,0 +1,71 @@
+//! `--demo`: a small built-in authorization server on a loopback port, so the edge can be
+//! tried with nothing else running. It serves RFC 8414 metadata naming itself as issuer.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::net::TcpListener;
+
+use crate::respond::Body;
+use crate::serve::{self, Shutdown};
+
+/// The metadata document of the demo authorization server at `issuer`.
+pub fn metadata(issuer: &str) -> Bytes {
+    let doc = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "registration_endpoint": format!("{issuer}/register"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "scopes_supported": ["mcp:tools", "mcp:resources"],
+        "service_documentation": "https://modelcontextprotocol.io/specification/draft/basic/authorization",
+    });
+    Bytes::from(doc.to_string())
+}
+
+/// Serves the demo authorization server on `listener` until shutdown.
+pub async fn run_authorization_server(listener: TcpListener, shutdown: Shutdown) -> io::Result<()> {
+    let issuer = format!("http://{}", listener.local_addr()?);
+    let document = Arc::new(metadata(&issuer));
+    serve::serve(listener, shutdown, Duration::from_secs(1), move |request| answer(&document, request)).await
+}
+
+fn answer<B>(document: &Bytes, request: &Request<B>) -> Response<Body> {
+    let json = HeaderValue::from_static("application/json");
+    let (status, body) = match request.uri().path() {
+        "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration" => (StatusCode::OK, document.clone()),
+        "/authorize" | "/token" | "/register" => (
+            StatusCode::NOT_IMPLEMENTED,
+            Bytes::from_static(br#"{"error":"temporarily_unavailable","error_description":"the demo authorization server only publishes metadata"}"#),
+        ),
+        _ => (StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"not_found"}"#)),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, json);
+    response
+}
+
+/// The lines printed when the demo starts.
+pub fn banner(edge: &str, issuer: &str, resource_path: &str) -> String {
+    format!(
+        "\nmcp-auth-edge demo\n\
+         \x20 edge:                        {edge}\n\
+         \x20 authorization server (demo): {issuer}\n\n\
+         try:\n\
+         \x20 curl -i {edge}/.well-known/oauth-protected-resource{resource_path}\n\
+         \x20 curl -i {edge}/.well-known/oauth-authorization-server\n\
+         \x20 curl -i -H 'If-None-Match: \"<etag from above>\"' {edge}/.well-known/oauth-authorization-server\n\
+         \x20 curl -i -X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: GET' \\\n\
+         \x20      -H 'Access-Control-Request-Headers: mcp-protocol-version' {edge}/.well-known/oauth-authorization-server\n\
+         \x20 curl -i -X POST {edge}/.well-known/oauth-authorization-server\n\n\
+         Ctrl-C stops it.\n"
+    )
+}

@@ -1,0 +1,127 @@
+//! The `mcp-auth-edge` binary: parse the configuration, bind, run until a signal.
+
+use std::process::ExitCode;
+
+use mcp_auth_edge::config::{ConfigError, Settings};
+use mcp_auth_edge::serve::shutdown_channel;
+use mcp_auth_edge::{demo, error, info, Config};
+
+fn main() -> ExitCode {
+    let settings = match Settings::load(std::env::args().skip(1), |name| std::env::var(name).ok()) {
+        Ok(settings) => settings,
+        Err(e @ (ConfigError::HelpRequested | ConfigError::VersionRequested)) => {
+            println!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return config_error(&e),
+    };
+    match try_main(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(e)) => config_error(&e),
+        Err(Failure::Io(context, e)) => {
+            eprintln!("mcp-auth-edge: {context}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("mcp-auth-edge: {e}");
+    ExitCode::from(2)
+}
+
+enum Failure {
+    Config(ConfigError),
+    Io(String, std::io::Error),
+}
+
+fn try_main(mut settings: Settings) -> Result<(), Failure> {
+    let demo = settings.demo().map_err(Failure::Config)?;
+    // The demo's authorization server must have its port before the configuration can name
+    // it as the issuer, so it is bound first, on loopback.
+    let demo_listener = if demo {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Failure::Io("demo authorization server".into(), e))?;
+        let addr = listener.local_addr().map_err(|e| Failure::Io("demo authorization server".into(), e))?;
+        settings.set("auth_server", format!("http://{addr}"));
+        if !settings.has("resource") {
+            let listen = settings.listen().map_err(Failure::Config)?;
+            settings.set("resource", format!("http://{listen}/mcp"));
+        }
+        Some(listener)
+    } else {
+        None
+    };
+    let config = Config::from_settings(&settings).map_err(Failure::Config)?;
+
+    let listener = std::net::TcpListener::bind(config.listen)
+        .map_err(|e| Failure::Io(format!("cannot listen on {} (--listen)", config.listen), e))?;
+    let admin = match config.admin_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| Failure::Io(format!("cannot listen on {addr} (--admin-listen)"), e))?,
+        ),
+        None => None,
+    };
+
+    let threads = config.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    }
+    .map_err(|e| Failure::Io("cannot start the runtime".into(), e))?;
+
+    runtime.block_on(async move {
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |e| Failure::Io(what, e)
+        };
+        for l in [Some(&listener), admin.as_ref(), demo_listener.as_ref()].into_iter().flatten() {
+            l.set_nonblocking(true).map_err(io("listener"))?;
+        }
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(io("listener"))?;
+        let admin = admin.map(tokio::net::TcpListener::from_std).transpose().map_err(io("admin listener"))?;
+        let (trigger, shutdown) = shutdown_channel();
+
+        let demo_task = match demo_listener {
+            Some(l) => {
+                let l = tokio::net::TcpListener::from_std(l).map_err(io("demo authorization server"))?;
+                Some(tokio::spawn(demo::run_authorization_server(l, shutdown.clone())))
+            }
+            None => None,
+        };
+
+        let edge = format!("http://{}", listener.local_addr().map_err(io("listener"))?);
+        info!("mcp-auth-edge {} listening on {edge}", env!("CARGO_PKG_VERSION"));
+        if let Some(admin) = &admin {
+            info!("admin endpoints on http://{}", admin.local_addr().map_err(io("admin listener"))?);
+        }
+        info!("resource {} with authorization server {}", config.resource.url, config.issuer.url);
+        if demo {
+            println!("{}", demo::banner(&edge, &config.issuer.url, &config.resource.path));
+        }
+
+        tokio::spawn(signals(trigger));
+        let result = mcp_auth_edge::run(&config, listener, admin, shutdown).await;
+        if let Some(task) = demo_task {
+            let _ = task.await;
+        }
+        info!("stopped");
+        result.map_err(io("serving"))
+    })
+}
+
+/// Fires shutdown on SIGTERM or SIGINT.
+async fn signals(trigger: mcp_auth_edge::serve::Trigger) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        error!("cannot install signal handlers; stop the process with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: draining"),
+        _ = int.recv() => info!("SIGINT: draining"),
+    }
+    trigger.fire();
+}

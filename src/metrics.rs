@@ -1,0 +1,123 @@
+//! Counters kept with relaxed atomics on the request path and rendered as Prometheus text
+//! only when `/metrics` is scraped.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::StatusCode;
+
+use crate::route::{Doc, Route};
+use crate::snapshot::Snapshots;
+
+const ROUTES: [&str; 3] = ["auth_server_metadata", "resource_metadata", "other"];
+const STATUSES: [u16; 8] = [200, 204, 304, 400, 404, 405, 503, 0];
+
+/// Request and refresh counters.
+#[derive(Default)]
+pub struct Metrics {
+    requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
+    refresh_ok: AtomicU64,
+    refresh_failed: AtomicU64,
+    refresh_changed: AtomicU64,
+}
+
+fn route_index(route: Route) -> usize {
+    match route {
+        Route::Document { doc, .. } | Route::Preflight(doc) | Route::MethodNotAllowed(doc) => match doc {
+            Doc::AuthServer => 0,
+            Doc::Resource => 1,
+        },
+        Route::NotFound => 2,
+    }
+}
+
+fn status_index(status: StatusCode) -> usize {
+    let code = status.as_u16();
+    STATUSES.iter().position(|&s| s == code).unwrap_or(STATUSES.len() - 1)
+}
+
+impl Metrics {
+    pub fn request(&self, route: Route, status: StatusCode) {
+        self.requests[route_index(route)][status_index(status)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn refresh_succeeded(&self, changed: bool) {
+        self.refresh_ok.fetch_add(1, Ordering::Relaxed);
+        if changed {
+            self.refresh_changed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn refresh_failed(&self) {
+        self.refresh_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests counted so far for a route label and status, for tests and the admin page.
+    pub fn requests(&self, route: Route, status: StatusCode) -> u64 {
+        self.requests[route_index(route)][status_index(status)].load(Ordering::Relaxed)
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self, snapshots: &Snapshots) -> String {
+        let mut out = String::with_capacity(2048);
+        out.push_str("# HELP mcp_auth_edge_requests_total Requests answered, by route and status.\n");
+        out.push_str("# TYPE mcp_auth_edge_requests_total counter\n");
+        for (r, route) in ROUTES.iter().enumerate() {
+            for (s, status) in STATUSES.iter().enumerate() {
+                let n = self.requests[r][s].load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = if *status == 0 { "other".to_string() } else { status.to_string() };
+                    let _ = writeln!(out, "mcp_auth_edge_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+                }
+            }
+        }
+        let counters = [
+            ("refresh_success_total", "Good fetches of the authorization server metadata.", &self.refresh_ok),
+            ("refresh_failure_total", "Failed fetches of the authorization server metadata.", &self.refresh_failed),
+            ("refresh_changed_total", "Good fetches that brought a changed document.", &self.refresh_changed),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP mcp_auth_edge_{name} {help}\n# TYPE mcp_auth_edge_{name} counter");
+            let _ = writeln!(out, "mcp_auth_edge_{name} {}", value.load(Ordering::Relaxed));
+        }
+        out.push_str(
+            "# HELP mcp_auth_edge_snapshot_age_seconds Seconds since the last good fetch; absent before the first.\n",
+        );
+        out.push_str("# TYPE mcp_auth_edge_snapshot_age_seconds gauge\n");
+        if let Some(age) = snapshots.age() {
+            let _ = writeln!(out, "mcp_auth_edge_snapshot_age_seconds {:.3}", age.as_secs_f64());
+        }
+        out.push_str("# HELP mcp_auth_edge_snapshot_loaded Whether authorization server metadata is in service.\n");
+        out.push_str("# TYPE mcp_auth_edge_snapshot_loaded gauge\n");
+        let _ = writeln!(out, "mcp_auth_edge_snapshot_loaded {}", u8::from(snapshots.ready()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn counts_by_route_and_status() {
+        let m = Metrics::default();
+        let doc = Route::Document { doc: Doc::AuthServer, head: false };
+        m.request(doc, StatusCode::OK);
+        m.request(doc, StatusCode::OK);
+        m.request(Route::NotFound, StatusCode::IM_A_TEAPOT);
+        m.refresh_succeeded(true);
+        m.refresh_failed();
+        assert_eq!(m.requests(doc, StatusCode::OK), 2);
+        let text = m.render(&Snapshots::new(Bytes::from_static(b"{}")));
+        assert!(
+            text.contains("mcp_auth_edge_requests_total{route=\"auth_server_metadata\",status=\"200\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("mcp_auth_edge_requests_total{route=\"other\",status=\"other\"} 1\n"));
+        assert!(text.contains("mcp_auth_edge_refresh_success_total 1\n"));
+        assert!(text.contains("mcp_auth_edge_refresh_failure_total 1\n"));
+        assert!(text.contains("mcp_auth_edge_snapshot_loaded 0\n"));
+        assert!(!text.contains("\nmcp_auth_edge_snapshot_age_seconds "));
+    }
+}

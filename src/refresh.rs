@@ -1,0 +1,84 @@
+//! The background task that keeps the authorization server snapshot fresh.
+//!
+//! A good fetch is offered to the snapshot (swapped only if the bytes changed); a failed one
+//! leaves the last good document in service and is retried with exponential backoff, capped at
+//! the refresh period. Logs are written when the state changes, not on every attempt.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::metadata::Fetcher;
+use crate::serve::Shutdown;
+use crate::State;
+
+/// Refreshes until `shutdown` fires. The first fetch starts at once.
+pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, mut shutdown: Shutdown) {
+    let first_retry = period.min(Duration::from_secs(1));
+    let mut retry = first_retry;
+    // The failure last logged; `None` while healthy.
+    let mut failing: Option<String> = None;
+    let mut loaded = false;
+    loop {
+        let outcome = tokio::select! {
+            outcome = fetcher.fetch() => outcome,
+            _ = shutdown.wait() => return,
+        };
+        let wait = match outcome {
+            Ok(body) => {
+                let changed = state.snapshots.offer(body);
+                state.metrics.refresh_succeeded(changed);
+                if !loaded {
+                    crate::info!("authorization server metadata loaded; ready");
+                } else if failing.is_some() {
+                    crate::info!("authorization server metadata fetched again; refresh recovered");
+                } else if changed {
+                    crate::info!("authorization server metadata changed; new snapshot in service");
+                }
+                loaded = true;
+                failing = None;
+                retry = first_retry;
+                period
+            }
+            Err(error) => {
+                state.metrics.refresh_failed();
+                let message = error.to_string();
+                if failing.as_deref() != Some(message.as_str()) {
+                    if loaded {
+                        crate::warn!("metadata refresh failed, still serving the last good document: {message}");
+                    } else {
+                        crate::warn!("metadata fetch failed, discovery answers 503 until it succeeds: {message}");
+                    }
+                    failing = Some(message);
+                }
+                let wait = retry;
+                retry = (retry * 2).min(period);
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(jitter(wait)) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// Spreads waits by up to ±10% so that replicas started together do not fetch in lockstep.
+fn jitter(wait: Duration) -> Duration {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let factor = 0.9 + 0.2 * (f64::from(nanos % 1000) / 1000.0);
+    wait.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jitter;
+    use std::time::Duration;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_secs(10));
+            assert!(j >= Duration::from_secs(9) && j <= Duration::from_secs(11), "{j:?}");
+        }
+    }
+}

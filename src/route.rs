@@ -1,0 +1,158 @@
+//! Request classification: a pure function from (method, path) to what the edge will do.
+//!
+//! The paths are computed once from the configuration; classifying a request compares the
+//! request path against that short list and allocates nothing.
+
+use http::Method;
+
+use crate::config::Config;
+
+/// The discovery documents the edge serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Doc {
+    /// RFC 8414 authorization server metadata, relayed from upstream.
+    AuthServer,
+    /// RFC 9728 protected resource metadata, built from the configuration.
+    Resource,
+}
+
+/// What the edge does with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET` (or `HEAD` when `head` is set) of a discovery document.
+    Document { doc: Doc, head: bool },
+    /// `OPTIONS` on a discovery document: a CORS preflight.
+    Preflight(Doc),
+    /// Any other method on a discovery document.
+    MethodNotAllowed(Doc),
+    /// A path the edge does not serve. The gate to the MCP server attaches here.
+    NotFound,
+}
+
+/// The request paths that lead to each document, precomputed from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    auth_server: Vec<Box<str>>,
+    resource: Vec<Box<str>>,
+}
+
+const AS_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
+const OIDC_WELL_KNOWN: &str = "/.well-known/openid-configuration";
+/// RFC 9728 §3: the well-known suffix for protected resource metadata.
+pub const PRM_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+
+impl Paths {
+    /// Paths for an issuer path like `/tenant` (or empty) and a resource path like `/mcp`.
+    pub fn new(issuer_path: &str, resource_path: &str) -> Paths {
+        let mut auth_server: Vec<Box<str>> = vec![AS_WELL_KNOWN.into(), OIDC_WELL_KNOWN.into()];
+        if !issuer_path.is_empty() {
+            // RFC 8414 §3.1 inserts the well-known segment before the issuer's path; OpenID
+            // Connect Discovery §4 appends it. MCP clients try all three.
+            auth_server.push(format!("{AS_WELL_KNOWN}{issuer_path}").into());
+            auth_server.push(format!("{OIDC_WELL_KNOWN}{issuer_path}").into());
+            auth_server.push(format!("{issuer_path}{OIDC_WELL_KNOWN}").into());
+        }
+        let mut resource: Vec<Box<str>> = vec![PRM_WELL_KNOWN.into()];
+        if !resource_path.is_empty() {
+            // RFC 9728 §3.1: the well-known segment goes between the host and the path.
+            resource.push(format!("{PRM_WELL_KNOWN}{resource_path}").into());
+        }
+        Paths { auth_server, resource }
+    }
+
+    pub fn from_config(config: &Config) -> Paths {
+        Paths::new(&config.issuer.path, &config.resource.path)
+    }
+
+    /// The paths served for a document, for logs and the demo banner.
+    pub fn of(&self, doc: Doc) -> &[Box<str>] {
+        match doc {
+            Doc::AuthServer => &self.auth_server,
+            Doc::Resource => &self.resource,
+        }
+    }
+
+    fn doc_for(&self, path: &str) -> Option<Doc> {
+        if self.resource.iter().any(|p| **p == *path) {
+            Some(Doc::Resource)
+        } else if self.auth_server.iter().any(|p| **p == *path) {
+            Some(Doc::AuthServer)
+        } else {
+            None
+        }
+    }
+}
+
+/// Classifies a request by its method and path (the path without its query).
+pub fn classify(paths: &Paths, method: &Method, path: &str) -> Route {
+    let Some(doc) = paths.doc_for(path) else {
+        return Route::NotFound;
+    };
+    match *method {
+        Method::GET => Route::Document { doc, head: false },
+        Method::HEAD => Route::Document { doc, head: true },
+        Method::OPTIONS => Route::Preflight(doc),
+        _ => Route::MethodNotAllowed(doc),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_issuer_and_resource_path() {
+        let p = Paths::new("", "/mcp");
+        let get = |path| classify(&p, &Method::GET, path);
+        assert_eq!(
+            get("/.well-known/oauth-authorization-server"),
+            Route::Document { doc: Doc::AuthServer, head: false }
+        );
+        assert_eq!(get("/.well-known/openid-configuration"), Route::Document { doc: Doc::AuthServer, head: false });
+        assert_eq!(get("/.well-known/oauth-protected-resource"), Route::Document { doc: Doc::Resource, head: false });
+        assert_eq!(
+            get("/.well-known/oauth-protected-resource/mcp"),
+            Route::Document { doc: Doc::Resource, head: false }
+        );
+        assert_eq!(get("/.well-known/oauth-protected-resource/other"), Route::NotFound);
+        assert_eq!(get("/.well-known/oauth-authorization-server/"), Route::NotFound);
+        assert_eq!(get("/mcp"), Route::NotFound);
+        assert_eq!(get(""), Route::NotFound);
+    }
+
+    #[test]
+    fn issuer_with_path_adds_three_forms() {
+        let p = Paths::new("/tenant1", "");
+        for path in [
+            "/.well-known/oauth-authorization-server/tenant1",
+            "/.well-known/openid-configuration/tenant1",
+            "/tenant1/.well-known/openid-configuration",
+            "/.well-known/oauth-authorization-server",
+        ] {
+            assert_eq!(
+                classify(&p, &Method::GET, path),
+                Route::Document { doc: Doc::AuthServer, head: false },
+                "{path}"
+            );
+        }
+        assert_eq!(p.of(Doc::Resource).len(), 1);
+    }
+
+    #[test]
+    fn methods() {
+        let p = Paths::new("", "");
+        let path = "/.well-known/oauth-protected-resource";
+        assert_eq!(classify(&p, &Method::HEAD, path), Route::Document { doc: Doc::Resource, head: true });
+        assert_eq!(classify(&p, &Method::OPTIONS, path), Route::Preflight(Doc::Resource));
+        assert_eq!(classify(&p, &Method::POST, path), Route::MethodNotAllowed(Doc::Resource));
+        let custom = Method::from_bytes(b"PURGE").unwrap();
+        assert_eq!(classify(&p, &custom, path), Route::MethodNotAllowed(Doc::Resource));
+        assert_eq!(classify(&p, &Method::POST, "/nope"), Route::NotFound);
+    }
+
+    #[test]
+    fn matching_is_case_sensitive() {
+        let p = Paths::new("", "");
+        assert_eq!(classify(&p, &Method::GET, "/.WELL-KNOWN/oauth-protected-resource"), Route::NotFound);
+    }
+}

@@ -1,0 +1,88 @@
+// The small check harness shared by the Node scripts: named checks, one line each, and a
+// summary line run.sh adds up (`RESULT passed=N failed=M`).
+
+import { isDeepStrictEqual } from 'node:util';
+
+export class Checks {
+  constructor(name) {
+    this.name = name;
+    this.passed = 0;
+    this.failed = 0;
+  }
+
+  /** Records one check: `ok` true passes; otherwise `detail` says what was wrong. */
+  check(title, ok, detail = '') {
+    if (ok) {
+      this.passed += 1;
+      console.log(`  ok   ${title}`);
+    } else {
+      this.failed += 1;
+      console.log(`  FAIL ${title}${detail ? `\n       ${detail.replaceAll('\n', '\n       ')}` : ''}`);
+    }
+    return ok;
+  }
+
+  /** A check that `actual` deep-equals `expected`, showing both when it does not. */
+  equal(title, actual, expected) {
+    return this.check(
+      title,
+      isDeepStrictEqual(actual, expected),
+      `expected ${JSON.stringify(expected)}\ngot      ${JSON.stringify(actual)}`,
+    );
+  }
+
+  /** Runs an async step; an exception fails it with the message instead of ending the script. */
+  async step(title, fn) {
+    try {
+      return await fn();
+    } catch (error) {
+      this.check(title, false, `threw ${error?.stack ?? error}`);
+      return undefined;
+    }
+  }
+
+  /** Prints the summary and sets the exit code. */
+  finish() {
+    console.log(`RESULT ${this.name} passed=${this.passed} failed=${this.failed}`);
+    process.exitCode = this.failed === 0 && this.passed > 0 ? 0 : 1;
+  }
+}
+
+/** Field-by-field differences between two metadata objects, as lines; empty when equal. */
+export function fieldDiff(a, b, labelA = 'a', labelB = 'b') {
+  const keys = [...new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])].sort();
+  const lines = [];
+  for (const key of keys) {
+    if (!isDeepStrictEqual(a?.[key], b?.[key])) {
+      lines.push(`${key}: ${labelA}=${JSON.stringify(a?.[key])} ${labelB}=${JSON.stringify(b?.[key])}`);
+    }
+  }
+  return lines;
+}
+
+/** Reads a required environment variable or exits with a clear message. */
+export function env(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`${name} is not set (run.sh sets it)`);
+    process.exit(2);
+  }
+  return value;
+}
+
+/** A fetch that records each request's URL, its MCP-Protocol-Version header and the status. */
+export function recordingFetch(log) {
+  return async (url, init = {}) => {
+    const headers = new Headers(init.headers ?? {});
+    const entry = { url: String(url), mcpProtocolVersion: headers.get('mcp-protocol-version'), status: undefined };
+    log.push(entry);
+    const response = await fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(5000) });
+    entry.status = response.status;
+    return response;
+  };
+}
+
+/** `path status` pairs of a request log, for compact assertions and output. */
+export function trail(log, origin) {
+  return log.map((e) => `${e.url.startsWith(origin) ? e.url.slice(origin.length) : e.url} ${e.status}`);
+}

@@ -63,7 +63,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let state = std::sync::Arc::new(State::new(config));
     let fetcher = metadata::Fetcher::new(config);
-    let refresh = tokio::spawn(refresh::run(state.clone(), fetcher, config.refresh, shutdown.clone()));
+    let refresh =
+        tokio::spawn(refresh::run(state.clone(), fetcher, config.refresh, config.scopes.clone(), shutdown.clone()));
     let admin =
         admin.map(|listener| tokio::spawn(admin::run(listener, state.clone(), shutdown.clone(), config.drain_timeout)));
     let result = serve::run(listener, state, shutdown, config.drain_timeout).await;

@@ -34,6 +34,7 @@ pub fn discovery_urls(issuer: &Issuer) -> Vec<String> {
 pub enum DocumentError {
     NotJson(String),
     NotObject,
+    DuplicateField(String),
     MissingField(&'static str),
     WrongType { field: &'static str, expected: &'static str },
     IssuerMismatch { expected: String, found: String },
@@ -44,6 +45,7 @@ impl fmt::Display for DocumentError {
         match self {
             DocumentError::NotJson(e) => write!(f, "not valid JSON ({e})"),
             DocumentError::NotObject => f.write_str("not a JSON object"),
+            DocumentError::DuplicateField(field) => write!(f, "field {field:?} appears more than once"),
             DocumentError::MissingField(field) => write!(f, "required field \"{field}\" is missing"),
             DocumentError::WrongType { field, expected } => write!(f, "field \"{field}\" must be {expected}"),
             DocumentError::IssuerMismatch { expected, found } => {
@@ -67,6 +69,13 @@ pub fn validate(body: &[u8], expected_issuer: &str) -> Result<(), DocumentError>
     let Value::Object(doc) = value else {
         return Err(DocumentError::NotObject);
     };
+    // SECURITY: JSON parsers disagree on which of two equal keys wins. serde_json keeps the
+    // last, another client may keep the first, so a document with two `issuer`s could pass
+    // this check and name another issuer to the client. The bytes are relayed verbatim, so
+    // such a document is refused outright.
+    if let Ok(UniqueKeys(Some(key))) = serde_json::from_slice::<UniqueKeys>(body) {
+        return Err(DocumentError::DuplicateField(key));
+    }
     let string = |field: &'static str| match doc.get(field) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
@@ -111,6 +120,48 @@ pub fn validate(body: &[u8], expected_issuer: &str) -> Result<(), DocumentError>
         strings(field)?;
     }
     Ok(())
+}
+
+/// Deserializes only to find the first repeated top-level key of a JSON object, if any.
+struct UniqueKeys(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                let mut repeated = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    if repeated.is_none() && seen.contains(&key) {
+                        repeated = Some(key);
+                    } else {
+                        seen.insert(key);
+                    }
+                }
+                Ok(UniqueKeys(repeated))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
+}
+
+/// The configured scopes that the authorization server does not list in its
+/// `scopes_supported`, when it lists any. Clients register with the scopes the resource
+/// metadata names, and some servers refuse a registration that asks for unknown scopes.
+pub fn unlisted_scopes<'a>(body: &[u8], scopes: &'a [String]) -> Vec<&'a str> {
+    let Ok(serde_json::Value::Object(doc)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let Some(serde_json::Value::Array(listed)) = doc.get("scopes_supported") else {
+        return Vec::new();
+    };
+    scopes.iter().map(String::as_str).filter(|s| !listed.iter().any(|l| l.as_str() == Some(*s))).collect()
 }
 
 /// Why a fetch of the metadata failed. The last good snapshot stays in service whatever it is.
@@ -374,6 +425,24 @@ mod tests {
             ),
             Err(DocumentError::WrongType { field: "jwks_uri", expected: "a string" })
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let twice = r#"{"issuer":"https://evil.example","authorization_endpoint":"a","token_endpoint":"t",
+            "response_types_supported":["code"],"issuer":"https://as.example"}"#;
+        assert_eq!(
+            validate(twice.as_bytes(), "https://as.example"),
+            Err(DocumentError::DuplicateField("issuer".into()))
+        );
+    }
+
+    #[test]
+    fn unlisted_scopes_are_named() {
+        let doc = br#"{"scopes_supported":["openid","mcp:tools"]}"#;
+        let scopes = vec!["mcp:tools".to_string(), "mcp:admin".to_string()];
+        assert_eq!(unlisted_scopes(doc, &scopes), ["mcp:admin"]);
+        assert!(unlisted_scopes(b"{}", &scopes).is_empty());
     }
 
     #[test]

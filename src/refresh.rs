@@ -7,12 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::metadata::Fetcher;
+use crate::metadata::{self, Fetcher};
 use crate::serve::Shutdown;
 use crate::State;
 
 /// Refreshes until `shutdown` fires. The first fetch starts at once.
-pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, mut shutdown: Shutdown) {
+pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, scopes: Vec<String>, mut shutdown: Shutdown) {
     let first_retry = period.min(Duration::from_secs(1));
     let mut retry = first_retry;
     // The failure last logged; `None` while healthy.
@@ -25,7 +25,16 @@ pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, mut shut
         };
         let wait = match outcome {
             Ok(body) => {
-                let changed = state.snapshots.offer(body);
+                let changed = state.snapshots.offer(body.clone());
+                if changed {
+                    let unlisted = metadata::unlisted_scopes(&body, &scopes);
+                    if !unlisted.is_empty() {
+                        crate::warn!(
+                            "scopes {unlisted:?} are not in the authorization server's scopes_supported; \
+                             clients that register with them may be refused"
+                        );
+                    }
+                }
                 state.metrics.refresh_succeeded(changed);
                 if !loaded {
                     crate::info!("authorization server metadata loaded; ready");

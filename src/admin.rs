@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
 use tokio::net::TcpListener;
 
-use crate::respond::Body;
+use crate::respond::{Body, Reply};
 use crate::serve::{self, Shutdown};
 use crate::State;
 
@@ -18,7 +17,7 @@ const PROMETHEUS: HeaderValue = HeaderValue::from_static("text/plain; version=0.
 
 /// Serves `/healthz`, `/readyz` and `/metrics` until shutdown.
 pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
-    serve::serve(listener, shutdown, drain, move |request| handle(&state, request)).await
+    serve::serve(listener, shutdown, drain, move |request, _| Reply::Ready(Some(handle(&state, &request)))).await
 }
 
 /// Answers one admin request.
@@ -34,7 +33,7 @@ pub fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
         "/metrics" => (StatusCode::OK, PROMETHEUS, Bytes::from(state.metrics.render(&state.snapshots))),
         _ => (StatusCode::NOT_FOUND, TEXT, Bytes::from_static(b"not found\n")),
     };
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, content_type);
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

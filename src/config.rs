@@ -27,6 +27,9 @@ const KEYS: &[Key] = &[
     Key::value("fetch_timeout", "SECS", "upstream metadata fetch timeout, in total (default 10)"),
     Key::value("max_metadata_bytes", "BYTES", "largest metadata document accepted (default 262144)"),
     Key::value("drain_timeout", "SECS", "how long shutdown waits for in-flight requests (default 10)"),
+    Key::value("upstream", "URL", "MCP server to forward authenticated requests to (origin only)"),
+    Key::value("upstream_timeout", "SECS", "how long to wait for the MCP server's response headers (default 30)"),
+    Key::value("token_check", "MODE", "jwt, introspect or presence (default jwt); this build has presence"),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
     Key::value("config", "FILE", "JSON file with any of these settings, snake_case"),
@@ -53,6 +56,9 @@ pub struct Config {
     pub max_metadata_bytes: usize,
     pub drain_timeout: Duration,
     pub threads: Option<usize>,
+    /// The MCP server behind the gate; without it, non-discovery paths answer 404.
+    pub upstream: Option<crate::proxy::Upstream>,
+    pub upstream_timeout: Duration,
 }
 
 /// The protected resource, as its public URL and the path RFC 9728 §3.1 inserts after the
@@ -423,6 +429,21 @@ fn parse_http_url(v: &str) -> Option<HttpUrl> {
     Some(HttpUrl { origin: format!("{scheme}://{authority}"), path, has_query: uri.query().is_some() })
 }
 
+fn parse_upstream(origin: &Origin, v: &str) -> Result<crate::proxy::Upstream, ConfigError> {
+    let reason = "must be an http or https origin, like http://127.0.0.1:3000 (requests keep their own paths)";
+    let url = parse_http_url(v).ok_or_else(|| invalid(origin, v, reason))?;
+    if !url.path.is_empty() || url.has_query {
+        return Err(invalid(origin, v, reason));
+    }
+    let uri: Uri = v.parse().map_err(|_| invalid(origin, v, reason))?;
+    match (uri.scheme(), uri.authority()) {
+        (Some(scheme), Some(authority)) => {
+            Ok(crate::proxy::Upstream { scheme: scheme.clone(), authority: authority.clone() })
+        }
+        _ => Err(invalid(origin, v, reason)),
+    }
+}
+
 fn parse_resource(origin: &Origin, v: &str) -> Result<Resource, ConfigError> {
     let url = parse_http_url(v)
         .ok_or_else(|| invalid(origin, v, "must be an absolute http or https URL with no fragment"))?;
@@ -495,7 +516,29 @@ impl Config {
             Some((o, v)) => Some(parse_count(o, v, 1024, "must be a whole number from 1 to 1024")? as usize),
             None => None,
         };
+        let upstream = match s.one("upstream") {
+            Some((o, v)) => Some(parse_upstream(o, v)?),
+            None => None,
+        };
+        if upstream.is_some() {
+            match s.one("token_check") {
+                Some((_, "presence")) => {}
+                Some((o, v @ ("jwt" | "introspect"))) => {
+                    return Err(invalid(o, v, "this build checks tokens by presence only; set --token-check presence and let the MCP server validate them"));
+                }
+                Some((o, v)) => return Err(invalid(o, v, "must be jwt, introspect or presence")),
+                None => {
+                    return Err(ConfigError::Invalid {
+                        source: Origin::Flag("token_check"),
+                        value: "jwt".into(),
+                        reason: "the default, jwt, is not in this build yet; set --token-check presence and let the MCP server validate tokens",
+                    });
+                }
+            }
+        }
         Ok(Config {
+            upstream,
+            upstream_timeout: secs("upstream_timeout", 30)?,
             listen,
             admin_listen,
             resource,
@@ -622,6 +665,19 @@ mod tests {
         let mut list = BASE.to_vec();
         list.extend(["--scope", "has\"quote"]);
         assert!(matches!(load(&list, &[]), Err(ConfigError::Invalid { source: Origin::Flag("scope"), .. })));
+    }
+
+    #[test]
+    fn upstream_needs_an_origin_and_a_token_check_this_build_has() {
+        let mut list = BASE.to_vec();
+        list.extend(["--upstream", "http://127.0.0.1:3000"]);
+        let e = load(&list, &[]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --token-check \"jwt\""), "{e}");
+        list.extend(["--token-check", "presence"]);
+        let c = load(&list, &[]).unwrap();
+        assert_eq!(c.upstream.unwrap().authority, "127.0.0.1:3000");
+        let e = load(&[BASE, &["--upstream", "http://h/mcp", "--token-check", "presence"]].concat(), &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("upstream"), .. }));
     }
 
     #[test]

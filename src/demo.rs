@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
 use tokio::net::TcpListener;
 
-use crate::respond::Body;
+use crate::respond::{Body, Reply};
 use crate::serve::{self, Shutdown};
 
 /// The metadata document of the demo authorization server at `issuer`.
@@ -34,7 +33,10 @@ pub fn metadata(issuer: &str) -> Bytes {
 pub async fn run_authorization_server(listener: TcpListener, shutdown: Shutdown) -> io::Result<()> {
     let issuer = format!("http://{}", listener.local_addr()?);
     let document = Arc::new(metadata(&issuer));
-    serve::serve(listener, shutdown, Duration::from_secs(1), move |request| answer(&document, request)).await
+    serve::serve(listener, shutdown, Duration::from_secs(1), move |request, _| {
+        Reply::Ready(Some(answer(&document, &request)))
+    })
+    .await
 }
 
 fn answer<B>(document: &Bytes, request: &Request<B>) -> Response<Body> {
@@ -47,7 +49,7 @@ fn answer<B>(document: &Bytes, request: &Request<B>) -> Response<Body> {
         ),
         _ => (StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"not_found"}"#)),
     };
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, json);
     response

@@ -14,6 +14,8 @@
 //! | [`serve`] | listeners, connections, graceful shutdown |
 //! | [`admin`] | health, readiness and metrics |
 //! | [`metrics`] | counters and their Prometheus rendering |
+//! | [`gate`] | the bearer credential and the 401 challenges |
+//! | [`proxy`] | streaming forwarding to the MCP server, hop-by-hop stripping |
 //! | [`demo`] | the built-in authorization server behind `--demo` |
 #![forbid(unsafe_code)]
 
@@ -21,9 +23,11 @@ pub mod admin;
 pub mod conditional;
 pub mod config;
 pub mod demo;
+pub mod gate;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
+pub mod proxy;
 pub mod refresh;
 pub mod respond;
 pub mod route;
@@ -38,6 +42,8 @@ pub struct State {
     pub snapshots: snapshot::Snapshots,
     pub metrics: metrics::Metrics,
     pub headers: respond::Headers,
+    /// Set when an upstream MCP server is configured.
+    pub gate: Option<proxy::Gate>,
 }
 
 impl State {
@@ -48,6 +54,7 @@ impl State {
             snapshots: snapshot::Snapshots::new(snapshot::resource_metadata(config)),
             metrics: metrics::Metrics::default(),
             headers: respond::Headers::new(config.cache_max_age),
+            gate: config.upstream.as_ref().map(|upstream| proxy::Gate::new(config, upstream)),
         }
     }
 }

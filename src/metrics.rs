@@ -9,8 +9,9 @@ use http::StatusCode;
 use crate::route::{Doc, Route};
 use crate::snapshot::Snapshots;
 
-const ROUTES: [&str; 3] = ["auth_server_metadata", "resource_metadata", "other"];
-const STATUSES: [u16; 8] = [200, 204, 304, 400, 404, 405, 503, 0];
+const ROUTES: [&str; 4] = ["auth_server_metadata", "resource_metadata", "mcp", "other"];
+const STATUSES: [u16; 12] = [200, 204, 304, 400, 401, 403, 404, 405, 502, 503, 504, 0];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Request and refresh counters.
 #[derive(Default)]
@@ -19,6 +20,9 @@ pub struct Metrics {
     refresh_ok: AtomicU64,
     refresh_failed: AtomicU64,
     refresh_changed: AtomicU64,
+    upstream_responses: [AtomicU64; CLASSES.len()],
+    upstream_errors: AtomicU64,
+    upstream_timeouts: AtomicU64,
 }
 
 fn route_index(route: Route) -> usize {
@@ -27,7 +31,8 @@ fn route_index(route: Route) -> usize {
             Doc::AuthServer => 0,
             Doc::Resource => 1,
         },
-        Route::NotFound => 2,
+        Route::Gate => 2,
+        Route::NotFound => 3,
     }
 }
 
@@ -45,6 +50,24 @@ impl Metrics {
         self.refresh_ok.fetch_add(1, Ordering::Relaxed);
         if changed {
             self.refresh_changed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A response from the MCP server, by status class; and the request counted on the gate.
+    pub fn upstream(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).saturating_sub(1).min(CLASSES.len() - 1);
+        self.upstream_responses[class].fetch_add(1, Ordering::Relaxed);
+        self.request(Route::Gate, status);
+    }
+
+    /// A forwarded request that got no response: unreachable (502) or too slow (504).
+    pub fn upstream_failed(&self, timed_out: bool) {
+        if timed_out {
+            self.upstream_timeouts.fetch_add(1, Ordering::Relaxed);
+            self.request(Route::Gate, StatusCode::GATEWAY_TIMEOUT);
+        } else {
+            self.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            self.request(Route::Gate, StatusCode::BAD_GATEWAY);
         }
     }
 
@@ -75,10 +98,29 @@ impl Metrics {
             ("refresh_success_total", "Good fetches of the authorization server metadata.", &self.refresh_ok),
             ("refresh_failure_total", "Failed fetches of the authorization server metadata.", &self.refresh_failed),
             ("refresh_changed_total", "Good fetches that brought a changed document.", &self.refresh_changed),
+            (
+                "upstream_errors_total",
+                "Forwarded requests answered 502: the MCP server could not be reached.",
+                &self.upstream_errors,
+            ),
+            (
+                "upstream_timeouts_total",
+                "Forwarded requests answered 504: no response headers in time.",
+                &self.upstream_timeouts,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP mcp_auth_edge_{name} {help}\n# TYPE mcp_auth_edge_{name} counter");
             let _ = writeln!(out, "mcp_auth_edge_{name} {}", value.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP mcp_auth_edge_upstream_responses_total Responses from the MCP server, by status class.\n");
+        out.push_str("# TYPE mcp_auth_edge_upstream_responses_total counter\n");
+        for (class, value) in CLASSES.iter().zip(&self.upstream_responses) {
+            let _ = writeln!(
+                out,
+                "mcp_auth_edge_upstream_responses_total{{class=\"{class}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         out.push_str(
             "# HELP mcp_auth_edge_snapshot_age_seconds Seconds since the last good fetch; absent before the first.\n",

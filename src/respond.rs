@@ -3,19 +3,103 @@
 //! Nothing here formats or allocates per request beyond the response's own header map: bodies
 //! are `Bytes` (static or reference-counted) and header values are static or cloned handles.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Frame;
 use http_body_util::Full;
+use hyper::body::Incoming;
 
 use crate::conditional::if_none_match;
+use crate::gate::{self, Credential};
 use crate::route::{self, Route};
+use crate::serve::{Activity, Streaming};
 use crate::snapshot::Document;
 use crate::State;
 
-/// The response body type of the main listener. A seam: forwarding to the MCP server will
-/// add a streaming variant.
-pub type Body = Full<Bytes>;
+/// The response body of every listener: bytes the edge holds, or the upstream's stream.
+pub enum Body {
+    Full(Full<Bytes>),
+    /// A forwarded response, streamed as it arrives. The guard tells the connection's idle
+    /// watchdog that a response is still flowing.
+    Upstream(Incoming, Streaming),
+}
+
+impl Body {
+    pub fn full(bytes: Bytes) -> Body {
+        Body::Full(Full::new(bytes))
+    }
+
+    pub fn upstream(body: Incoming, activity: Arc<Activity>) -> Body {
+        Body::Upstream(body, Streaming::new(activity))
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Body::Full(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
+            Body::Upstream(body, _) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(full) => full.is_end_stream(),
+            Body::Upstream(body, _) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Body::Full(full) => full.size_hint(),
+            Body::Upstream(body, _) => body.size_hint(),
+        }
+    }
+}
+
+/// What the edge does with a request: answer it here, or forward it past the gate.
+pub enum Decision {
+    Answer(Response<Body>),
+    Forward,
+}
+
+/// The service future: ready at once for everything the edge answers itself (no boxing on
+/// the discovery path), boxed only for requests forwarded upstream.
+pub enum Reply {
+    Ready(Option<Response<Body>>),
+    Forward(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl Future for Reply {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // hyper polls a service future to completion once; a second poll gets a 500
+            // rather than a panic.
+            Reply::Ready(response) => {
+                Poll::Ready(Ok(response.take().unwrap_or_else(|| plain(StatusCode::INTERNAL_SERVER_ERROR))))
+            }
+            Reply::Forward(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+fn plain(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::full(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
@@ -25,11 +109,19 @@ const DEFAULT_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static("Accept, Con
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 const VARY_PREFLIGHT: HeaderValue = HeaderValue::from_static("Access-Control-Request-Headers");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const MCP_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
+const MCP_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID",
+);
+const MCP_EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate");
+const EXPOSE_CHALLENGE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
 const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
 
 const BODY_405: &[u8] =
     br#"{"error":"method_not_allowed","error_description":"This endpoint allows only GET, HEAD and OPTIONS"}"#;
 const BODY_404: &[u8] = br#"{"error":"not_found","error_description":"No resource is served at this path"}"#;
+const BODY_502: &[u8] = br#"{"error":"bad_gateway","error_description":"The MCP server could not be reached"}"#;
+const BODY_504: &[u8] = br#"{"error":"gateway_timeout","error_description":"The MCP server did not answer in time"}"#;
 const BODY_503: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server metadata has not been fetched yet"}"#;
 
 /// Header values derived from the configuration, made once.
@@ -45,10 +137,15 @@ impl Headers {
     }
 }
 
-/// Answers a request on the main listener and counts it.
-pub fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
+/// Answers a request on the main listener: the whole of it for discovery, the gate's check
+/// for the MCP endpoint. Counts what it answers; forwarded requests are counted upstream.
+pub fn handle<B>(state: &State, request: &Request<B>) -> Decision {
     let route = route::classify(&state.paths, request.method(), request.uri().path());
     let response = match route {
+        Route::Gate => match guard(state, request) {
+            Some(response) => response,
+            None => return Decision::Forward,
+        },
         Route::Document { doc, head } => match doc {
             route::Doc::Resource => document(state, state.snapshots.resource(), head, request.headers()),
             route::Doc::AuthServer => match &*state.snapshots.auth_server() {
@@ -61,11 +158,45 @@ pub fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
         Route::NotFound => not_found(),
     };
     state.metrics.request(route, response.status());
-    response
+    Decision::Answer(response)
+}
+
+/// The gate: a preflight or a request without a usable credential is answered here; `None`
+/// lets the request through.
+fn guard<B>(state: &State, request: &Request<B>) -> Option<Response<Body>> {
+    let Some(gate) = state.gate.as_ref() else {
+        return Some(not_found());
+    };
+    if request.method() == Method::OPTIONS {
+        // Preflights never carry credentials (Fetch standard), so they are answered here.
+        let mut response = with_headers(StatusCode::NO_CONTENT, Bytes::new(), 6);
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, MCP_METHODS);
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, MCP_ALLOW_HEADERS);
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
+        return Some(response);
+    }
+    let challenges = &gate.challenges;
+    let (status, challenge, body) = match gate::credential(request.headers()) {
+        // The token check modes beyond presence (jwt, introspect) attach here.
+        Credential::Bearer(_) => return None,
+        Credential::Missing => (StatusCode::UNAUTHORIZED, &challenges.missing, &challenges.missing_body),
+        Credential::Malformed => (StatusCode::BAD_REQUEST, &challenges.malformed, &challenges.malformed_body),
+    };
+    let mut response = with_headers(status, body.clone(), 5);
+    let h = response.headers_mut();
+    h.insert(header::WWW_AUTHENTICATE, challenge.clone());
+    h.insert(header::CONTENT_TYPE, JSON);
+    h.insert(header::CACHE_CONTROL, NO_STORE);
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_CHALLENGE);
+    Some(response)
 }
 
 fn with_headers(status: StatusCode, body: Bytes, capacity: usize) -> Response<Body> {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
     // One allocation for the map, sized so inserting never grows it.
     *response.headers_mut() = HeaderMap::with_capacity(capacity);
@@ -134,8 +265,16 @@ fn method_not_allowed() -> Response<Body> {
     response
 }
 
-fn not_found() -> Response<Body> {
+pub(crate) fn not_found() -> Response<Body> {
     json_error(StatusCode::NOT_FOUND, BODY_404, 3)
+}
+
+pub(crate) fn bad_gateway() -> Response<Body> {
+    json_error(StatusCode::BAD_GATEWAY, BODY_502, 3)
+}
+
+pub(crate) fn gateway_timeout() -> Response<Body> {
+    json_error(StatusCode::GATEWAY_TIMEOUT, BODY_504, 3)
 }
 
 fn unavailable() -> Response<Body> {
@@ -165,9 +304,17 @@ mod tests {
         r.body(()).unwrap()
     }
 
+    fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
+        match super::handle(state, request) {
+            Decision::Answer(response) => response,
+            Decision::Forward => panic!("no upstream is configured"),
+        }
+    }
+
     fn body(r: &Response<Body>) -> Bytes {
         use http_body::Body as _;
-        let mut body = r.body().clone();
+        let Body::Full(full) = r.body() else { panic!("a body the edge made") };
+        let mut body = full.clone();
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         match std::pin::Pin::new(&mut body).poll_frame(&mut cx) {

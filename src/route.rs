@@ -25,7 +25,9 @@ pub enum Route {
     Preflight(Doc),
     /// Any other method on a discovery document.
     MethodNotAllowed(Doc),
-    /// A path the edge does not serve. The gate to the MCP server attaches here.
+    /// Any other path when an upstream MCP server is configured: through the gate.
+    Gate,
+    /// A path the edge does not serve (no upstream is configured).
     NotFound,
 }
 
@@ -34,6 +36,8 @@ pub enum Route {
 pub struct Paths {
     auth_server: Vec<Box<str>>,
     resource: Vec<Box<str>>,
+    /// Whether paths that are not discovery documents go through the gate.
+    gated: bool,
 }
 
 const AS_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
@@ -57,11 +61,21 @@ impl Paths {
             // RFC 9728 §3.1: the well-known segment goes between the host and the path.
             resource.push(format!("{PRM_WELL_KNOWN}{resource_path}").into());
         }
-        Paths { auth_server, resource }
+        Paths { auth_server, resource, gated: false }
+    }
+
+    /// The same paths, with every other path sent through the gate.
+    pub fn gated(self) -> Paths {
+        Paths { gated: true, ..self }
     }
 
     pub fn from_config(config: &Config) -> Paths {
-        Paths::new(&config.issuer.path, &config.resource.path)
+        let paths = Paths::new(&config.issuer.path, &config.resource.path);
+        if config.upstream.is_some() {
+            paths.gated()
+        } else {
+            paths
+        }
     }
 
     /// The paths served for a document, for logs and the demo banner.
@@ -86,7 +100,7 @@ impl Paths {
 /// Classifies a request by its method and path (the path without its query).
 pub fn classify(paths: &Paths, method: &Method, path: &str) -> Route {
     let Some(doc) = paths.doc_for(path) else {
-        return Route::NotFound;
+        return if paths.gated { Route::Gate } else { Route::NotFound };
     };
     match *method {
         Method::GET => Route::Document { doc, head: false },
@@ -148,6 +162,17 @@ mod tests {
         let custom = Method::from_bytes(b"PURGE").unwrap();
         assert_eq!(classify(&p, &custom, path), Route::MethodNotAllowed(Doc::Resource));
         assert_eq!(classify(&p, &Method::POST, "/nope"), Route::NotFound);
+    }
+
+    #[test]
+    fn gated_paths_go_to_the_gate_and_documents_stay_public() {
+        let p = Paths::new("", "/mcp").gated();
+        assert_eq!(classify(&p, &Method::POST, "/mcp"), Route::Gate);
+        assert_eq!(classify(&p, &Method::OPTIONS, "/anything"), Route::Gate);
+        assert_eq!(
+            classify(&p, &Method::GET, "/.well-known/oauth-protected-resource/mcp"),
+            Route::Document { doc: Doc::Resource, head: false }
+        );
     }
 
     #[test]

@@ -4,23 +4,53 @@
 //! the client opens with the prior-knowledge preface). On shutdown the listener closes at once
 //! and open connections finish their in-flight requests, for at most the drain timeout.
 
-use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::respond::{self, Body};
+use crate::respond::{self, Decision, Reply};
 use crate::State;
+
+/// What a connection's idle watchdog reads: requests seen, and forwarded responses still
+/// streaming (an SSE stream may stay quiet far longer than the idle period).
+#[derive(Default)]
+pub struct Activity {
+    requests: AtomicU32,
+    streaming: AtomicU32,
+}
+
+/// Marks one forwarded response as streaming for as long as it lives.
+pub struct Streaming(Arc<Activity>);
+
+impl Streaming {
+    pub fn new(activity: Arc<Activity>) -> Streaming {
+        activity.streaming.fetch_add(1, Ordering::Relaxed);
+        Streaming(activity)
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.streaming.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection a request arrived on.
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub activity: Arc<Activity>,
+}
 
 /// Fires shutdown for every [`Shutdown`] made from it.
 pub struct Trigger(watch::Sender<bool>);
@@ -48,9 +78,18 @@ impl Shutdown {
     }
 }
 
-/// Serves the discovery edge on `listener` until `shutdown`, then drains.
+/// Serves the edge on `listener` until `shutdown`, then drains.
 pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
-    serve(listener, shutdown, drain, move |request| respond::handle(&state, request)).await
+    serve(listener, shutdown, drain, move |request, connection| match respond::handle(&state, &request) {
+        Decision::Answer(response) => Reply::Ready(Some(response)),
+        Decision::Forward => Reply::Forward(Box::pin(crate::proxy::forward(
+            Arc::clone(&state),
+            request,
+            connection.peer,
+            Arc::clone(&connection.activity),
+        ))),
+    })
+    .await
 }
 
 /// SECURITY: a connection on which no request arrives for a whole period is closed, which
@@ -58,7 +97,7 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, d
 /// connections forever. A request head may take at most two periods.
 const IDLE_PERIOD: Duration = Duration::from_secs(30);
 
-async fn watchdog<C: std::future::Future>(connection: C, progress: &AtomicU32) -> Option<C::Output> {
+async fn watchdog<C: std::future::Future>(connection: C, activity: &Activity) -> Option<C::Output> {
     tokio::pin!(connection);
     let start = tokio::time::Instant::now() + IDLE_PERIOD;
     let mut tick = tokio::time::interval_at(start, IDLE_PERIOD);
@@ -68,8 +107,8 @@ async fn watchdog<C: std::future::Future>(connection: C, progress: &AtomicU32) -
             biased;
             done = &mut connection => return Some(done),
             _ = tick.tick() => {
-                let now = progress.load(Ordering::Relaxed);
-                if now == seen {
+                let now = activity.requests.load(Ordering::Relaxed);
+                if now == seen && activity.streaming.load(Ordering::Relaxed) == 0 {
                     return None;
                 }
                 seen = now;
@@ -78,12 +117,11 @@ async fn watchdog<C: std::future::Future>(connection: C, progress: &AtomicU32) -
     }
 }
 
-/// Accepts connections and answers each request with `handler`, which is synchronous: every
-/// answer the edge gives today is ready at once, so the service future is `Ready` and nothing
-/// is boxed per request.
+/// Accepts connections and answers each request with `handler`, whose [`Reply`] is ready at
+/// once for answers the edge makes itself, so nothing is boxed per discovery request.
 pub async fn serve<F>(listener: TcpListener, mut shutdown: Shutdown, drain: Duration, handler: F) -> io::Result<()>
 where
-    F: Fn(&Request<Incoming>) -> Response<Body> + Send + Sync + 'static,
+    F: Fn(Request<Incoming>, &Connection) -> Reply + Send + Sync + 'static,
 {
     let handler = Arc::new(handler);
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -97,8 +135,8 @@ where
             accepted = listener.accept() => accepted,
             _ = shutdown.wait() => break,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors or a connection reset before accept: keep serving the
                 // connections we have and try again shortly rather than exit.
@@ -109,19 +147,20 @@ where
         };
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
-        let progress = Arc::new(AtomicU32::new(0));
-        let counted = Arc::clone(&progress);
+        let activity = Arc::new(Activity::default());
+        let info = Connection { peer, activity: Arc::clone(&activity) };
         let service = service_fn(move |request: Request<Incoming>| {
             // One writer per connection, so a plain load and store is enough (no locked add).
-            counted.store(counted.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-            std::future::ready(Ok::<_, Infallible>(handler(&request)))
+            let requests = &info.activity.requests;
+            requests.store(requests.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            handler(request, &info)
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // Errors here are the client's doing (reset, bad request line); hyper has already
             // answered what could be answered.
-            let _ = watchdog(connection, &progress).await;
+            let _ = watchdog(connection, &activity).await;
         });
     }
     drop(listener);

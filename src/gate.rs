@@ -1,0 +1,144 @@
+//! The gate in front of the MCP endpoint: reading the `Authorization` header, and the
+//! RFC 6750 / RFC 9728 challenges, built once from the configuration.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+
+use crate::config::Config;
+use crate::route::PRM_WELL_KNOWN;
+
+/// What the `Authorization` header of a request holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// No `Authorization` header, or one for another scheme (RFC 6750 §3.1: no error code).
+    Missing,
+    /// A bearer token of the RFC 6750 §2.1 `b64token` form.
+    Bearer(&'a str),
+    /// A `Bearer` header that does not follow RFC 6750 §2.1, or several `Authorization` headers.
+    Malformed,
+}
+
+/// Reads the bearer credential from request headers.
+pub fn credential(headers: &HeaderMap) -> Credential<'_> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Credential::Missing;
+    };
+    if values.next().is_some() {
+        return Credential::Malformed;
+    }
+    bearer(value.as_bytes())
+}
+
+/// Parses one `Authorization` field value. The scheme is case-insensitive (RFC 9110 §11.1);
+/// the token is `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub fn bearer(value: &[u8]) -> Credential<'_> {
+    let Some(split) = value.iter().position(|&b| b == b' ') else {
+        return if value.eq_ignore_ascii_case(b"bearer") { Credential::Malformed } else { Credential::Missing };
+    };
+    let (scheme, rest) = value.split_at(split);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Credential::Missing;
+    }
+    let token = rest.trim_ascii();
+    let body_end = token.iter().position(|&b| b == b'=').unwrap_or(token.len());
+    let (body, padding) = token.split_at(body_end);
+    let body_ok = !body.is_empty()
+        && body.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+    if !body_ok || !padding.iter().all(|&b| b == b'=') {
+        return Credential::Malformed;
+    }
+    // The bytes are ASCII by the check above, so this conversion cannot fail.
+    match std::str::from_utf8(token) {
+        Ok(token) => Credential::Bearer(token),
+        Err(_) => Credential::Malformed,
+    }
+}
+
+/// The gate's answers that never change while the configuration holds.
+#[derive(Clone, Debug)]
+pub struct Challenges {
+    /// `WWW-Authenticate` for a request without credentials.
+    pub missing: HeaderValue,
+    /// `WWW-Authenticate` for a malformed `Authorization` header.
+    pub malformed: HeaderValue,
+    pub missing_body: Bytes,
+    pub malformed_body: Bytes,
+}
+
+impl Challenges {
+    pub fn new(config: &Config) -> Challenges {
+        // RFC 9728 §5.1: point the client at the resource's metadata; MCP clients need it to
+        // find the authorization server at all.
+        let metadata = format!("{}{PRM_WELL_KNOWN}{}", config.resource.origin, config.resource.path);
+        let mut base = format!("Bearer resource_metadata=\"{metadata}\"");
+        if !config.scopes.is_empty() {
+            base.push_str(&format!(", scope=\"{}\"", config.scopes.join(" ")));
+        }
+        let malformed = format!(
+            "{base}, error=\"invalid_request\", error_description=\"The Authorization header is not a valid Bearer credential\""
+        );
+        let value = |s: String| HeaderValue::try_from(s).expect("URLs and scopes were validated as header-safe ASCII");
+        Challenges {
+            missing: value(base),
+            malformed: value(malformed),
+            missing_body: Bytes::from_static(
+                br#"{"error":"invalid_token","error_description":"This resource needs an OAuth bearer token; see WWW-Authenticate for where to get one"}"#,
+            ),
+            malformed_body: Bytes::from_static(
+                br#"{"error":"invalid_request","error_description":"The Authorization header is not a valid Bearer credential"}"#,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn bearer_forms() {
+        assert_eq!(bearer(b"Bearer abc.def-_~+/=="), Credential::Bearer("abc.def-_~+/=="));
+        assert_eq!(bearer(b"bearer  tok "), Credential::Bearer("tok"));
+        assert_eq!(bearer(b"BEARER tok"), Credential::Bearer("tok"));
+        assert_eq!(bearer(b"Basic dXNlcjpwYXNz"), Credential::Missing);
+        assert_eq!(bearer(b"Bearer"), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer "), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer a b"), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer a=b"), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer ==="), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer t\xc3\xa9"), Credential::Malformed);
+    }
+
+    #[test]
+    fn several_authorization_headers_are_malformed() {
+        let mut h = HeaderMap::new();
+        assert_eq!(credential(&h), Credential::Missing);
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        assert_eq!(credential(&h), Credential::Bearer("a"));
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+        assert_eq!(credential(&h), Credential::Malformed);
+    }
+
+    #[test]
+    fn challenges_name_the_resource_metadata_and_scopes() {
+        let args = [
+            "--resource",
+            "https://mcp.example/mcp",
+            "--auth-server",
+            "https://as.example",
+            "--scope",
+            "a",
+            "--scope",
+            "b",
+        ];
+        let config = Config::from_settings(&Settings::load(args.map(String::from), |_| None).unwrap()).unwrap();
+        let c = Challenges::new(&config);
+        assert_eq!(
+            c.missing,
+            "Bearer resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\", scope=\"a b\""
+        );
+        assert!(c.malformed.to_str().unwrap().contains(", error=\"invalid_request\", error_description="));
+    }
+}

@@ -1,0 +1,192 @@
+//! Forwarding authenticated requests to the MCP server, streaming both ways.
+//!
+//! Bodies are passed through as hyper's `Incoming` streams, never buffered, so an SSE event
+//! reaches the client as soon as the upstream sends it and a large upload passes with flat
+//! memory. Dropping the client's side (it went away) drops the upstream request with it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+
+use crate::respond::Body;
+use crate::serve::Activity;
+use crate::State;
+
+/// Where authenticated requests go, parsed once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+/// The pooled client for the MCP server (HTTP/1.1, or HTTP/2 by ALPN over https).
+pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop fields (RFC 9110 §7.6.1): `Connection` and every field it names, and
+/// the fields defined as hop-by-hop whether or not `Connection` names them.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Sets the `X-Forwarded-*` fields: the client's address appended to any chain already there,
+/// the public scheme of the resource, and the host the client asked for.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, proto: &HeaderValue, host: Option<HeaderValue>) {
+    let ip = peer.ip().to_string();
+    let chain = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {ip}"),
+        None => ip,
+    };
+    if let Ok(chain) = HeaderValue::try_from(chain) {
+        headers.insert(X_FORWARDED_FOR, chain);
+    }
+    headers.insert(X_FORWARDED_PROTO, proto.clone());
+    match host {
+        Some(host) => headers.insert(X_FORWARDED_HOST, host),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
+}
+
+/// Forwards `request` to the upstream and streams its answer back.
+pub async fn forward(
+    state: Arc<State>,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+) -> Response<Body> {
+    let Some(gate) = state.gate.as_ref() else {
+        return crate::respond::not_found();
+    };
+    // The host the client asked for: the Host header (HTTP/1.1) or the :authority (HTTP/2).
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let uri = Uri::builder()
+        .scheme(gate.upstream.scheme.clone())
+        .authority(gate.upstream.authority.clone())
+        .path_and_query(path)
+        .build();
+    let Ok(uri) = uri else {
+        return crate::respond::bad_gateway();
+    };
+    *request.uri_mut() = uri;
+    // The client's HTTP version is its business with the edge; the pool picks the upstream's.
+    *request.version_mut() = http::Version::HTTP_11;
+    let headers = request.headers_mut();
+    strip_hop_by_hop(headers);
+    headers.remove(header::HOST);
+    set_forwarded(headers, peer, &gate.forwarded_proto, host);
+
+    let exchange = tokio::time::timeout(gate.response_timeout, gate.client.request(request));
+    match exchange.await {
+        Ok(Ok(mut response)) => {
+            strip_hop_by_hop(response.headers_mut());
+            state.metrics.upstream(response.status());
+            response.map(|body| Body::upstream(body, activity))
+        }
+        Ok(Err(e)) => {
+            state.metrics.upstream_failed(false);
+            crate::warn!("upstream request failed: {e}");
+            crate::respond::bad_gateway()
+        }
+        Err(_) => {
+            state.metrics.upstream_failed(true);
+            crate::respond::gateway_timeout()
+        }
+    }
+}
+
+/// What the gate needs, made once at start when `--upstream` is set.
+pub struct Gate {
+    pub upstream: Upstream,
+    pub client: UpstreamClient,
+    pub challenges: crate::gate::Challenges,
+    pub forwarded_proto: HeaderValue,
+    pub response_timeout: Duration,
+}
+
+impl Gate {
+    pub fn new(config: &crate::Config, upstream: &Upstream) -> Gate {
+        let proto = if config.resource.origin.starts_with("https:") { "https" } else { "http" };
+        Gate {
+            upstream: upstream.clone(),
+            client: crate::metadata::https_client(config.connect_timeout),
+            challenges: crate::gate::Challenges::new(config),
+            forwarded_proto: HeaderValue::from_static(proto),
+            response_timeout: config.upstream_timeout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_fields_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret-Hop"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.insert("mcp-session-id", HeaderValue::from_static("s1"));
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["authorization", "mcp-session-id"]);
+    }
+
+    #[test]
+    fn forwarded_chain_is_appended() {
+        let mut h = HeaderMap::new();
+        let peer: SocketAddr = "10.0.0.7:5555".parse().unwrap();
+        let proto = HeaderValue::from_static("https");
+        set_forwarded(&mut h, peer, &proto, Some(HeaderValue::from_static("mcp.example")));
+        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.7");
+        set_forwarded(&mut h, "[::1]:1".parse().unwrap(), &proto, None);
+        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.7, ::1");
+        assert_eq!(h[X_FORWARDED_PROTO], "https");
+        assert!(h.get(X_FORWARDED_HOST).is_none());
+    }
+}

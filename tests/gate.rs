@@ -1,0 +1,288 @@
+//! The gate in front of the MCP endpoint (`--upstream`, `--token-check presence`): the 401
+//! challenge, the browser preflight, and streaming forwarding to a real MCP-like server.
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use support::{request, Edge, Upstream, RESOURCE};
+use tokio::net::{TcpListener, TcpStream};
+
+const TOKEN: &str = "Bearer opaque-token.abc_~+/=";
+const SSE_GAP: Duration = Duration::from_millis(600);
+
+type TestBody = http_body_util::Either<Full<Bytes>, Frames>;
+
+/// A body fed by a channel, so a handler can space its chunks in time or stream a large one.
+struct Frames(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+/// The MCP server stand-in: `POST /mcp` answers a JSON-RPC result echoing what it received
+/// (body and the headers the edge is responsible for); `GET /mcp/sse` sends one event at once
+/// and a second after [`SSE_GAP`]; `POST /mcp/count` streams the body in and reports its size;
+/// `GET /mcp/slow` answers after five seconds.
+async fn mcp_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the MCP stand-in");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(answer);
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn answer(request: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
+    let full = |bytes: Vec<u8>| http_body_util::Either::Left(Full::new(Bytes::from(bytes)));
+    let response = match (request.method().clone(), request.uri().path()) {
+        (Method::POST, "/mcp") => {
+            let seen = |name: &str| {
+                request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_default()
+            };
+            let headers = serde_json::json!({
+                "authorization": seen("authorization"),
+                "x-forwarded-for": seen("x-forwarded-for"),
+                "x-forwarded-proto": seen("x-forwarded-proto"),
+                "x-forwarded-host": seen("x-forwarded-host"),
+                "x-hop": seen("x-hop"),
+                "mcp-session-id": seen("mcp-session-id"),
+                "path": request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
+            });
+            let body = request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let echo: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let result =
+                serde_json::json!({"jsonrpc": "2.0", "id": echo["id"], "result": {"echo": echo, "headers": headers}});
+            let mut r = Response::new(full(result.to_string().into_bytes()));
+            r.headers_mut().insert("mcp-session-id", "session-1".parse().expect("a header value"));
+            r.headers_mut().insert("connection", "x-upstream-hop".parse().expect("a header value"));
+            r.headers_mut().insert("x-upstream-hop", "secret".parse().expect("a header value"));
+            r
+        }
+        (Method::GET, "/mcp/sse") => {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from_static(b"event: message\ndata: {\"n\":1}\n\n")).await;
+                tokio::time::sleep(SSE_GAP).await;
+                let _ = tx.send(Bytes::from_static(b"event: message\ndata: {\"n\":2}\n\n")).await;
+            });
+            let mut r = Response::new(http_body_util::Either::Right(Frames(rx)));
+            r.headers_mut().insert("content-type", "text/event-stream".parse().expect("a header value"));
+            r
+        }
+        (Method::POST, "/mcp/count") => {
+            let mut body = request.into_body();
+            let mut total = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                total += frame.data_ref().map_or(0, |d| d.len());
+            }
+            Response::new(full(total.to_string().into_bytes()))
+        }
+        (Method::GET, "/mcp/slow") => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Response::new(full(b"late".to_vec()))
+        }
+        _ => {
+            let mut r = Response::new(full(b"{}".to_vec()));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        }
+    };
+    Ok(response)
+}
+
+async fn gated_edge(mcp: SocketAddr, extra: &[&str]) -> (Upstream, Edge) {
+    let auth_server = Upstream::serving().await;
+    let target = format!("http://{mcp}");
+    let mut args = vec!["--upstream", target.as_str(), "--token-check", "presence", "--scope", "mcp:tools"];
+    args.extend_from_slice(extra);
+    let edge = Edge::ready_for(&auth_server, &args).await;
+    (auth_server, edge)
+}
+
+#[tokio::test]
+async fn no_token_gets_the_challenge_byte_for_byte() {
+    let (_as, edge) = gated_edge(mcp_server().await, &[]).await;
+    let reply = request(edge.addr, Method::POST, "/mcp", &[("content-type", "application/json")]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\", scope=\"mcp:tools\""
+    );
+    assert_eq!(
+        &reply.body[..],
+        br#"{"error":"invalid_token","error_description":"This resource needs an OAuth bearer token; see WWW-Authenticate for where to get one"}"#
+    );
+    assert_eq!(reply.header("access-control-allow-origin"), "*");
+    assert_eq!(reply.header("access-control-expose-headers"), "WWW-Authenticate");
+    assert_eq!(reply.header("content-type"), "application/json");
+    // Other schemes are "no bearer credential" too (RFC 6750 §3.1).
+    let basic = request(edge.addr, Method::GET, "/mcp", &[("authorization", "Basic dXNlcjpwYXNz")]).await;
+    assert_eq!(basic.status, StatusCode::UNAUTHORIZED);
+    // The documents stay public behind the gate.
+    assert_eq!(edge.get(support::PRM_PATH).await.status, StatusCode::OK);
+    assert!(edge.metrics().await.contains("mcp_auth_edge_requests_total{route=\"mcp\",status=\"401\"} 2"));
+}
+
+#[tokio::test]
+async fn malformed_authorization_is_a_bad_request() {
+    let (_as, edge) = gated_edge(mcp_server().await, &[]).await;
+    for value in ["Bearer", "Bearer two words", "Bearer bad\"quote"] {
+        let reply = request(edge.addr, Method::POST, "/mcp", &[("authorization", value)]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{value}");
+        assert!(reply.header("www-authenticate").contains("error=\"invalid_request\""), "{value}");
+        assert_eq!(reply.json()["error"], "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn preflight_is_answered_without_a_token() {
+    let (_as, edge) = gated_edge(mcp_server().await, &[]).await;
+    let reply = request(
+        edge.addr,
+        Method::OPTIONS,
+        "/mcp",
+        &[("origin", "https://app.example"), ("access-control-request-method", "POST")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(reply.header("access-control-allow-methods"), "GET, POST, DELETE, OPTIONS");
+    let allowed = reply.header("access-control-allow-headers").to_ascii_lowercase();
+    for name in ["authorization", "content-type", "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id"] {
+        assert!(allowed.contains(name), "{name} in {allowed}");
+    }
+    assert_eq!(reply.header("access-control-expose-headers"), "Mcp-Session-Id, WWW-Authenticate");
+}
+
+#[tokio::test]
+async fn a_bearer_request_is_forwarded_with_proxy_headers() {
+    let (_as, edge) = gated_edge(mcp_server().await, &[]).await;
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
+    let stream = TcpStream::connect(edge.addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::post("/mcp?x=1")
+        .header("host", "mcp.example.com")
+        .header("authorization", TOKEN)
+        .header("content-type", "application/json")
+        .header("connection", "x-hop")
+        .header("x-hop", "must not pass")
+        .header("mcp-session-id", "session-1")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a request");
+    let response = sender.send_request(request).await.expect("a response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["mcp-session-id"], "session-1");
+    assert!(response.headers().get("x-upstream-hop").is_none(), "the upstream's hop-by-hop field is removed");
+    let bytes = response.into_body().collect().await.expect("a body").to_bytes();
+    let reply: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(reply["id"], 7);
+    assert_eq!(reply["result"]["echo"]["method"], "tools/list");
+    let seen = &reply["result"]["headers"];
+    assert_eq!(seen["authorization"], TOKEN);
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "https", "the public scheme of {RESOURCE}");
+    assert_eq!(seen["x-forwarded-host"], "mcp.example.com");
+    assert_eq!(seen["x-hop"], "", "a field named by Connection is hop-by-hop");
+    assert_eq!(seen["path"], "/mcp?x=1");
+    let metrics = edge.metrics().await;
+    assert!(metrics.contains("mcp_auth_edge_upstream_responses_total{class=\"2xx\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn sse_events_stream_through_as_they_come() {
+    let (_as, edge) = gated_edge(mcp_server().await, &[]).await;
+    let stream = TcpStream::connect(edge.addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::get("/mcp/sse")
+        .header("host", "mcp.example.com")
+        .header("authorization", TOKEN)
+        .header("accept", "text/event-stream")
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    let started = Instant::now();
+    let response = sender.send_request(request).await.expect("a response");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let first = body.frame().await.expect("a first frame").expect("no error").into_data().expect("data");
+    let first_at = started.elapsed();
+    assert!(first.starts_with(b"event: message\ndata: {\"n\":1}"), "{first:?}");
+    let mut rest = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("no error").into_data() {
+            rest.extend_from_slice(&data);
+        }
+    }
+    let ended_at = started.elapsed();
+    assert!(rest.starts_with(b"event: message\ndata: {\"n\":2}"));
+    // The first event was not held back until the stream ended.
+    assert!(ended_at >= first_at + SSE_GAP / 2, "first at {first_at:?}, end at {ended_at:?}");
+}
+
+#[tokio::test]
+async fn a_large_upload_streams_through() {
+    let (_as, edge) = gated_edge(mcp_server().await, &[]).await;
+    const CHUNK: usize = 64 * 1024;
+    const CHUNKS: usize = 320; // 20 MiB
+    let stream = TcpStream::connect(edge.addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let chunk = Bytes::from(vec![b'x'; CHUNK]);
+        for _ in 0..CHUNKS {
+            if tx.send(chunk.clone()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let request = Request::post("/mcp/count")
+        .header("host", "mcp.example.com")
+        .header("authorization", TOKEN)
+        .body(Frames(rx))
+        .expect("a request");
+    let response = sender.send_request(request).await.expect("a response");
+    let bytes = response.into_body().collect().await.expect("a body").to_bytes();
+    assert_eq!(bytes, (CHUNK * CHUNKS).to_string());
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_slow_is_504() {
+    // A port that was free a moment ago: nothing listens there.
+    let down = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let (_as, edge) = gated_edge(down, &[]).await;
+    let reply = request(edge.addr, Method::POST, "/mcp", &[("authorization", TOKEN)]).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(reply.json()["error"], "bad_gateway");
+    assert!(edge.metrics().await.contains("mcp_auth_edge_upstream_errors_total 1"));
+
+    let (_as2, slow_edge) = gated_edge(mcp_server().await, &["--upstream-timeout", "0.3"]).await;
+    let reply = request(slow_edge.addr, Method::GET, "/mcp/slow", &[("authorization", TOKEN)]).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(reply.json()["error"], "gateway_timeout");
+    assert!(slow_edge.metrics().await.contains("mcp_auth_edge_upstream_timeouts_total 1"));
+}

@@ -1,5 +1,6 @@
-//! `--demo`: a small built-in authorization server on a loopback port, so the edge can be
-//! tried with nothing else running. It serves RFC 8414 metadata naming itself as issuer.
+//! `--demo`: a small built-in authorization server and an echo MCP server on loopback ports,
+//! so the whole flow (challenge, discovery, forwarded call) can be tried with nothing else
+//! running. The authorization server serves RFC 8414 metadata naming itself as issuer.
 
 use std::io;
 use std::sync::Arc;
@@ -55,6 +56,30 @@ fn answer<B>(document: &Bytes, request: &Request<B>) -> Response<Body> {
     response
 }
 
+/// Serves the demo MCP server until shutdown: every `POST` gets a JSON-RPC result echoing the
+/// request, so a forwarded call is visible end to end.
+pub async fn run_mcp_echo(listener: TcpListener, shutdown: Shutdown) -> io::Result<()> {
+    serve::serve(listener, shutdown, Duration::from_secs(1), |request, _| Reply::Forward(Box::pin(echo(request)))).await
+}
+
+async fn echo(request: Request<hyper::body::Incoming>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let bearer = request.headers().contains_key(header::AUTHORIZATION);
+    let body = match http_body_util::Limited::new(request.into_body(), 1 << 20).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let call: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let result = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": call.get("id").cloned().unwrap_or(serde_json::Value::Null),
+        "result": { "server": "mcp-auth-edge demo echo", "received": call, "bearer_token_forwarded": bearer },
+    });
+    let mut response = Response::new(Body::full(Bytes::from(result.to_string())));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 /// The lines printed when the demo starts.
 pub fn banner(edge: &str, issuer: &str, resource_path: &str) -> String {
     format!(
@@ -68,6 +93,10 @@ pub fn banner(edge: &str, issuer: &str, resource_path: &str) -> String {
          \x20 curl -i -X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: GET' \\\n\
          \x20      -H 'Access-Control-Request-Headers: mcp-protocol-version' {edge}/.well-known/oauth-authorization-server\n\
          \x20 curl -i -X POST {edge}/.well-known/oauth-authorization-server\n\n\
+         the gate, in front of the demo MCP server (this build checks tokens for presence only):\n\
+         \x20 curl -i -X POST {edge}{resource_path} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\
+         \x20 curl -i -X POST -H 'Authorization: Bearer demo-token' {edge}{resource_path} \\\n\
+         \x20      -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\n\
          Ctrl-C stops it.\n"
     )
 }

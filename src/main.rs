@@ -37,18 +37,26 @@ enum Failure {
 
 fn try_main(mut settings: Settings) -> Result<(), Failure> {
     let demo = settings.demo().map_err(Failure::Config)?;
-    // The demo's authorization server must have its port before the configuration can name
-    // it as the issuer, so it is bound first, on loopback.
-    let demo_listener = if demo {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| Failure::Io("demo authorization server".into(), e))?;
-        let addr = listener.local_addr().map_err(|e| Failure::Io("demo authorization server".into(), e))?;
-        settings.set("auth_server", format!("http://{addr}"));
+    // The demo's servers must have their ports before the configuration can name them, so
+    // they are bound first, on loopback.
+    let demo_listeners = if demo {
+        let bind = |what: &str| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Failure::Io(what.into(), e))?;
+            let addr = listener.local_addr().map_err(|e| Failure::Io(what.into(), e))?;
+            Ok::<_, Failure>((listener, addr))
+        };
+        let (auth_server, auth_addr) = bind("demo authorization server")?;
+        let (mcp, mcp_addr) = bind("demo MCP server")?;
+        settings.set("auth_server", format!("http://{auth_addr}"));
         if !settings.has("resource") {
             let listen = settings.listen().map_err(Failure::Config)?;
             settings.set("resource", format!("http://{listen}/mcp"));
         }
-        Some(listener)
+        if !settings.has("upstream") {
+            settings.set("upstream", format!("http://{mcp_addr}"));
+            settings.set("token_check", "presence".into());
+        }
+        Some([auth_server, mcp])
     } else {
         None
     };
@@ -77,20 +85,22 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             let what = what.to_string();
             move |e| Failure::Io(what, e)
         };
-        for l in [Some(&listener), admin.as_ref(), demo_listener.as_ref()].into_iter().flatten() {
+        let demo_refs = demo_listeners.iter().flatten();
+        for l in [Some(&listener), admin.as_ref()].into_iter().flatten().chain(demo_refs) {
             l.set_nonblocking(true).map_err(io("listener"))?;
         }
         let listener = tokio::net::TcpListener::from_std(listener).map_err(io("listener"))?;
         let admin = admin.map(tokio::net::TcpListener::from_std).transpose().map_err(io("admin listener"))?;
         let (trigger, shutdown) = shutdown_channel();
 
-        let demo_task = match demo_listener {
-            Some(l) => {
-                let l = tokio::net::TcpListener::from_std(l).map_err(io("demo authorization server"))?;
-                Some(tokio::spawn(demo::run_authorization_server(l, shutdown.clone())))
-            }
-            None => None,
-        };
+        let mut demo_tasks = Vec::new();
+        if let Some([auth_server, mcp]) = demo_listeners {
+            let auth_server =
+                tokio::net::TcpListener::from_std(auth_server).map_err(io("demo authorization server"))?;
+            let mcp = tokio::net::TcpListener::from_std(mcp).map_err(io("demo MCP server"))?;
+            demo_tasks.push(tokio::spawn(demo::run_authorization_server(auth_server, shutdown.clone())));
+            demo_tasks.push(tokio::spawn(demo::run_mcp_echo(mcp, shutdown.clone())));
+        }
 
         let edge = format!("http://{}", listener.local_addr().map_err(io("listener"))?);
         info!("mcp-auth-edge {} listening on {edge}", env!("CARGO_PKG_VERSION"));
@@ -104,7 +114,7 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
 
         tokio::spawn(signals(trigger));
         let result = mcp_auth_edge::run(&config, listener, admin, shutdown).await;
-        if let Some(task) = demo_task {
+        for task in demo_tasks {
             let _ = task.await;
         }
         info!("stopped");

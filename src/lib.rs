@@ -15,6 +15,7 @@
 //! | [`admin`] | health, readiness and metrics |
 //! | [`metrics`] | counters and their Prometheus rendering |
 //! | [`gate`] | the bearer credential and the 401 challenges |
+//! | [`jwt`] | JWKS parsing and JWT access-token verification |
 //! | [`proxy`] | streaming forwarding to the MCP server, hop-by-hop stripping |
 //! | [`demo`] | the built-in authorization server behind `--demo` |
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod conditional;
 pub mod config;
 pub mod demo;
 pub mod gate;
+pub mod jwt;
 pub mod log;
 pub mod metadata;
 pub mod metrics;

@@ -24,11 +24,13 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, d
 pub fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
     let (status, content_type, body) = match request.uri().path() {
         "/healthz" => (StatusCode::OK, TEXT, Bytes::from_static(b"ok\n")),
-        "/readyz" if state.snapshots.ready() => (StatusCode::OK, TEXT, Bytes::from_static(b"ready\n")),
+        "/readyz" if state.ready() => (StatusCode::OK, TEXT, Bytes::from_static(b"ready\n")),
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,
             TEXT,
-            Bytes::from_static(b"not ready: authorization server metadata not fetched yet\n"),
+            Bytes::from_static(
+                b"not ready: authorization server metadata (or, in jwt mode, its keys) not fetched yet\n",
+            ),
         ),
         "/metrics" => (StatusCode::OK, PROMETHEUS, Bytes::from(state.metrics.render(&state.snapshots))),
         _ => (StatusCode::NOT_FOUND, TEXT, Bytes::from_static(b"not found\n")),

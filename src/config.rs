@@ -29,7 +29,9 @@ const KEYS: &[Key] = &[
     Key::value("drain_timeout", "SECS", "how long shutdown waits for in-flight requests (default 10)"),
     Key::value("upstream", "URL", "MCP server to forward authenticated requests to (origin only)"),
     Key::value("upstream_timeout", "SECS", "how long to wait for the MCP server's response headers (default 30)"),
-    Key::value("token_check", "MODE", "jwt, introspect or presence (default jwt); this build has presence"),
+    Key::value("token_check", "MODE", "jwt or presence (default jwt); introspect is not built yet"),
+    Key::list("audience", "AUD", "an accepted token audience besides --resource (repeatable)"),
+    Key::list("required_scope", "SCOPE", "a scope every token must carry (repeatable)"),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
     Key::value("config", "FILE", "JSON file with any of these settings, snake_case"),
@@ -59,6 +61,19 @@ pub struct Config {
     /// The MCP server behind the gate; without it, non-discovery paths answer 404.
     pub upstream: Option<crate::proxy::Upstream>,
     pub upstream_timeout: Duration,
+    pub token_check: TokenCheck,
+    /// Token audiences accepted besides the resource URL.
+    pub audiences: Vec<String>,
+    pub required_scopes: Vec<String>,
+}
+
+/// How the gate checks bearer tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// Signature and claims checked at the edge against the authorization server's JWKS.
+    Jwt,
+    /// Only the form of the header; the MCP server validates tokens itself.
+    Presence,
 }
 
 /// The protected resource, as its public URL and the path RFC 9728 §3.1 inserts after the
@@ -429,6 +444,11 @@ fn parse_http_url(v: &str) -> Option<HttpUrl> {
     Some(HttpUrl { origin: format!("{scheme}://{authority}"), path, has_query: uri.query().is_some() })
 }
 
+/// RFC 6749 §3.3: a scope token is printable ASCII without space, quote or backslash.
+fn valid_scope(scope: &str) -> bool {
+    !scope.is_empty() && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
 fn parse_upstream(origin: &Origin, v: &str) -> Result<crate::proxy::Upstream, ConfigError> {
     let reason = "must be an http or https origin, like http://127.0.0.1:3000 (requests keep their own paths)";
     let url = parse_http_url(v).ok_or_else(|| invalid(origin, v, reason))?;
@@ -475,18 +495,19 @@ impl Config {
             }
             None => None,
         };
-        let mut scopes = Vec::new();
-        for (o, scope) in s.many("scope") {
-            // RFC 6749 §3.3: scope tokens are printable ASCII without space, quote or backslash.
-            let ok = !scope.is_empty()
-                && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-            if !ok {
-                return Err(invalid(o, scope, "a scope is printable ASCII without spaces, quotes or backslashes"));
+        let scope_list = |name| -> Result<Vec<String>, ConfigError> {
+            let mut out: Vec<String> = Vec::new();
+            for (o, scope) in s.many(name) {
+                if !valid_scope(scope) {
+                    return Err(invalid(o, scope, "a scope is printable ASCII without spaces, quotes or backslashes"));
+                }
+                if !out.iter().any(|s| s == scope) {
+                    out.push(scope.to_string());
+                }
             }
-            if !scopes.iter().any(|s: &String| s == scope) {
-                scopes.push(scope.to_string());
-            }
-        }
+            Ok(out)
+        };
+        let scopes = scope_list("scope")?;
         let resource_name = match s.one("resource_name") {
             Some((o, v)) if v.trim().is_empty() || v.chars().any(char::is_control) => {
                 return Err(invalid(o, v, "must be non-empty text without control characters"));
@@ -520,23 +541,20 @@ impl Config {
             Some((o, v)) => Some(parse_upstream(o, v)?),
             None => None,
         };
-        if upstream.is_some() {
-            match s.one("token_check") {
-                Some((_, "presence")) => {}
-                Some((o, v @ ("jwt" | "introspect"))) => {
-                    return Err(invalid(o, v, "this build checks tokens by presence only; set --token-check presence and let the MCP server validate them"));
-                }
-                Some((o, v)) => return Err(invalid(o, v, "must be jwt, introspect or presence")),
-                None => {
-                    return Err(ConfigError::Invalid {
-                        source: Origin::Flag("token_check"),
-                        value: "jwt".into(),
-                        reason: "the default, jwt, is not in this build yet; set --token-check presence and let the MCP server validate tokens",
-                    });
-                }
+        let token_check = match s.one("token_check") {
+            None | Some((_, "jwt")) => TokenCheck::Jwt,
+            Some((_, "presence")) => TokenCheck::Presence,
+            Some((o, v @ "introspect")) => {
+                return Err(invalid(o, v, "introspection is not built yet; use jwt or presence"));
             }
-        }
+            Some((o, v)) => return Err(invalid(o, v, "must be jwt or presence")),
+        };
+        let required_scopes = scope_list("required_scope")?;
+        let audiences = s.many("audience").into_iter().map(|(_, a)| a.to_string()).collect();
         Ok(Config {
+            token_check,
+            audiences,
+            required_scopes,
             upstream,
             upstream_timeout: secs("upstream_timeout", 30)?,
             listen,
@@ -668,14 +686,23 @@ mod tests {
     }
 
     #[test]
-    fn upstream_needs_an_origin_and_a_token_check_this_build_has() {
+    fn upstream_needs_an_origin_and_token_check_defaults_to_jwt() {
         let mut list = BASE.to_vec();
-        list.extend(["--upstream", "http://127.0.0.1:3000"]);
-        let e = load(&list, &[]).unwrap_err().to_string();
-        assert!(e.starts_with("invalid --token-check \"jwt\""), "{e}");
-        list.extend(["--token-check", "presence"]);
+        list.extend([
+            "--upstream",
+            "http://127.0.0.1:3000",
+            "--audience",
+            "api://mcp",
+            "--required-scope",
+            "mcp:tools",
+        ]);
         let c = load(&list, &[]).unwrap();
+        assert_eq!(c.token_check, TokenCheck::Jwt);
+        assert_eq!(c.audiences, ["api://mcp"]);
+        assert_eq!(c.required_scopes, ["mcp:tools"]);
         assert_eq!(c.upstream.unwrap().authority, "127.0.0.1:3000");
+        list.extend(["--token-check", "introspect"]);
+        assert!(matches!(load(&list, &[]), Err(ConfigError::Invalid { source: Origin::Flag("token_check"), .. })));
         let e = load(&[BASE, &["--upstream", "http://h/mcp", "--token-check", "presence"]].concat(), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("upstream"), .. }));
     }

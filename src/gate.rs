@@ -64,6 +64,11 @@ pub struct Challenges {
     pub malformed: HeaderValue,
     pub missing_body: Bytes,
     pub malformed_body: Bytes,
+    /// `WWW-Authenticate` for a token without a required scope (RFC 6750 §3.1).
+    pub insufficient: HeaderValue,
+    pub insufficient_body: Bytes,
+    /// The challenge's common part, which a rejected token's error is appended to.
+    base: String,
 }
 
 impl Challenges {
@@ -79,7 +84,17 @@ impl Challenges {
             "{base}, error=\"invalid_request\", error_description=\"The Authorization header is not a valid Bearer credential\""
         );
         let value = |s: String| HeaderValue::try_from(s).expect("URLs and scopes were validated as header-safe ASCII");
+        let insufficient = format!(
+            "Bearer resource_metadata=\"{metadata}\", scope=\"{}\", error=\"insufficient_scope\", \
+             error_description=\"The token lacks a scope this resource requires\"",
+            config.required_scopes.join(" ")
+        );
         Challenges {
+            insufficient: value(insufficient),
+            insufficient_body: Bytes::from_static(
+                br#"{"error":"insufficient_scope","error_description":"The token lacks a scope this resource requires"}"#,
+            ),
+            base: base.clone(),
             missing: value(base),
             malformed: value(malformed),
             missing_body: Bytes::from_static(
@@ -89,6 +104,19 @@ impl Challenges {
                 br#"{"error":"invalid_request","error_description":"The Authorization header is not a valid Bearer credential"}"#,
             ),
         }
+    }
+}
+
+impl Challenges {
+    /// The challenge and body for a rejected token. Made on the rejection path only: the
+    /// description depends on why the token failed.
+    pub fn invalid_token(&self, error: &crate::jwt::TokenError) -> (HeaderValue, Bytes) {
+        // TokenError's Display uses only characters RFC 6750 allows in error_description.
+        let header = format!("{}, error=\"invalid_token\", error_description=\"{error}\"", self.base);
+        let body = serde_json::json!({"error": "invalid_token", "error_description": error.to_string()}).to_string();
+        let header = HeaderValue::try_from(header)
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        (header, Bytes::from(body))
     }
 }
 

@@ -16,6 +16,7 @@
 //! | [`metrics`] | counters and their Prometheus rendering |
 //! | [`gate`] | the bearer credential and the 401 challenges |
 //! | [`jwt`] | JWKS parsing and JWT access-token verification |
+//! | [`token`] | jwt mode: the JWKS snapshot and the verified-token cache |
 //! | [`proxy`] | streaming forwarding to the MCP server, hop-by-hop stripping |
 //! | [`demo`] | the built-in authorization server behind `--demo` |
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod respond;
 pub mod route;
 pub mod serve;
 pub mod snapshot;
+pub mod token;
 
 pub use config::Config;
 
@@ -58,6 +60,11 @@ impl State {
             headers: respond::Headers::new(config.cache_max_age),
             gate: config.upstream.as_ref().map(|upstream| proxy::Gate::new(config, upstream)),
         }
+    }
+
+    /// Ready to serve: the metadata is loaded and, in jwt mode, so are the keys.
+    pub fn ready(&self) -> bool {
+        self.snapshots.ready() && self.gate.as_ref().and_then(|g| g.verifier.as_ref()).is_none_or(|v| v.ready())
     }
 }
 

@@ -15,8 +15,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
+use crate::config::TokenCheck;
 use crate::respond::Body;
 use crate::serve::Activity;
+use crate::token::{Rejection, Verifier};
 use crate::State;
 
 /// Where authenticated requests go, parsed once.
@@ -91,6 +93,18 @@ pub async fn forward(
     let Some(gate) = state.gate.as_ref() else {
         return crate::respond::not_found();
     };
+    if let Some(verifier) = &gate.verifier {
+        let checked = match crate::gate::credential(request.headers()) {
+            crate::gate::Credential::Bearer(token) => verifier.check(token).await,
+            // The gate lets only bearer requests through; anything else is a bug, refused.
+            _ => Err(Rejection::Invalid(crate::jwt::TokenError::Malformed("no bearer token"))),
+        };
+        if let Err(rejection) = checked {
+            let response = crate::respond::rejected(&gate.challenges, &rejection);
+            state.metrics.request(crate::route::Route::Gate, response.status());
+            return response;
+        }
+    }
     // The host the client asked for: the Host header (HTTP/1.1) or the :authority (HTTP/2).
     let host = request
         .headers()
@@ -140,6 +154,8 @@ pub struct Gate {
     pub challenges: crate::gate::Challenges,
     pub forwarded_proto: HeaderValue,
     pub response_timeout: Duration,
+    /// Set in jwt mode; `None` checks presence only.
+    pub verifier: Option<Verifier>,
 }
 
 impl Gate {
@@ -151,6 +167,7 @@ impl Gate {
             challenges: crate::gate::Challenges::new(config),
             forwarded_proto: HeaderValue::from_static(proto),
             response_timeout: config.upstream_timeout,
+            verifier: (config.token_check == TokenCheck::Jwt).then(|| Verifier::new(config)),
         }
     }
 }

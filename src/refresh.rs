@@ -18,6 +18,7 @@ pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, scopes: 
     // The failure last logged; `None` while healthy.
     let mut failing: Option<String> = None;
     let mut loaded = false;
+    let (mut keys_ok, mut keys_warned) = (false, false);
     loop {
         let outcome = tokio::select! {
             outcome = fetcher.fetch() => outcome,
@@ -26,6 +27,23 @@ pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, scopes: 
         let wait = match outcome {
             Ok(body) => {
                 let changed = state.snapshots.offer(body.clone());
+                if let Some(verifier) = state.gate.as_ref().and_then(|g| g.verifier.as_ref()) {
+                    // The JWKS is refreshed with the metadata, so rotated keys are picked up
+                    // within one period (an unknown kid also triggers a refetch on demand).
+                    match verifier.refresh(&body).await {
+                        Ok(_) if !keys_ok => {
+                            crate::info!("JWKS loaded; tokens are checked at the edge");
+                            keys_ok = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) if keys_ok || !keys_warned => {
+                            crate::warn!("JWKS fetch failed, tokens cannot be checked until it succeeds: {e}");
+                            keys_ok = false;
+                            keys_warned = true;
+                        }
+                        Err(_) => {}
+                    }
+                }
                 if changed {
                     let unlisted = metadata::unlisted_scopes(&body, &scopes);
                     if !unlisted.is_empty() {

@@ -122,6 +122,7 @@ const BODY_405: &[u8] =
 const BODY_404: &[u8] = br#"{"error":"not_found","error_description":"No resource is served at this path"}"#;
 const BODY_502: &[u8] = br#"{"error":"bad_gateway","error_description":"The MCP server could not be reached"}"#;
 const BODY_504: &[u8] = br#"{"error":"gateway_timeout","error_description":"The MCP server did not answer in time"}"#;
+const BODY_503_KEYS: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server's signing keys have not been fetched yet"}"#;
 const BODY_503: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server metadata has not been fetched yet"}"#;
 
 /// Header values derived from the configuration, made once.
@@ -267,6 +268,33 @@ fn method_not_allowed() -> Response<Body> {
 
 pub(crate) fn not_found() -> Response<Body> {
     json_error(StatusCode::NOT_FOUND, BODY_404, 3)
+}
+
+/// The answer to a bearer token the gate refused (RFC 6750 §3.1).
+pub(crate) fn rejected(challenges: &gate::Challenges, rejection: &crate::token::Rejection) -> Response<Body> {
+    use crate::token::Rejection;
+    let (status, challenge, body) = match rejection {
+        Rejection::Invalid(error) => {
+            let (challenge, body) = challenges.invalid_token(error);
+            (StatusCode::UNAUTHORIZED, challenge, body)
+        }
+        Rejection::InsufficientScope => {
+            (StatusCode::FORBIDDEN, challenges.insufficient.clone(), challenges.insufficient_body.clone())
+        }
+        Rejection::NoKeys => {
+            let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, BODY_503_KEYS, 4);
+            response.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER);
+            return response;
+        }
+    };
+    let mut response = with_headers(status, body, 5);
+    let h = response.headers_mut();
+    h.insert(header::WWW_AUTHENTICATE, challenge);
+    h.insert(header::CONTENT_TYPE, JSON);
+    h.insert(header::CACHE_CONTROL, NO_STORE);
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_CHALLENGE);
+    response
 }
 
 pub(crate) fn bad_gateway() -> Response<Body> {

@@ -286,3 +286,206 @@ async fn upstream_down_is_502_and_slow_is_504() {
     assert_eq!(reply.json()["error"], "gateway_timeout");
     assert!(slow_edge.metrics().await.contains("mcp_auth_edge_upstream_timeouts_total 1"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// jwt mode: tokens checked at the edge against the authorization server's JWKS
+
+mod jwt_mode {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    use support::{Canned, AS_PATH};
+
+    /// An Ed25519 signing key generated for the test, with its `kid`.
+    struct Signer {
+        kid: &'static str,
+        pair: Ed25519KeyPair,
+    }
+
+    impl Signer {
+        fn new(kid: &'static str) -> Signer {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("an Ed25519 key");
+            Signer { kid, pair: Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("the key reads back") }
+        }
+
+        fn jwk(&self) -> serde_json::Value {
+            let x = URL_SAFE_NO_PAD.encode(self.pair.public_key().as_ref());
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "use": "sig", "alg": "EdDSA"})
+        }
+
+        fn sign(&self, claims: &serde_json::Value) -> String {
+            let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": self.kid});
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let signature = self.pair.sign(input.as_bytes());
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+        }
+    }
+
+    fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs()
+    }
+
+    fn jwks(signers: &[&Signer]) -> Vec<u8> {
+        serde_json::json!({"keys": signers.iter().map(|s| s.jwk()).collect::<Vec<_>>()}).to_string().into_bytes()
+    }
+
+    /// An authorization server stand-in publishing metadata with a `jwks_uri` and `keys`.
+    async fn auth_server(keys: &[&Signer]) -> Upstream {
+        let server = Upstream::start().await;
+        let issuer = server.issuer();
+        let metadata = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+        });
+        server.set(AS_PATH, Canned::ok(metadata.to_string().into_bytes()));
+        server.set("/jwks", Canned::ok(jwks(keys)));
+        server
+    }
+
+    fn claims(issuer: &str) -> serde_json::Value {
+        serde_json::json!({
+            "iss": issuer, "aud": RESOURCE, "sub": "user-1", "scope": "mcp:tools mcp:read",
+            "exp": now() + 600, "iat": now(), "client_id": "app",
+        })
+    }
+
+    async fn edge(server: &Upstream, extra: &[&str]) -> Edge {
+        let target = format!("http://{}", mcp_server().await);
+        let mut args = vec!["--upstream", target.as_str(), "--token-check", "jwt"];
+        args.extend_from_slice(extra);
+        Edge::ready_for(server, &args).await
+    }
+
+    async fn call(edge: &Edge, token: &str) -> support::Reply {
+        let bearer = format!("Bearer {token}");
+        request(edge.addr, Method::POST, "/mcp", &[("authorization", bearer.as_str())]).await
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_is_forwarded_and_bad_ones_get_invalid_token() {
+        let key = Signer::new("k1");
+        let server = auth_server(&[&key]).await;
+        let edge = edge(&server, &[]).await;
+        let issuer = server.issuer();
+
+        let good = call(&edge, &key.sign(&claims(&issuer))).await;
+        assert_eq!(good.status, StatusCode::OK, "{}", good.text());
+
+        let mut expired = claims(&issuer);
+        expired["exp"] = (now() - 600).into();
+        let mut wrong_audience = claims(&issuer);
+        wrong_audience["aud"] = "https://other.example/mcp".into();
+        let mut wrong_issuer = claims(&issuer);
+        wrong_issuer["iss"] = "https://evil.example".into();
+        let mut later = claims(&issuer);
+        later["nbf"] = (now() + 600).into();
+        let forged = Signer::new("k1").sign(&claims(&issuer));
+        let header_none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#);
+        let unsigned = format!("{header_none}.{}.", URL_SAFE_NO_PAD.encode(claims(&issuer).to_string()));
+        let cases = [
+            (key.sign(&expired), "token has expired"),
+            (key.sign(&wrong_audience), "token audience does not include this resource"),
+            (key.sign(&wrong_issuer), "token issuer not accepted"),
+            (key.sign(&later), "token is not yet valid"),
+            (forged, "token signature is invalid"),
+            (unsigned, "token signing algorithm not accepted"),
+        ];
+        for (token, description) in cases {
+            let reply = call(&edge, &token).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{description}");
+            assert_eq!(
+                reply.header("www-authenticate"),
+                format!(
+                    "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\", \
+                     error=\"invalid_token\", error_description=\"{description}\""
+                )
+            );
+            assert_eq!(reply.json(), serde_json::json!({"error": "invalid_token", "error_description": description}));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_without_a_required_scope_is_forbidden() {
+        let key = Signer::new("k1");
+        let server = auth_server(&[&key]).await;
+        let edge = edge(&server, &["--required-scope", "mcp:admin"]).await;
+        let reply = call(&edge, &key.sign(&claims(&server.issuer()))).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert!(reply.header("www-authenticate").contains("error=\"insufficient_scope\""));
+        assert!(reply.header("www-authenticate").contains("scope=\"mcp:admin\""));
+        assert_eq!(reply.json()["error"], "insufficient_scope");
+    }
+
+    #[tokio::test]
+    async fn an_extra_audience_is_accepted() {
+        let key = Signer::new("k1");
+        let server = auth_server(&[&key]).await;
+        let edge = edge(&server, &["--audience", "api://mcp"]).await;
+        let mut c = claims(&server.issuer());
+        c["aud"] = serde_json::json!(["api://mcp"]);
+        assert_eq!(call(&edge, &key.sign(&c)).await.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_the_keys_once() {
+        let old = Signer::new("old");
+        let new = Signer::new("new");
+        let server = auth_server(&[&old]).await;
+        // A long refresh period: only the on-demand refetch can bring the new key.
+        let edge = edge(&server, &["--refresh", "300"]).await;
+        let token = new.sign(&claims(&server.issuer()));
+        let before = server.hits("/jwks");
+        server.set("/jwks", Canned::ok(jwks(&[&old, &new])));
+        let reply = call(&edge, &token).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert_eq!(server.hits("/jwks"), before + 1, "exactly one refetch");
+        // Another unknown kid within the rate limit gets no further fetch.
+        let stranger = Signer::new("stranger").sign(&claims(&server.issuer()));
+        assert_eq!(call(&edge, &stranger).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(server.hits("/jwks"), before + 1, "rate-limited");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_is_picked_up_by_the_periodic_refresh() {
+        let old = Signer::new("old");
+        let new = Signer::new("new");
+        let server = auth_server(&[&old]).await;
+        let edge = edge(&server, &[]).await;
+        // Use up the on-demand refetch while the new key is not published yet.
+        let token = new.sign(&claims(&server.issuer()));
+        assert_eq!(call(&edge, &token).await.status, StatusCode::UNAUTHORIZED);
+        server.set("/jwks", Canned::ok(jwks(&[&new])));
+        support::wait_until("the rotated key is accepted", || async {
+            call(&edge, &token).await.status == StatusCode::OK
+        })
+        .await;
+        assert_eq!(call(&edge, &old.sign(&claims(&server.issuer()))).await.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn no_jwks_uri_means_503_not_a_pass() {
+        let server = Upstream::serving().await;
+        let edge = Edge::for_upstream(
+            &server,
+            &["--upstream", &format!("http://{}", mcp_server().await), "--token-check", "jwt"],
+        )
+        .await;
+        support::wait_until("the metadata is served", || async { edge.get(AS_PATH).await.status == StatusCode::OK })
+            .await;
+        let key = Signer::new("k1");
+        let reply = call(&edge, &key.sign(&claims(&server.issuer()))).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(reply.json()["error"], "temporarily_unavailable");
+        assert_eq!(edge.admin_get("/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

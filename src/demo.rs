@@ -19,40 +19,117 @@ pub fn metadata(issuer: &str) -> Bytes {
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
-        "registration_endpoint": format!("{issuer}/register"),
+        "jwks_uri": format!("{issuer}/jwks"),
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
         "scopes_supported": ["mcp:tools", "mcp:resources"],
         "service_documentation": "https://modelcontextprotocol.io/specification/draft/basic/authorization",
     });
     Bytes::from(doc.to_string())
 }
 
-/// Serves the demo authorization server on `listener` until shutdown.
-pub async fn run_authorization_server(listener: TcpListener, shutdown: Shutdown) -> io::Result<()> {
+/// The demo authorization server: its metadata, a signing key made at start and published as
+/// its JWKS, and a token endpoint that grants `client_credentials` to anyone (it is a demo).
+struct AuthServer {
+    issuer: String,
+    /// The `aud` of the tokens it issues: the edge's resource.
+    audience: String,
+    document: Bytes,
+    jwks: Bytes,
+    key: ring::signature::Ed25519KeyPair,
+}
+
+const DEMO_KID: &str = "demo-1";
+
+/// Serves the demo authorization server on `listener` until shutdown. Its tokens are issued
+/// for `audience` (the resource URL) and signed with a fresh Ed25519 key.
+pub async fn run_authorization_server(listener: TcpListener, audience: String, shutdown: Shutdown) -> io::Result<()> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
     let issuer = format!("http://{}", listener.local_addr()?);
-    let document = Arc::new(metadata(&issuer));
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| io::Error::other("cannot make a demo signing key"))?;
+    let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| io::Error::other("cannot read the demo key"))?;
+    let x = URL_SAFE_NO_PAD.encode(key.public_key().as_ref());
+    let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": DEMO_KID, "use": "sig", "alg": "EdDSA"}]});
+    let server = Arc::new(AuthServer {
+        document: metadata(&issuer),
+        jwks: Bytes::from(jwks.to_string()),
+        issuer,
+        audience,
+        key,
+    });
     serve::serve(listener, shutdown, Duration::from_secs(1), move |request, _| {
-        Reply::Ready(Some(answer(&document, &request)))
+        if request.uri().path() == "/token" {
+            Reply::Forward(Box::pin(token(Arc::clone(&server), request)))
+        } else {
+            Reply::Ready(Some(answer(&server, &request)))
+        }
     })
     .await
 }
 
-fn answer<B>(document: &Bytes, request: &Request<B>) -> Response<Body> {
-    let json = HeaderValue::from_static("application/json");
-    let (status, body) = match request.uri().path() {
-        "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration" => (StatusCode::OK, document.clone()),
-        "/authorize" | "/token" | "/register" => (
-            StatusCode::NOT_IMPLEMENTED,
-            Bytes::from_static(br#"{"error":"temporarily_unavailable","error_description":"the demo authorization server only publishes metadata"}"#),
+fn answer<B>(server: &AuthServer, request: &Request<B>) -> Response<Body> {
+    match request.uri().path() {
+        "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration" => {
+            json(StatusCode::OK, server.document.clone())
+        }
+        "/jwks" => json(StatusCode::OK, server.jwks.clone()),
+        "/authorize" => json(
+            StatusCode::BAD_REQUEST,
+            Bytes::from_static(br#"{"error":"unsupported_response_type","error_description":"the demo authorization server grants client_credentials only"}"#),
         ),
-        _ => (StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"not_found"}"#)),
+        _ => json(StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"not_found"}"#)),
+    }
+}
+
+/// `POST /token` with `grant_type=client_credentials`: a signed JWT access token for the
+/// resource, valid for an hour, with the scopes asked for (or all).
+async fn token(server: Arc<AuthServer>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use http_body_util::BodyExt;
+    let form = match http_body_util::Limited::new(request.into_body(), 8 * 1024).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
     };
+    let field = |name: &str| {
+        std::str::from_utf8(&form).ok()?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.replace('+', " ").replace("%3A", ":").replace("%3a", ":").replace("%20", " "))
+        })
+    };
+    if field("grant_type").as_deref() != Some("client_credentials") {
+        return json(
+            StatusCode::BAD_REQUEST,
+            Bytes::from_static(
+                br#"{"error":"unsupported_grant_type","error_description":"use grant_type=client_credentials"}"#,
+            ),
+        );
+    }
+    let scope = field("scope").unwrap_or_else(|| "mcp:tools mcp:resources".to_string());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let client = field("client_id").unwrap_or_else(|| "demo-client".to_string());
+    let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": DEMO_KID});
+    let claims = serde_json::json!({
+        "iss": server.issuer, "aud": server.audience, "sub": client, "client_id": client,
+        "scope": scope, "iat": now, "exp": now + 3600,
+    });
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let signature = server.key.sign(input.as_bytes());
+    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()));
+    let body = serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": scope});
+    json(StatusCode::OK, Bytes::from(body.to_string()))
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<Body> {
     let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, json);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -93,10 +170,12 @@ pub fn banner(edge: &str, issuer: &str, resource_path: &str) -> String {
          \x20 curl -i -X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: GET' \\\n\
          \x20      -H 'Access-Control-Request-Headers: mcp-protocol-version' {edge}/.well-known/oauth-authorization-server\n\
          \x20 curl -i -X POST {edge}/.well-known/oauth-authorization-server\n\n\
-         the gate, in front of the demo MCP server (this build checks tokens for presence only):\n\
+         the gate, in front of the demo MCP server (tokens are verified at the edge):\n\
          \x20 curl -i -X POST {edge}{resource_path} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\
-         \x20 curl -i -X POST -H 'Authorization: Bearer demo-token' {edge}{resource_path} \\\n\
-         \x20      -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\n\
+         \x20 TOKEN=$(curl -s -d grant_type=client_credentials {issuer}/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n\
+         \x20 curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {edge}{resource_path} \\\n\
+         \x20      -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\
+         \x20 curl -i -X POST -H 'Authorization: Bearer not-a-real-token' {edge}{resource_path} -d '{{}}'\n\n\
          Ctrl-C stops it.\n"
     )
 }

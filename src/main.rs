@@ -54,7 +54,6 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
         }
         if !settings.has("upstream") {
             settings.set("upstream", format!("http://{mcp_addr}"));
-            settings.set("token_check", "presence".into());
         }
         Some([auth_server, mcp])
     } else {
@@ -98,7 +97,8 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             let auth_server =
                 tokio::net::TcpListener::from_std(auth_server).map_err(io("demo authorization server"))?;
             let mcp = tokio::net::TcpListener::from_std(mcp).map_err(io("demo MCP server"))?;
-            demo_tasks.push(tokio::spawn(demo::run_authorization_server(auth_server, shutdown.clone())));
+            let audience = config.resource.url.clone();
+            demo_tasks.push(tokio::spawn(demo::run_authorization_server(auth_server, audience, shutdown.clone())));
             demo_tasks.push(tokio::spawn(demo::run_mcp_echo(mcp, shutdown.clone())));
         }
 
@@ -108,6 +108,16 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             info!("admin endpoints on http://{}", admin.local_addr().map_err(io("admin listener"))?);
         }
         info!("resource {} with authorization server {}", config.resource.url, config.issuer.url);
+        match (&config.upstream, config.token_check) {
+            (None, _) => info!("no --upstream: only the discovery documents are served"),
+            (Some(up), mcp_auth_edge::config::TokenCheck::Jwt) => {
+                info!("gate: tokens verified at the edge (jwt) before forwarding to {}://{}", up.scheme, up.authority)
+            }
+            (Some(up), mcp_auth_edge::config::TokenCheck::Presence) => info!(
+                "gate: tokens checked for presence only; {}://{} must validate them itself",
+                up.scheme, up.authority
+            ),
+        }
         if demo {
             println!("{}", demo::banner(&edge, &config.issuer.url, &config.resource.path));
         }

@@ -1,0 +1,62 @@
+//! The `--demo` servers: the built-in authorization server issues tokens that the edge, in its
+//! default jwt mode, accepts and forwards to the built-in echo MCP server.
+
+mod support;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use mcp_auth_edge::demo;
+use mcp_auth_edge::serve::shutdown_channel;
+use support::{request, Edge, RESOURCE};
+use tokio::net::{TcpListener, TcpStream};
+
+/// POSTs a form to `url_path` on `addr` and returns the status and JSON body.
+async fn post_form(addr: std::net::SocketAddr, path: &str, form: &'static str) -> (StatusCode, serde_json::Value) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::post(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(form.as_bytes())))
+        .expect("a request");
+    let response = sender.send_request(request).await.expect("a response");
+    let status = response.status();
+    let body = response.into_body().collect().await.expect("a body").to_bytes();
+    (status, serde_json::from_slice(&body).expect("a JSON body"))
+}
+
+#[tokio::test]
+async fn demo_tokens_pass_the_gate_and_reach_the_echo_server() {
+    let (_trigger, shutdown) = shutdown_channel();
+    let auth = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (auth_addr, echo_addr) = (auth.local_addr().expect("address"), echo.local_addr().expect("address"));
+    tokio::spawn(demo::run_authorization_server(auth, RESOURCE.to_string(), shutdown.clone()));
+    tokio::spawn(demo::run_mcp_echo(echo, shutdown));
+
+    let (issuer, upstream) = (format!("http://{auth_addr}"), format!("http://{echo_addr}"));
+    let edge = Edge::start(&["--resource", RESOURCE, "--auth-server", &issuer, "--upstream", &upstream]).await;
+    edge.wait_ready().await;
+
+    let (status, refused) = post_form(auth_addr, "/token", "grant_type=password").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["error"], "unsupported_grant_type");
+
+    let (status, granted) = post_form(auth_addr, "/token", "grant_type=client_credentials&scope=mcp%3Atools").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(granted["token_type"], "Bearer");
+    assert_eq!(granted["scope"], "mcp:tools");
+    let token = granted["access_token"].as_str().expect("an access token");
+
+    let bearer = format!("Bearer {token}");
+    let reply = request(edge.addr, Method::POST, "/mcp", &[("authorization", bearer.as_str())]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["result"]["bearer_token_forwarded"], true);
+
+    let unsigned = request(edge.addr, Method::POST, "/mcp", &[("authorization", "Bearer a.b.c")]).await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+}

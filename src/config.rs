@@ -32,6 +32,8 @@ const KEYS: &[Key] = &[
     Key::value("token_check", "MODE", "jwt or presence (default jwt); introspect is not built yet"),
     Key::list("audience", "AUD", "an accepted token audience besides --resource (repeatable)"),
     Key::list("required_scope", "SCOPE", "a scope every token must carry (repeatable)"),
+    Key::list("cors_origin", "ORIGIN", "a browser origin allowed on the MCP endpoint (repeatable; default *)"),
+    Key::flag("strip_authorization", "forward X-Auth-Subject and X-Auth-Scopes instead of the token (jwt mode)"),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
     Key::value("config", "FILE", "JSON file with any of these settings, snake_case"),
@@ -65,6 +67,9 @@ pub struct Config {
     /// Token audiences accepted besides the resource URL.
     pub audiences: Vec<String>,
     pub required_scopes: Vec<String>,
+    /// Origins allowed on the MCP endpoint; empty means any (`*`).
+    pub cors_origins: Vec<String>,
+    pub strip_authorization: bool,
 }
 
 /// How the gate checks bearer tokens.
@@ -551,7 +556,34 @@ impl Config {
         };
         let required_scopes = scope_list("required_scope")?;
         let audiences = s.many("audience").into_iter().map(|(_, a)| a.to_string()).collect();
+        let mut cors_origins = Vec::new();
+        for (o, origin) in s.many("cors_origin") {
+            if origin == "*" {
+                cors_origins.clear();
+                break;
+            }
+            // A browser origin: scheme and host (and port), nothing after (RFC 6454 §6.2).
+            match parse_http_url(origin) {
+                Some(url) if url.path.is_empty() && !url.has_query && !origin.ends_with('/') => {
+                    cors_origins.push(origin.to_string())
+                }
+                _ => return Err(invalid(o, origin, "must be * or an origin like https://app.example (no path)")),
+            }
+        }
+        let strip_authorization = match s.values.get("strip_authorization") {
+            Some((o, Raw::One(v))) => parse_bool(o, v)?,
+            _ => false,
+        };
+        if strip_authorization && token_check != TokenCheck::Jwt {
+            return Err(ConfigError::Invalid {
+                source: Origin::Flag("strip_authorization"),
+                value: "true".into(),
+                reason: "needs --token-check jwt: only verified tokens have a subject and scopes to pass on",
+            });
+        }
         Ok(Config {
+            cors_origins,
+            strip_authorization,
             token_check,
             audiences,
             required_scopes,
@@ -705,6 +737,21 @@ mod tests {
         assert!(matches!(load(&list, &[]), Err(ConfigError::Invalid { source: Origin::Flag("token_check"), .. })));
         let e = load(&[BASE, &["--upstream", "http://h/mcp", "--token-check", "presence"]].concat(), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("upstream"), .. }));
+    }
+
+    #[test]
+    fn cors_origins_and_strip_authorization_are_checked() {
+        let up = ["--upstream", "http://127.0.0.1:3000"];
+        let c = load(&[BASE, &up, &["--cors-origin", "https://app.example", "--strip-authorization"]].concat(), &[]);
+        let c = c.unwrap();
+        assert_eq!(c.cors_origins, ["https://app.example"]);
+        assert!(c.strip_authorization);
+        let any = load(&[BASE, &up, &["--cors-origin", "https://a.example", "--cors-origin", "*"]].concat(), &[]);
+        assert!(any.unwrap().cors_origins.is_empty());
+        let e = load(&[BASE, &up, &["--cors-origin", "https://app.example/path"]].concat(), &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("cors_origin"), .. }));
+        let e = load(&[BASE, &up, &["--token-check", "presence", "--strip-authorization"]].concat(), &[]).unwrap_err();
+        assert!(e.to_string().contains("needs --token-check jwt"), "{e}");
     }
 
     #[test]

@@ -55,6 +55,40 @@ pub fn bearer(value: &[u8]) -> Credential<'_> {
     }
 }
 
+/// Which browser origins may read the MCP endpoint's responses.
+#[derive(Clone, Debug)]
+pub struct Cors {
+    /// Empty: any origin (`*`).
+    origins: Vec<HeaderValue>,
+}
+
+const ANY: HeaderValue = HeaderValue::from_static("*");
+const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+
+impl Cors {
+    pub fn new(config: &Config) -> Cors {
+        let origins = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        Cors { origins }
+    }
+
+    /// Sets `Access-Control-Allow-Origin` for a request's `Origin` unless the response already
+    /// has one (a forwarded MCP server's own policy wins). With a list, an unlisted origin gets
+    /// none, and caches are told the answer varies by `Origin`.
+    pub fn apply(&self, origin: Option<&HeaderValue>, response: &mut HeaderMap) {
+        if response.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+            return;
+        }
+        if self.origins.is_empty() {
+            response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
+            return;
+        }
+        response.append(header::VARY, VARY_ORIGIN);
+        if let Some(origin) = origin.filter(|o| self.origins.contains(o)) {
+            response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
+    }
+}
+
 /// The gate's answers that never change while the configuration holds.
 #[derive(Clone, Debug)]
 pub struct Challenges {
@@ -147,6 +181,28 @@ mod tests {
         assert_eq!(credential(&h), Credential::Bearer("a"));
         h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
         assert_eq!(credential(&h), Credential::Malformed);
+    }
+
+    #[test]
+    fn cors_any_or_listed_origins() {
+        let any = Cors { origins: Vec::new() };
+        let listed = Cors { origins: vec![HeaderValue::from_static("https://app.example")] };
+        let app = HeaderValue::from_static("https://app.example");
+        let evil = HeaderValue::from_static("https://evil.example");
+        let mut response = HeaderMap::new();
+        any.apply(Some(&app), &mut response);
+        assert_eq!(response[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        let mut response = HeaderMap::new();
+        listed.apply(Some(&app), &mut response);
+        assert_eq!(response[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example");
+        assert_eq!(response[header::VARY], "Origin");
+        let mut response = HeaderMap::new();
+        listed.apply(Some(&evil), &mut response);
+        assert!(response.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        let mut upstream_set = HeaderMap::new();
+        upstream_set.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("https://own.example"));
+        any.apply(Some(&app), &mut upstream_set);
+        assert_eq!(upstream_set[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://own.example");
     }
 
     #[test]

@@ -36,6 +36,9 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// With `--strip-authorization`: who the verified token names, and its scopes.
+const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
+const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
 
 /// Removes hop-by-hop fields (RFC 9110 §7.6.1): `Connection` and every field it names, and
 /// the fields defined as hop-by-hop whether or not `Connection` names them.
@@ -93,18 +96,25 @@ pub async fn forward(
     let Some(gate) = state.gate.as_ref() else {
         return crate::respond::not_found();
     };
-    if let Some(verifier) = &gate.verifier {
-        let checked = match crate::gate::credential(request.headers()) {
-            crate::gate::Credential::Bearer(token) => verifier.check(token).await,
-            // The gate lets only bearer requests through; anything else is a bug, refused.
-            _ => Err(Rejection::Invalid(crate::jwt::TokenError::Malformed("no bearer token"))),
-        };
-        if let Err(rejection) = checked {
-            let response = crate::respond::rejected(&gate.challenges, &rejection);
-            state.metrics.request(crate::route::Route::Gate, response.status());
-            return response;
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let claims = match &gate.verifier {
+        Some(verifier) => {
+            let checked = match crate::gate::credential(request.headers()) {
+                crate::gate::Credential::Bearer(token) => verifier.check(token).await,
+                // The gate lets only bearer requests through; anything else is refused.
+                _ => Err(Rejection::Invalid(crate::jwt::TokenError::Malformed("no bearer token"))),
+            };
+            match checked {
+                Ok(claims) => Some(claims),
+                Err(rejection) => {
+                    let response = crate::respond::rejected(gate, origin.as_ref(), &rejection);
+                    state.metrics.request(crate::route::Route::Gate, response.status());
+                    return response;
+                }
+            }
         }
-    }
+        None => None,
+    };
     // The host the client asked for: the Host header (HTTP/1.1) or the :authority (HTTP/2).
     let host = request
         .headers()
@@ -127,11 +137,24 @@ pub async fn forward(
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
     set_forwarded(headers, peer, &gate.forwarded_proto, host);
+    // SECURITY: these say who the edge verified; a client must never supply them.
+    headers.remove(X_AUTH_SUBJECT);
+    headers.remove(X_AUTH_SCOPES);
+    if let (true, Some(claims)) = (gate.strip_authorization, &claims) {
+        headers.remove(header::AUTHORIZATION);
+        if let Some(subject) = claims.subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.insert(X_AUTH_SUBJECT, subject);
+        }
+        if let Ok(scopes) = HeaderValue::from_str(&claims.scopes.join(" ")) {
+            headers.insert(X_AUTH_SCOPES, scopes);
+        }
+    }
 
     let exchange = tokio::time::timeout(gate.response_timeout, gate.client.request(request));
     match exchange.await {
         Ok(Ok(mut response)) => {
             strip_hop_by_hop(response.headers_mut());
+            crate::respond::cors_for_forwarded(gate, origin.as_ref(), response.headers_mut());
             state.metrics.upstream(response.status());
             response.map(|body| Body::upstream(body, activity))
         }
@@ -156,6 +179,8 @@ pub struct Gate {
     pub response_timeout: Duration,
     /// Set in jwt mode; `None` checks presence only.
     pub verifier: Option<Verifier>,
+    pub cors: crate::gate::Cors,
+    pub strip_authorization: bool,
 }
 
 impl Gate {
@@ -168,6 +193,8 @@ impl Gate {
             forwarded_proto: HeaderValue::from_static(proto),
             response_timeout: config.upstream_timeout,
             verifier: (config.token_check == TokenCheck::Jwt).then(|| Verifier::new(config)),
+            cors: crate::gate::Cors::new(config),
+            strip_authorization: config.strip_authorization,
         }
     }
 }

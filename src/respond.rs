@@ -172,7 +172,7 @@ fn guard<B>(state: &State, request: &Request<B>) -> Option<Response<Body>> {
         // Preflights never carry credentials (Fetch standard), so they are answered here.
         let mut response = with_headers(StatusCode::NO_CONTENT, Bytes::new(), 6);
         let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+        gate.cors.apply(request.headers().get(header::ORIGIN), h);
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, MCP_METHODS);
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, MCP_ALLOW_HEADERS);
         h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
@@ -186,12 +186,12 @@ fn guard<B>(state: &State, request: &Request<B>) -> Option<Response<Body>> {
         Credential::Missing => (StatusCode::UNAUTHORIZED, &challenges.missing, &challenges.missing_body),
         Credential::Malformed => (StatusCode::BAD_REQUEST, &challenges.malformed, &challenges.malformed_body),
     };
-    let mut response = with_headers(status, body.clone(), 5);
+    let mut response = with_headers(status, body.clone(), 6);
     let h = response.headers_mut();
     h.insert(header::WWW_AUTHENTICATE, challenge.clone());
     h.insert(header::CONTENT_TYPE, JSON);
     h.insert(header::CACHE_CONTROL, NO_STORE);
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    gate.cors.apply(request.headers().get(header::ORIGIN), h);
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_CHALLENGE);
     Some(response)
 }
@@ -271,8 +271,13 @@ pub(crate) fn not_found() -> Response<Body> {
 }
 
 /// The answer to a bearer token the gate refused (RFC 6750 §3.1).
-pub(crate) fn rejected(challenges: &gate::Challenges, rejection: &crate::token::Rejection) -> Response<Body> {
+pub(crate) fn rejected(
+    gate: &crate::proxy::Gate,
+    origin: Option<&HeaderValue>,
+    rejection: &crate::token::Rejection,
+) -> Response<Body> {
     use crate::token::Rejection;
+    let challenges = &gate.challenges;
     let (status, challenge, body) = match rejection {
         Rejection::Invalid(error) => {
             let (challenge, body) = challenges.invalid_token(error);
@@ -287,14 +292,24 @@ pub(crate) fn rejected(challenges: &gate::Challenges, rejection: &crate::token::
             return response;
         }
     };
-    let mut response = with_headers(status, body, 5);
+    let mut response = with_headers(status, body, 6);
     let h = response.headers_mut();
     h.insert(header::WWW_AUTHENTICATE, challenge);
     h.insert(header::CONTENT_TYPE, JSON);
     h.insert(header::CACHE_CONTROL, NO_STORE);
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    gate.cors.apply(origin, h);
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_CHALLENGE);
     response
+}
+
+/// Lets browser clients read a forwarded response (the edge answered their preflight, so the
+/// actual response must carry the same policy): the allowed origin, and `Mcp-Session-Id` and
+/// `WWW-Authenticate` exposed, unless the MCP server set its own.
+pub(crate) fn cors_for_forwarded(gate: &crate::proxy::Gate, origin: Option<&HeaderValue>, response: &mut HeaderMap) {
+    gate.cors.apply(origin, response);
+    if !response.contains_key(header::ACCESS_CONTROL_EXPOSE_HEADERS) {
+        response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
+    }
 }
 
 pub(crate) fn bad_gateway() -> Response<Body> {

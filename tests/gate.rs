@@ -67,6 +67,8 @@ async fn answer(request: Request<Incoming>) -> Result<Response<TestBody>, Infall
                 "x-forwarded-host": seen("x-forwarded-host"),
                 "x-hop": seen("x-hop"),
                 "mcp-session-id": seen("mcp-session-id"),
+                "x-auth-subject": seen("x-auth-subject"),
+                "x-auth-scopes": seen("x-auth-scopes"),
                 "path": request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
             });
             let body = request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
@@ -195,6 +197,9 @@ async fn a_bearer_request_is_forwarded_with_proxy_headers() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["mcp-session-id"], "session-1");
     assert!(response.headers().get("x-upstream-hop").is_none(), "the upstream's hop-by-hop field is removed");
+    // Browser clients can read the forwarded answer and its session id.
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(response.headers()["access-control-expose-headers"], "Mcp-Session-Id, WWW-Authenticate");
     let bytes = response.into_body().collect().await.expect("a body").to_bytes();
     let reply: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
     assert_eq!(reply["id"], 7);
@@ -208,6 +213,30 @@ async fn a_bearer_request_is_forwarded_with_proxy_headers() {
     assert_eq!(seen["path"], "/mcp?x=1");
     let metrics = edge.metrics().await;
     assert!(metrics.contains("mcp_auth_edge_upstream_responses_total{class=\"2xx\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn listed_cors_origins_only() {
+    let (_as, edge) = gated_edge(mcp_server().await, &["--cors-origin", "https://app.example"]).await;
+    let preflight = |origin: &'static str| {
+        let addr = edge.addr;
+        async move {
+            request(addr, Method::OPTIONS, "/mcp", &[("origin", origin), ("access-control-request-method", "POST")])
+                .await
+        }
+    };
+    let allowed = preflight("https://app.example").await;
+    assert_eq!(allowed.header("access-control-allow-origin"), "https://app.example");
+    assert_eq!(allowed.header("vary"), "Origin");
+    let other = preflight("https://evil.example").await;
+    assert!(other.headers.get("access-control-allow-origin").is_none());
+    let challenge = request(edge.addr, Method::POST, "/mcp", &[("origin", "https://app.example")]).await;
+    assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge.header("access-control-allow-origin"), "https://app.example");
+    let forwarded =
+        request(edge.addr, Method::POST, "/mcp", &[("origin", "https://app.example"), ("authorization", TOKEN)]).await;
+    assert_eq!(forwarded.status, StatusCode::OK);
+    assert_eq!(forwarded.header("access-control-allow-origin"), "https://app.example");
 }
 
 #[tokio::test]
@@ -424,6 +453,21 @@ mod jwt_mode {
         assert!(reply.header("www-authenticate").contains("error=\"insufficient_scope\""));
         assert!(reply.header("www-authenticate").contains("scope=\"mcp:admin\""));
         assert_eq!(reply.json()["error"], "insufficient_scope");
+    }
+
+    #[tokio::test]
+    async fn strip_authorization_passes_the_verified_subject_and_scopes_instead() {
+        let key = Signer::new("k1");
+        let server = auth_server(&[&key]).await;
+        let edge = edge(&server, &["--strip-authorization"]).await;
+        let bearer = format!("Bearer {}", key.sign(&claims(&server.issuer())));
+        let headers = [("authorization", bearer.as_str()), ("x-auth-subject", "admin"), ("x-auth-scopes", "all")];
+        let reply = request(edge.addr, Method::POST, "/mcp", &headers).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let seen = &reply.json()["result"]["headers"];
+        assert_eq!(seen["authorization"], "");
+        assert_eq!(seen["x-auth-subject"], "user-1");
+        assert_eq!(seen["x-auth-scopes"], "mcp:tools mcp:read");
     }
 
     #[tokio::test]

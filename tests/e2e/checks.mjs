@@ -86,3 +86,63 @@ export function recordingFetch(log) {
 export function trail(log, origin) {
   return log.map((e) => `${e.url.startsWith(origin) ? e.url.slice(origin.length) : e.url} ${e.status}`);
 }
+
+/**
+ * An access token for `resource` from the provider, without a browser: the client_credentials
+ * grant with an RFC 8707 resource indicator (oidc.mjs's machine client). Returns the token response.
+ */
+export async function clientCredentialsToken({ issuer, clientId, clientSecret, resource, scope }) {
+  const meta = await fetch(`${issuer}/.well-known/oauth-authorization-server`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json());
+  const r = await fetch(meta.token_endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }),
+    signal: AbortSignal.timeout(5000),
+  });
+  const body = await r.json();
+  if (!r.ok || !body.access_token) throw new Error(`token endpoint answered ${r.status}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+/**
+ * A fetch for SDK transports that keeps every exchange: method, URL, status, content type, whether
+ * an Authorization header went out, and the Response (its headers stay readable after the body is
+ * consumed). Streams are not cut short: no timeout is added when the caller passes a signal.
+ */
+export function exchangeLog(log) {
+  return async (url, init = {}) => {
+    const headers = new Headers(init.headers ?? {});
+    const entry = {
+      method: init.method ?? 'GET',
+      url: String(url),
+      authorization: headers.has('authorization'),
+      sessionId: headers.get('mcp-session-id'),
+      status: undefined,
+    };
+    log.push(entry);
+    const response = await fetch(url, init.signal ? init : { ...init, signal: AbortSignal.timeout(10000) });
+    entry.status = response.status;
+    entry.contentType = response.headers.get('content-type');
+    entry.response = response;
+    return response;
+  };
+}
+
+/** `METHOD path status` lines of an exchange log, paths relative to `origin`. */
+export function exchanges(log, origin) {
+  return log.map((e) => `${e.method} ${e.url.startsWith(origin) ? e.url.slice(origin.length) : e.url} ${e.status}`);
+}
+
+/** Rejects after `ms` with a message naming `what`, so a hung step fails instead of stalling. */
+export function within(ms, what, promise) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

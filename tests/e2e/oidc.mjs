@@ -3,8 +3,13 @@
 //
 // It prints one line, `OIDC_READY port=PORT issuer=ISSUER`, once it listens, and exits on
 // SIGTERM or SIGINT. Optional env: E2E_RESOURCE (the MCP resource the provider accepts as an
-// RFC 8707 resource indicator), E2E_SCOPES (space-separated scopes of it) and E2E_ISSUER_PATH
-// (e.g. `/oidc`: the provider is mounted there, and the issuer is http://127.0.0.1:PORT/oidc).
+// RFC 8707 resource indicator), E2E_SCOPES (space-separated scopes of it), E2E_ISSUER_PATH
+// (e.g. `/oidc`: the provider is mounted there, and the issuer is http://127.0.0.1:PORT/oidc),
+// E2E_CLIENT_ID and E2E_CLIENT_SECRET (a confidential client allowed the client_credentials
+// grant, so the checks get real access tokens without a browser).
+//
+// Access tokens for E2E_RESOURCE are JWTs (RS256, signed with the key published at jwks_uri,
+// `aud` = the resource), as an MCP server that validates tokens itself expects them.
 //
 // oidc-provider serves its metadata at `<issuer>/.well-known/openid-configuration` and
 // `<issuer>/.well-known/oauth-authorization-server`. With an issuer path, neither RFC 8414
@@ -16,6 +21,8 @@ import Provider from 'oidc-provider';
 
 const resource = process.env.E2E_RESOURCE ?? '';
 const resourceScopes = process.env.E2E_SCOPES ?? '';
+const serviceClientId = process.env.E2E_CLIENT_ID ?? 'e2e-service';
+const serviceClientSecret = process.env.E2E_CLIENT_SECRET ?? 'e2e-service-secret-not-a-secret';
 
 const server = http.createServer();
 await new Promise((resolve, reject) => {
@@ -39,6 +46,17 @@ const provider = new Provider(issuer, {
       application_type: 'native',
       redirect_uris: ['http://127.0.0.1:33418/callback'],
     },
+    {
+      // A machine client: client_credentials with a resource indicator gives a JWT access token
+      // for the edge's resource (what the gate round's clients present).
+      client_id: serviceClientId,
+      client_secret: serviceClientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: resourceScopes || undefined,
+    },
   ],
   // PKCE S256 is what MCP clients require the server to advertise.
   pkce: { required: () => true },
@@ -46,6 +64,8 @@ const provider = new Provider(issuer, {
   features: {
     // MCP clients register themselves (RFC 7591).
     registration: { enabled: true },
+    // Machine-to-machine tokens (the SDKs' client-credentials providers).
+    clientCredentials: { enabled: true },
     // MCP clients send `resource` (RFC 8707) naming the MCP server.
     resourceIndicators: {
       enabled: true,
@@ -53,7 +73,7 @@ const provider = new Provider(issuer, {
       useGrantedResource: async () => true,
       getResourceServerInfo: async (_ctx, indicator) => {
         if (resource && indicator === resource) {
-          return { scope: resourceScopes, audience: resource, accessTokenFormat: 'jwt' };
+          return { scope: resourceScopes, audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
         }
         throw new Provider.errors.InvalidTarget();
       },

@@ -145,7 +145,7 @@ round() {
     node "$HERE/oidc.mjs" >"$WORK/$ROUND-oidc.out" 2>"$WORK/$ROUND-oidc.err" &
   oidc_pid=$!
   PIDS+=("$oidc_pid")
-  if ! wait_for 'grep -q "^OIDC_READY " "$WORK/$ROUND-oidc.out"' 150; then
+  if ! wait_for 'grep -qs "^OIDC_READY " "$WORK/$ROUND-oidc.out"' 150; then
     fail_line "$ROUND: oidc-provider did not start in 15 s:"
     sed 's/^/       /' "$WORK/$ROUND-oidc.err"
     return 0
@@ -191,8 +191,91 @@ round() {
   stop_pid "$oidc_pid"
 }
 
+# The gate round: a real MCP server (mcp_server.mjs, the TypeScript SDK's server, validating
+# JWT access tokens itself) behind the edge's gate (`--upstream … --token-check presence`), and
+# the clients going through it: the browser's CORS view, the TypeScript SDK, the Python SDK.
+gate_round() {
+  ROUND=gate
+  local oidc_pid mcp_pid edge_pid edge_rc=0 edge_port admin_port mcp_port
+  read -r edge_port admin_port < <(free_ports)
+  EDGE_URL="http://127.0.0.1:$edge_port"
+  RESOURCE_URL="$EDGE_URL/mcp"
+  SCOPES="mcp:tools mcp:resources"
+  E2E_CLIENT_ID=e2e-service
+  E2E_CLIENT_SECRET=e2e-service-secret-not-a-secret
+
+  say "$ROUND: oidc-provider"
+  E2E_RESOURCE="$RESOURCE_URL" E2E_SCOPES="$SCOPES" E2E_ISSUER_PATH="" \
+    E2E_CLIENT_ID="$E2E_CLIENT_ID" E2E_CLIENT_SECRET="$E2E_CLIENT_SECRET" \
+    node "$HERE/oidc.mjs" >"$WORK/$ROUND-oidc.out" 2>"$WORK/$ROUND-oidc.err" &
+  oidc_pid=$!
+  PIDS+=("$oidc_pid")
+  if ! wait_for 'grep -qs "^OIDC_READY " "$WORK/$ROUND-oidc.out"' 150; then
+    fail_line "$ROUND: oidc-provider did not start in 15 s:"
+    sed 's/^/       /' "$WORK/$ROUND-oidc.err"
+    return 0
+  fi
+  ISSUER=$(sed -n 's/^OIDC_READY .*issuer=\([^ ]*\).*/\1/p' "$WORK/$ROUND-oidc.out")
+  say "$ROUND: issuer $ISSUER"
+
+  say "$ROUND: MCP server (TypeScript SDK, validates the provider's JWTs itself)"
+  LOGS+=("$WORK/$ROUND-mcp.err")
+  ISSUER="$ISSUER" RESOURCE_URL="$RESOURCE_URL" EDGE_URL="$EDGE_URL" \
+    node "$HERE/mcp_server.mjs" >"$WORK/$ROUND-mcp.out" 2>"$WORK/$ROUND-mcp.err" &
+  mcp_pid=$!
+  PIDS+=("$mcp_pid")
+  if ! wait_for 'grep -qs "^MCP_READY " "$WORK/$ROUND-mcp.out"' 150; then
+    fail_line "$ROUND: the MCP server did not start in 15 s:"
+    sed 's/^/       /' "$WORK/$ROUND-mcp.err"
+    stop_pid "$oidc_pid"
+    return 0
+  fi
+  mcp_port=$(sed -n 's/^MCP_READY port=\([0-9]*\).*/\1/p' "$WORK/$ROUND-mcp.out")
+  MCP_URL="http://127.0.0.1:$mcp_port"
+
+  say "$ROUND: mcp-auth-edge on $EDGE_URL, gate in front of $MCP_URL (admin 127.0.0.1:$admin_port)"
+  LOGS+=("$WORK/$ROUND-edge.log")
+  "$EDGE_BIN" --listen "127.0.0.1:$edge_port" --resource "$RESOURCE_URL" --auth-server "$ISSUER" \
+    --admin-listen "127.0.0.1:$admin_port" --scope mcp:tools --scope mcp:resources \
+    --upstream "$MCP_URL" --token-check presence >"$WORK/$ROUND-edge.log" 2>&1 &
+  edge_pid=$!
+  PIDS+=("$edge_pid")
+  if ! wait_for '[[ $(http_status "http://127.0.0.1:$admin_port/readyz") == 200 ]]' 150; then
+    fail_line "$ROUND: the edge was not ready in 15 s"
+    stop_pid "$edge_pid"
+    stop_pid "$mcp_pid"
+    stop_pid "$oidc_pid"
+    return 0
+  fi
+  say "$ROUND: edge ready"
+
+  ADMIN_URL="http://127.0.0.1:$admin_port"
+  export EDGE_URL RESOURCE_URL ISSUER SCOPES MCP_URL ADMIN_URL E2E_CLIENT_ID E2E_CLIENT_SECRET
+  run_client gate_cors node gate_cors.mjs
+  run_client ts_gate node ts_gate.mjs
+  run_client py_gate "$HERE/.venv/bin/python" py_gate.py
+
+  say "$ROUND: edge shutdown"
+  kill -TERM "$edge_pid"
+  if wait_for '! kill -0 "$edge_pid" 2>/dev/null' 100; then
+    wait "$edge_pid" || edge_rc=$?
+    if ((edge_rc == 0)); then
+      passed=$((passed + 1))
+      echo "  ok   the edge (gate mode) exits 0 on SIGTERM"
+    else
+      fail_line "the edge (gate mode) exited $edge_rc on SIGTERM"
+    fi
+  else
+    fail_line "the edge (gate mode) was still running 10 s after SIGTERM"
+    stop_pid "$edge_pid"
+  fi
+  stop_pid "$mcp_pid"
+  stop_pid "$oidc_pid"
+}
+
 round root-issuer ""
 round issuer-path /oidc
+gate_round
 
 if ((failed > 0)); then
   for log in "${LOGS[@]}"; do

@@ -29,11 +29,25 @@ const KEYS: &[Key] = &[
     Key::value("drain_timeout", "SECS", "how long shutdown waits for in-flight requests (default 10)"),
     Key::value("upstream", "URL", "MCP server to forward authenticated requests to (origin only)"),
     Key::value("upstream_timeout", "SECS", "how long to wait for the MCP server's response headers (default 30)"),
-    Key::value("token_check", "MODE", "jwt or presence (default jwt); introspect is not built yet"),
+    Key::value("token_check", "MODE", "jwt, introspect or presence (default jwt)"),
+    Key::value("introspection_client_id", "ID", "client id the edge introspects tokens with (introspect mode)"),
+    Key::value(
+        "introspection_client_secret",
+        "SECRET",
+        "its client secret; prefer MCP_AUTH_EDGE_INTROSPECTION_CLIENT_SECRET to a flag",
+    ),
+    Key::value(
+        "introspection_cache",
+        "SECS",
+        "how long an active introspection answer is trusted (default 60; 0: never)",
+    ),
     Key::list("audience", "AUD", "an accepted token audience besides --resource (repeatable)"),
     Key::list("required_scope", "SCOPE", "a scope every token must carry (repeatable)"),
     Key::list("cors_origin", "ORIGIN", "a browser origin allowed on the MCP endpoint (repeatable; default *)"),
-    Key::flag("strip_authorization", "forward X-Auth-Subject and X-Auth-Scopes instead of the token (jwt mode)"),
+    Key::flag(
+        "strip_authorization",
+        "forward X-Auth-Subject and X-Auth-Scopes instead of the token (jwt and introspect modes)",
+    ),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
     Key::value("config", "FILE", "JSON file with any of these settings, snake_case"),
@@ -64,6 +78,10 @@ pub struct Config {
     pub upstream: Option<crate::proxy::Upstream>,
     pub upstream_timeout: Duration,
     pub token_check: TokenCheck,
+    /// The edge's own client credentials at the introspection endpoint (introspect mode).
+    pub introspection: Option<ClientCredentials>,
+    /// Longest time an active introspection answer is reused (never past the token's `exp`).
+    pub introspection_cache: Duration,
     /// Token audiences accepted besides the resource URL.
     pub audiences: Vec<String>,
     pub required_scopes: Vec<String>,
@@ -77,8 +95,24 @@ pub struct Config {
 pub enum TokenCheck {
     /// Signature and claims checked at the edge against the authorization server's JWKS.
     Jwt,
+    /// Asked of the authorization server's introspection endpoint (RFC 7662).
+    Introspect,
     /// Only the form of the header; the MCP server validates tokens itself.
     Presence,
+}
+
+/// Client credentials for `client_secret_basic` authentication. `Debug` hides the secret so
+/// that a printed configuration does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub id: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials").field("id", &self.id).field("secret", &"<hidden>").finish()
+    }
 }
 
 /// The protected resource, as its public URL and the path RFC 9728 §3.1 inserts after the
@@ -109,10 +143,29 @@ pub enum ConfigError {
     UnknownFlag(String),
     MissingValue(String),
     Missing(&'static str),
-    Invalid { source: Origin, value: String, reason: &'static str },
-    File { path: String, reason: String },
-    UnknownFileKey { path: String, key: String },
-    FileType { path: String, key: String, expected: &'static str },
+    /// Required because of another setting's value, named in `by`.
+    MissingFor {
+        name: &'static str,
+        by: &'static str,
+    },
+    Invalid {
+        source: Origin,
+        value: String,
+        reason: &'static str,
+    },
+    File {
+        path: String,
+        reason: String,
+    },
+    UnknownFileKey {
+        path: String,
+        key: String,
+    },
+    FileType {
+        path: String,
+        key: String,
+        expected: &'static str,
+    },
     HelpRequested,
     VersionRequested,
 }
@@ -143,6 +196,12 @@ impl fmt::Display for ConfigError {
             ConfigError::Missing(name) => write!(
                 f,
                 "--{} is required (or {ENV_PREFIX}{}, or \"{name}\" in --config)",
+                name.replace('_', "-"),
+                name.to_ascii_uppercase()
+            ),
+            ConfigError::MissingFor { name, by } => write!(
+                f,
+                "--{} is required by {by} (or {ENV_PREFIX}{}, or \"{name}\" in --config)",
                 name.replace('_', "-"),
                 name.to_ascii_uppercase()
             ),
@@ -548,11 +607,33 @@ impl Config {
         };
         let token_check = match s.one("token_check") {
             None | Some((_, "jwt")) => TokenCheck::Jwt,
+            Some((_, "introspect")) => TokenCheck::Introspect,
             Some((_, "presence")) => TokenCheck::Presence,
-            Some((o, v @ "introspect")) => {
-                return Err(invalid(o, v, "introspection is not built yet; use jwt or presence"));
+            Some((o, v)) => return Err(invalid(o, v, "must be jwt, introspect or presence")),
+        };
+        let introspection = match (s.one("introspection_client_id"), s.one("introspection_client_secret")) {
+            (Some((_, id)), Some((_, secret))) if token_check == TokenCheck::Introspect => {
+                Some(ClientCredentials { id: id.to_string(), secret: secret.to_string() })
             }
-            Some((o, v)) => return Err(invalid(o, v, "must be jwt or presence")),
+            (None, _) if token_check == TokenCheck::Introspect => {
+                return Err(ConfigError::MissingFor { name: "introspection_client_id", by: "--token-check introspect" })
+            }
+            (_, None) if token_check == TokenCheck::Introspect => {
+                return Err(ConfigError::MissingFor {
+                    name: "introspection_client_secret",
+                    by: "--token-check introspect",
+                })
+            }
+            (Some((o, v)), _) => return Err(invalid(o, v, "is used only with --token-check introspect")),
+            (None, Some((o, _))) => return Err(invalid(o, "<hidden>", "is used only with --token-check introspect")),
+            (None, None) => None,
+        };
+        let introspection_cache = match s.one("introspection_cache") {
+            Some((o, v)) => match v.trim().parse::<f64>() {
+                Ok(secs) if secs.is_finite() && (0.0..=86_400.0).contains(&secs) => Duration::from_secs_f64(secs),
+                _ => return Err(invalid(o, v, "must be a number of seconds from 0 to 86400")),
+            },
+            None => Duration::from_secs(60),
         };
         let required_scopes = scope_list("required_scope")?;
         let audiences = s.many("audience").into_iter().map(|(_, a)| a.to_string()).collect();
@@ -574,17 +655,20 @@ impl Config {
             Some((o, Raw::One(v))) => parse_bool(o, v)?,
             _ => false,
         };
-        if strip_authorization && token_check != TokenCheck::Jwt {
+        if strip_authorization && token_check == TokenCheck::Presence {
             return Err(ConfigError::Invalid {
                 source: Origin::Flag("strip_authorization"),
                 value: "true".into(),
-                reason: "needs --token-check jwt: only verified tokens have a subject and scopes to pass on",
+                reason:
+                    "needs --token-check jwt or introspect: only checked tokens have a subject and scopes to pass on",
             });
         }
         Ok(Config {
             cors_origins,
             strip_authorization,
             token_check,
+            introspection,
+            introspection_cache,
             audiences,
             required_scopes,
             upstream,
@@ -733,7 +817,7 @@ mod tests {
         assert_eq!(c.audiences, ["api://mcp"]);
         assert_eq!(c.required_scopes, ["mcp:tools"]);
         assert_eq!(c.upstream.unwrap().authority, "127.0.0.1:3000");
-        list.extend(["--token-check", "introspect"]);
+        list.extend(["--token-check", "none"]);
         assert!(matches!(load(&list, &[]), Err(ConfigError::Invalid { source: Origin::Flag("token_check"), .. })));
         let e = load(&[BASE, &["--upstream", "http://h/mcp", "--token-check", "presence"]].concat(), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("upstream"), .. }));
@@ -751,7 +835,35 @@ mod tests {
         let e = load(&[BASE, &up, &["--cors-origin", "https://app.example/path"]].concat(), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("cors_origin"), .. }));
         let e = load(&[BASE, &up, &["--token-check", "presence", "--strip-authorization"]].concat(), &[]).unwrap_err();
-        assert!(e.to_string().contains("needs --token-check jwt"), "{e}");
+        assert!(e.to_string().contains("needs --token-check jwt or introspect"), "{e}");
+    }
+
+    #[test]
+    fn introspect_mode_needs_client_credentials_and_hides_the_secret() {
+        let mode = [BASE, &["--upstream", "http://127.0.0.1:3000", "--token-check", "introspect"]].concat();
+        let e = load(&mode, &[]).unwrap_err();
+        assert_eq!(e, ConfigError::MissingFor { name: "introspection_client_id", by: "--token-check introspect" });
+        assert!(e.to_string().starts_with("--introspection-client-id is required by --token-check introspect"), "{e}");
+        let with_id = [&mode[..], &["--introspection-client-id", "edge"]].concat();
+        let e = load(&with_id, &[]).unwrap_err();
+        assert!(e.to_string().contains("MCP_AUTH_EDGE_INTROSPECTION_CLIENT_SECRET"), "{e}");
+        let c = load(&with_id, &[("MCP_AUTH_EDGE_INTROSPECTION_CLIENT_SECRET", "s3cret")]).unwrap();
+        let credentials = c.introspection.clone().unwrap();
+        assert_eq!((credentials.id.as_str(), credentials.secret.as_str()), ("edge", "s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(c.introspection_cache, Duration::from_secs(60));
+        let c =
+            load(&[&with_id[..], &["--introspection-client-secret", "x", "--introspection-cache", "0"]].concat(), &[]);
+        assert_eq!(c.unwrap().introspection_cache, Duration::ZERO);
+        let e =
+            load(&[&with_id[..], &["--introspection-client-secret", "x", "--introspection-cache", "-1"]].concat(), &[]);
+        assert!(matches!(e, Err(ConfigError::Invalid { source: Origin::Flag("introspection_cache"), .. })));
+        // Credentials in another mode are a mistake worth stopping for, with the secret hidden.
+        let e = load(&[BASE, &["--introspection-client-secret", "s3cret"]].concat(), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("only with --token-check introspect") && !e.to_string().contains("s3cret"),
+            "{e}"
+        );
     }
 
     #[test]

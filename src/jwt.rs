@@ -236,7 +236,8 @@ pub struct Claims {
     pub subject: Option<String>,
     /// From `scope` (space-separated, RFC 9068 §2.2.3) or, failing that, `scp`.
     pub scopes: Vec<String>,
-    /// `exp`, in Unix seconds: how long the verdict may be cached.
+    /// `exp`, in Unix seconds: how long the verdict may be cached (`u64::MAX` when an
+    /// introspection answer gave no `exp`).
     pub expires_at: u64,
     /// From `client_id` (RFC 9068 §2.2) or, failing that, `azp` (OpenID Connect).
     pub client_id: Option<String>,
@@ -262,6 +263,8 @@ pub enum TokenError {
     Expired,
     NotYetValid,
     MissingClaim(&'static str),
+    /// Introspection (RFC 7662) answered `active: false`: revoked, expired or never issued.
+    Inactive,
 }
 
 impl fmt::Display for TokenError {
@@ -277,6 +280,7 @@ impl fmt::Display for TokenError {
             TokenError::Expired => f.write_str("token has expired"),
             TokenError::NotYetValid => f.write_str("token is not yet valid"),
             TokenError::MissingClaim(claim) => write!(f, "token has no {claim} claim"),
+            TokenError::Inactive => f.write_str("token is not active"),
         }
     }
 }
@@ -778,6 +782,7 @@ mod tests {
             TokenError::Expired,
             TokenError::NotYetValid,
             TokenError::MissingClaim("exp"),
+            TokenError::Inactive,
         ];
         for error in errors {
             let text = error.to_string();

@@ -16,7 +16,8 @@
 //! | [`metrics`] | counters and their Prometheus rendering |
 //! | [`gate`] | the bearer credential and the 401 challenges |
 //! | [`jwt`] | JWKS parsing and JWT access-token verification |
-//! | [`token`] | jwt mode: the JWKS snapshot and the verified-token cache |
+//! | [`introspect`] | token introspection requests and the judgement of answers |
+//! | [`token`] | the token checker: JWKS snapshot or introspection, and the verdict cache |
 //! | [`proxy`] | streaming forwarding to the MCP server, hop-by-hop stripping |
 //! | [`demo`] | the built-in authorization server behind `--demo` |
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod conditional;
 pub mod config;
 pub mod demo;
 pub mod gate;
+pub mod introspect;
 pub mod jwt;
 pub mod log;
 pub mod metadata;
@@ -62,7 +64,8 @@ impl State {
         }
     }
 
-    /// Ready to serve: the metadata is loaded and, in jwt mode, so are the keys.
+    /// Ready to serve: the metadata is loaded and tokens can be checked (jwt mode: the keys
+    /// are loaded; introspect mode: the endpoint is known).
     pub fn ready(&self) -> bool {
         self.snapshots.ready() && self.gate.as_ref().and_then(|g| g.verifier.as_ref()).is_none_or(|v| v.ready())
     }
@@ -70,24 +73,48 @@ impl State {
 
 /// Runs the edge on listeners the caller has bound (the binary binds the configured
 /// addresses, tests bind `127.0.0.1:0`): the refresh task, the main listener and, when given,
-/// the admin listener. Returns once `shutdown` has fired and connections have drained.
+/// the admin listener. Returns once `shutdown` has fired and connections have drained, or
+/// with an error when the authorization server turns out unable to support the configured
+/// token check (no `jwks_uri` in jwt mode, no `introspection_endpoint` in introspect mode).
 pub async fn run(
     config: &Config,
     listener: tokio::net::TcpListener,
     admin: Option<tokio::net::TcpListener>,
-    shutdown: serve::Shutdown,
+    mut shutdown: serve::Shutdown,
 ) -> std::io::Result<()> {
     let state = std::sync::Arc::new(State::new(config));
     let fetcher = metadata::Fetcher::new(config);
-    let refresh =
-        tokio::spawn(refresh::run(state.clone(), fetcher, config.refresh, config.scopes.clone(), shutdown.clone()));
+    // Our own signal: the caller's, or the refresh task finding the configuration unusable.
+    let (trigger, stop) = serve::shutdown_channel();
+    let trigger = std::sync::Arc::new(trigger);
+    let relay = {
+        let trigger = trigger.clone();
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            trigger.fire();
+        })
+    };
+    let refresh = {
+        let task = refresh::run(state.clone(), fetcher, config.refresh, config.scopes.clone(), stop.clone());
+        tokio::spawn(async move {
+            let outcome = task.await;
+            if outcome.is_err() {
+                trigger.fire();
+            }
+            outcome
+        })
+    };
     let admin =
-        admin.map(|listener| tokio::spawn(admin::run(listener, state.clone(), shutdown.clone(), config.drain_timeout)));
-    let result = serve::run(listener, state, shutdown, config.drain_timeout).await;
+        admin.map(|listener| tokio::spawn(admin::run(listener, state.clone(), stop.clone(), config.drain_timeout)));
+    let result = serve::run(listener, state, stop, config.drain_timeout).await;
+    relay.abort();
     // Both stop on the same signal; waiting keeps their last log lines before ours.
-    let _ = refresh.await;
+    let fatal = refresh.await;
     if let Some(admin) = admin {
         let _ = admin.await;
     }
-    result
+    match fatal {
+        Ok(Err(refresh::Unusable(reason))) => Err(std::io::Error::other(reason)),
+        _ => result,
+    }
 }

@@ -91,6 +91,7 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(io("listener"))?;
         let admin = admin.map(tokio::net::TcpListener::from_std).transpose().map_err(io("admin listener"))?;
         let (trigger, shutdown) = shutdown_channel();
+        let trigger = std::sync::Arc::new(trigger);
 
         let mut demo_tasks = Vec::new();
         if let Some([auth_server, mcp]) = demo_listeners {
@@ -113,6 +114,10 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             (Some(up), mcp_auth_edge::config::TokenCheck::Jwt) => {
                 info!("gate: tokens verified at the edge (jwt) before forwarding to {}://{}", up.scheme, up.authority)
             }
+            (Some(up), mcp_auth_edge::config::TokenCheck::Introspect) => info!(
+                "gate: tokens introspected at the authorization server (RFC 7662) before forwarding to {}://{}",
+                up.scheme, up.authority
+            ),
             (Some(up), mcp_auth_edge::config::TokenCheck::Presence) => info!(
                 "gate: tokens checked for presence only; {}://{} must validate them itself",
                 up.scheme, up.authority
@@ -122,8 +127,11 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             println!("{}", demo::banner(&edge, &config.issuer.url, &config.resource.path));
         }
 
-        tokio::spawn(signals(trigger));
+        tokio::spawn(signals(trigger.clone()));
         let result = mcp_auth_edge::run(&config, listener, admin, shutdown).await;
+        // The edge may stop on its own (an unusable authorization server); the demo servers
+        // go with it.
+        trigger.fire();
         for task in demo_tasks {
             let _ = task.await;
         }
@@ -133,7 +141,7 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
 }
 
 /// Fires shutdown on SIGTERM or SIGINT.
-async fn signals(trigger: mcp_auth_edge::serve::Trigger) {
+async fn signals(trigger: std::sync::Arc<mcp_auth_edge::serve::Trigger>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         error!("cannot install signal handlers; stop the process with SIGKILL");

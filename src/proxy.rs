@@ -15,7 +15,6 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
-use crate::config::TokenCheck;
 use crate::respond::Body;
 use crate::serve::Activity;
 use crate::token::{Rejection, Verifier};
@@ -177,7 +176,7 @@ pub struct Gate {
     pub challenges: crate::gate::Challenges,
     pub forwarded_proto: HeaderValue,
     pub response_timeout: Duration,
-    /// Set in jwt mode; `None` checks presence only.
+    /// Set in jwt and introspect modes; `None` checks presence only.
     pub verifier: Option<Verifier>,
     pub cors: crate::gate::Cors,
     pub strip_authorization: bool,
@@ -192,7 +191,7 @@ impl Gate {
             challenges: crate::gate::Challenges::new(config),
             forwarded_proto: HeaderValue::from_static(proto),
             response_timeout: config.upstream_timeout,
-            verifier: (config.token_check == TokenCheck::Jwt).then(|| Verifier::new(config)),
+            verifier: Verifier::new(config),
             cors: crate::gate::Cors::new(config),
             strip_authorization: config.strip_authorization,
         }

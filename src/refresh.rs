@@ -11,8 +11,20 @@ use crate::metadata::{self, Fetcher};
 use crate::serve::Shutdown;
 use crate::State;
 
+/// The first good document cannot support the configured token check: the edge could never
+/// let a request through, so it stops rather than look healthy.
+#[derive(Debug)]
+pub struct Unusable(pub &'static str);
+
 /// Refreshes until `shutdown` fires. The first fetch starts at once.
-pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, scopes: Vec<String>, mut shutdown: Shutdown) {
+pub async fn run(
+    state: Arc<State>,
+    fetcher: Fetcher,
+    period: Duration,
+    scopes: Vec<String>,
+    mut shutdown: Shutdown,
+) -> Result<(), Unusable> {
+    let verifier = state.gate.as_ref().and_then(|g| g.verifier.as_ref());
     let first_retry = period.min(Duration::from_secs(1));
     let mut retry = first_retry;
     // The failure last logged; `None` while healthy.
@@ -22,22 +34,35 @@ pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, scopes: 
     loop {
         let outcome = tokio::select! {
             outcome = fetcher.fetch() => outcome,
-            _ = shutdown.wait() => return,
+            _ = shutdown.wait() => return Ok(()),
+        };
+        // A document without what the token check needs is refused like an invalid one.
+        let outcome = match (outcome, verifier) {
+            (Ok(body), Some(v)) => match v.requirement(&body) {
+                Ok(()) => Ok(body),
+                Err(reason) if !loaded => {
+                    crate::error!("{reason}; stopping");
+                    return Err(Unusable(reason));
+                }
+                Err(reason) => Err(reason.to_string()),
+            },
+            (outcome, _) => outcome.map_err(|e| e.to_string()),
         };
         let wait = match outcome {
             Ok(body) => {
                 let changed = state.snapshots.offer(body.clone());
-                if let Some(verifier) = state.gate.as_ref().and_then(|g| g.verifier.as_ref()) {
+                if let Some(verifier) = verifier {
                     // The JWKS is refreshed with the metadata, so rotated keys are picked up
                     // within one period (an unknown kid also triggers a refetch on demand).
+                    let needs = verifier.needs();
                     match verifier.refresh(&body).await {
-                        Ok(_) if !keys_ok => {
-                            crate::info!("JWKS loaded; tokens are checked at the edge");
+                        Ok(()) if !keys_ok => {
+                            crate::info!("{needs} loaded; tokens can be checked");
                             keys_ok = true;
                         }
-                        Ok(_) => {}
+                        Ok(()) => {}
                         Err(e) if keys_ok || !keys_warned => {
-                            crate::warn!("JWKS fetch failed, tokens cannot be checked until it succeeds: {e}");
+                            crate::warn!("{needs} not loaded, tokens cannot be checked until it is: {e}");
                             keys_ok = false;
                             keys_warned = true;
                         }
@@ -66,9 +91,8 @@ pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, scopes: 
                 retry = first_retry;
                 period
             }
-            Err(error) => {
+            Err(message) => {
                 state.metrics.refresh_failed();
-                let message = error.to_string();
                 if failing.as_deref() != Some(message.as_str()) {
                     if loaded {
                         crate::warn!("metadata refresh failed, still serving the last good document: {message}");
@@ -84,7 +108,7 @@ pub async fn run(state: Arc<State>, fetcher: Fetcher, period: Duration, scopes: 
         };
         tokio::select! {
             _ = tokio::time::sleep(jitter(wait)) => {}
-            _ = shutdown.wait() => return,
+            _ = shutdown.wait() => return Ok(()),
         }
     }
 }

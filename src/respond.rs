@@ -123,6 +123,7 @@ const BODY_404: &[u8] = br#"{"error":"not_found","error_description":"No resourc
 const BODY_502: &[u8] = br#"{"error":"bad_gateway","error_description":"The MCP server could not be reached"}"#;
 const BODY_504: &[u8] = br#"{"error":"gateway_timeout","error_description":"The MCP server did not answer in time"}"#;
 const BODY_503_KEYS: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server's signing keys have not been fetched yet"}"#;
+const BODY_503_INTROSPECTION: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server could not be asked about this token"}"#;
 const BODY_503: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server metadata has not been fetched yet"}"#;
 
 /// Header values derived from the configuration, made once.
@@ -286,8 +287,9 @@ pub(crate) fn rejected(
         Rejection::InsufficientScope => {
             (StatusCode::FORBIDDEN, challenges.insufficient.clone(), challenges.insufficient_body.clone())
         }
-        Rejection::NoKeys => {
-            let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, BODY_503_KEYS, 4);
+        Rejection::NoKeys | Rejection::IntrospectionFailed => {
+            let body = if *rejection == Rejection::NoKeys { BODY_503_KEYS } else { BODY_503_INTROSPECTION };
+            let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, body, 4);
             response.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER);
             return response;
         }

@@ -1,22 +1,30 @@
-//! Token checks at the edge (`--token-check jwt`): the authorization server's JWKS kept as a
-//! snapshot beside its metadata, and verified tokens remembered until they expire.
+//! Token checks at the edge: `--token-check jwt` (the authorization server's JWKS kept as a
+//! snapshot beside its metadata) and `--token-check introspect` (RFC 7662, asked per new
+//! token). Either way an accepted token is remembered, so a client's repeated calls are
+//! answered from memory, never past the token's `exp`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use http::{header, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::header::{self, HeaderValue};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
 
+use crate::config::TokenCheck;
+use crate::introspect;
 use crate::jwt::{self, Claims, Expectations, JwkSet, TokenError};
 
-/// Verified tokens kept at most; past this the cache drops expired entries, then everything.
+/// Accepted tokens kept at most; past this the cache drops expired entries, then everything.
 const CACHE_CAPACITY: usize = 10_000;
 /// An unknown `kid` refetches the JWKS at most this often, so forged `kid`s cannot make the
 /// edge hammer the authorization server.
 const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Why a request's token was not accepted.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,32 +35,79 @@ pub enum Rejection {
     InsufficientScope,
     /// No JWKS to check against yet (or the metadata names none): 503.
     NoKeys,
+    /// The introspection endpoint gave no usable answer (unknown yet, unreachable, timed out,
+    /// an error status or a malformed body): 503. Never a pass.
+    IntrospectionFailed,
 }
 
-/// The JWT checker shared by every connection.
+/// The token checker shared by every connection.
 pub struct Verifier {
-    keys: ArcSwapOption<JwkSet>,
-    /// The `jwks_uri` of the metadata in service.
-    jwks_uri: ArcSwapOption<String>,
+    method: Method,
     expect: Expectations,
     required_scopes: Vec<String>,
-    cache: Mutex<HashMap<Box<str>, Arc<Claims>>>,
-    last_refetch: Mutex<Option<Instant>>,
+    cache: Mutex<HashMap<Box<str>, Cached>>,
     client: hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Empty<Bytes>,
+        Full<Bytes>,
     >,
     timeout: Duration,
     max_bytes: usize,
 }
 
+/// An accepted token's claims and the Unix second from which the verdict is stale.
+struct Cached {
+    until: u64,
+    claims: Arc<Claims>,
+}
+
+enum Method {
+    Jwt(Jwks),
+    Introspect(Introspection),
+}
+
+struct Jwks {
+    keys: ArcSwapOption<JwkSet>,
+    /// The `jwks_uri` of the metadata in service.
+    uri: ArcSwapOption<String>,
+    last_refetch: Mutex<Option<Instant>>,
+}
+
+struct Introspection {
+    /// The `introspection_endpoint` of the metadata in service.
+    endpoint: ArcSwapOption<Uri>,
+    /// `Basic` client credentials, made once.
+    authorization: HeaderValue,
+    /// How long an active answer is trusted, even when the token lives longer: the bound on
+    /// how late a revocation is noticed.
+    cache_for: u64,
+    /// Set while the endpoint fails, so that the failure is logged once, not per request.
+    failing: AtomicBool,
+}
+
 impl Verifier {
-    pub fn new(config: &crate::Config) -> Verifier {
+    /// The checker for the configured mode; `None` in presence mode.
+    pub fn new(config: &crate::Config) -> Option<Verifier> {
+        let method = match (config.token_check, &config.introspection) {
+            (TokenCheck::Jwt, _) => Method::Jwt(Jwks {
+                keys: ArcSwapOption::empty(),
+                uri: ArcSwapOption::empty(),
+                last_refetch: Mutex::new(None),
+            }),
+            (TokenCheck::Introspect, Some(client)) => Method::Introspect(Introspection {
+                endpoint: ArcSwapOption::empty(),
+                // Base64 text is always a valid header value.
+                authorization: HeaderValue::try_from(introspect::basic_authorization(&client.id, &client.secret))
+                    .unwrap_or(HeaderValue::from_static("")),
+                cache_for: config.introspection_cache.as_secs(),
+                failing: AtomicBool::new(false),
+            }),
+            // Config validation guarantees credentials in introspect mode.
+            (TokenCheck::Introspect, None) | (TokenCheck::Presence, _) => return None,
+        };
         let mut audiences = vec![config.resource.url.clone()];
         audiences.extend(config.audiences.iter().cloned());
-        Verifier {
-            keys: ArcSwapOption::empty(),
-            jwks_uri: ArcSwapOption::empty(),
+        Some(Verifier {
+            method,
             expect: Expectations {
                 issuer: config.issuer.url.clone(),
                 audiences,
@@ -60,78 +115,175 @@ impl Verifier {
             },
             required_scopes: config.required_scopes.clone(),
             cache: Mutex::new(HashMap::new()),
-            last_refetch: Mutex::new(None),
             client: crate::metadata::https_client(config.connect_timeout),
             timeout: config.fetch_timeout,
             max_bytes: config.max_metadata_bytes,
+        })
+    }
+
+    /// What this mode needs from the authorization server, for log lines.
+    pub fn needs(&self) -> &'static str {
+        match self.method {
+            Method::Jwt(_) => "JWKS",
+            Method::Introspect(_) => "introspection endpoint",
         }
     }
 
-    /// Whether a key set is in service (readiness, in jwt mode).
+    /// Whether tokens can be checked: the JWKS is loaded, or the introspection endpoint known.
     pub fn ready(&self) -> bool {
-        self.keys.load().is_some()
+        match &self.method {
+            Method::Jwt(jwks) => jwks.keys.load().is_some(),
+            Method::Introspect(i) => i.endpoint.load().is_some(),
+        }
     }
 
-    /// Called by the refresh task with each good metadata document: fetches the JWKS it names.
-    /// A failure keeps the keys in service.
-    pub async fn refresh(&self, metadata: &[u8]) -> Result<usize, String> {
-        let uri = jwks_uri(metadata).ok_or("the authorization server metadata names no jwks_uri")?;
-        self.jwks_uri.store(Some(Arc::new(uri)));
-        self.fetch().await
+    /// Whether a metadata document names what this mode needs; a document that does not is
+    /// refused (at start-up, the edge stops: it could never check a token).
+    pub fn requirement(&self, metadata: &[u8]) -> Result<(), &'static str> {
+        match self.method {
+            Method::Jwt(_) => match string_member(metadata, "jwks_uri") {
+                Some(_) => Ok(()),
+                None => Err("the authorization server metadata names no jwks_uri, which --token-check jwt needs"),
+            },
+            Method::Introspect(_) => match string_member(metadata, "introspection_endpoint").map(|u| u.parse::<Uri>()) {
+                Some(Ok(uri)) if uri.scheme().is_some() && uri.authority().is_some() => Ok(()),
+                Some(_) => Err("the authorization server's introspection_endpoint is not an absolute URL"),
+                None => Err(
+                    "the authorization server metadata names no introspection_endpoint, which --token-check introspect needs",
+                ),
+            },
+        }
     }
 
-    async fn fetch(&self) -> Result<usize, String> {
-        let Some(uri) = self.jwks_uri.load_full() else {
+    /// Called by the refresh task with each good metadata document that meets
+    /// [`Verifier::requirement`]: fetches the JWKS it names, or takes its introspection
+    /// endpoint. A failure keeps what is in service.
+    pub async fn refresh(&self, metadata: &[u8]) -> Result<(), String> {
+        match &self.method {
+            Method::Jwt(jwks) => {
+                let uri = string_member(metadata, "jwks_uri").ok_or("the metadata names no jwks_uri")?;
+                jwks.uri.store(Some(Arc::new(uri)));
+                self.fetch_keys(jwks).await
+            }
+            Method::Introspect(i) => {
+                let endpoint = string_member(metadata, "introspection_endpoint")
+                    .and_then(|u| u.parse::<Uri>().ok())
+                    .ok_or("the metadata names no usable introspection_endpoint")?;
+                if i.endpoint.load().as_deref() != Some(&endpoint) {
+                    i.endpoint.store(Some(Arc::new(endpoint)));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn fetch_keys(&self, jwks: &Jwks) -> Result<(), String> {
+        let Some(uri) = jwks.uri.load_full() else {
             return Err("no jwks_uri known yet".into());
         };
         let target: Uri = uri.parse().map_err(|_| format!("jwks_uri {uri:?} is not a URL"))?;
-        let request = Request::get(target)
-            .header(header::ACCEPT, "application/json")
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
+        let request =
+            Request::get(target).header(header::ACCEPT, JSON).body(Full::default()).map_err(|e| e.to_string())?;
+        let body = self.exchange(request).await.map_err(|e| format!("{uri}: {e}"))?;
+        let set = JwkSet::parse(&body).map_err(|e| format!("{uri}: {e}"))?;
+        jwks.keys.store(Some(Arc::new(set)));
+        Ok(())
+    }
+
+    /// One request to the authorization server: a 200 answer's body, read up to the size
+    /// limit, within the fetch timeout.
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Bytes, String> {
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| format!("{uri}: {e}"))?;
+            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
             if response.status() != StatusCode::OK {
-                return Err(format!("{uri}: answered {}", response.status()));
+                return Err(format!("answered {}", response.status()));
             }
             let body = Limited::new(response.into_body(), self.max_bytes)
                 .collect()
                 .await
-                .map_err(|e| format!("{uri}: reading the body failed ({e})"))?
-                .to_bytes();
-            JwkSet::parse(&body).map_err(|e| format!("{uri}: {e}"))
+                .map_err(|e| format!("reading the body failed ({e})"))?;
+            Ok(body.to_bytes())
         };
-        let set = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| format!("{uri}: timed out"))??;
-        let count = set.len();
-        self.keys.store(Some(Arc::new(set)));
-        Ok(count)
+        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| "timed out".to_string())?
     }
 
-    /// Checks a bearer token: the cache first, then the signature and claims, with one
-    /// rate-limited JWKS refetch when the key is unknown (the server may have rotated).
+    /// Checks a bearer token: the cache first, then the mode's own check.
     pub async fn check(&self, token: &str) -> Result<Arc<Claims>, Rejection> {
         let now = unix_now();
         if let Some(claims) = self.cached(token, now) {
             return self.authorize(claims);
         }
-        let claims = match self.verify(token, now) {
-            Err(Rejection::Invalid(TokenError::UnknownKey { .. })) if self.may_refetch() => {
-                if let Err(e) = self.fetch().await {
-                    crate::warn!("JWKS refetch for an unknown key failed: {e}");
-                }
-                self.verify(token, now)?
+        let (claims, until) = match &self.method {
+            Method::Jwt(jwks) => {
+                let claims = self.verify_jwt(jwks, token, now).await?;
+                let until = claims.expires_at;
+                (claims, until)
             }
-            other => other?,
+            Method::Introspect(i) => {
+                let claims = self.introspect(i, token, now).await?;
+                let until = claims.expires_at.min(now.saturating_add(i.cache_for));
+                (claims, until)
+            }
         };
         let claims = Arc::new(claims);
-        self.remember(token, &claims, now);
+        if until > now {
+            self.remember(token, &claims, until, now);
+        }
         self.authorize(claims)
     }
 
-    fn verify(&self, token: &str, now: u64) -> Result<Claims, Rejection> {
-        let keys = self.keys.load();
-        let keys = keys.as_ref().ok_or(Rejection::NoKeys)?;
-        jwt::verify(token, keys, &self.expect, now).map_err(Rejection::Invalid)
+    /// Signature and claims, with one rate-limited JWKS refetch when the key is unknown (the
+    /// server may have rotated).
+    async fn verify_jwt(&self, jwks: &Jwks, token: &str, now: u64) -> Result<Claims, Rejection> {
+        let verify = || {
+            let keys = jwks.keys.load();
+            let keys = keys.as_ref().ok_or(Rejection::NoKeys)?;
+            jwt::verify(token, keys, &self.expect, now).map_err(Rejection::Invalid)
+        };
+        match verify() {
+            Err(Rejection::Invalid(TokenError::UnknownKey { .. })) if may_refetch(&jwks.last_refetch) => {
+                if let Err(e) = self.fetch_keys(jwks).await {
+                    crate::warn!("JWKS refetch for an unknown key failed: {e}");
+                }
+                verify()
+            }
+            other => other,
+        }
+    }
+
+    /// Asks the introspection endpoint (RFC 7662 §2.1) and judges its answer.
+    async fn introspect(&self, i: &Introspection, token: &str, now: u64) -> Result<Claims, Rejection> {
+        let Some(endpoint) = i.endpoint.load_full() else {
+            return Err(Rejection::IntrospectionFailed);
+        };
+        let request = Request::post(Uri::clone(&endpoint))
+            .header(header::CONTENT_TYPE, FORM)
+            .header(header::ACCEPT, JSON)
+            .header(header::AUTHORIZATION, i.authorization.clone())
+            .body(Full::new(Bytes::from(introspect::request_body(token))));
+        let answer = match request {
+            Ok(request) => self.exchange(request).await,
+            Err(e) => Err(e.to_string()),
+        };
+        let judged = answer.and_then(|body| match introspect::judge(&body, &self.expect, now) {
+            Ok(claims) => Ok(Ok(claims)),
+            Err(introspect::Invalid::Token(e)) => Ok(Err(Rejection::Invalid(e))),
+            Err(introspect::Invalid::Response(what)) => Err(format!("malformed answer: {what}")),
+        });
+        match judged {
+            Ok(verdict) => {
+                if i.failing.swap(false, Ordering::Relaxed) {
+                    crate::info!("introspection at {endpoint} answers again");
+                }
+                verdict
+            }
+            Err(e) => {
+                if !i.failing.swap(true, Ordering::Relaxed) {
+                    crate::warn!("introspection at {endpoint} failed, new tokens get 503 until it answers: {e}");
+                }
+                Err(Rejection::IntrospectionFailed)
+            }
+        }
     }
 
     fn authorize(&self, claims: Arc<Claims>) -> Result<Arc<Claims>, Rejection> {
@@ -144,41 +296,42 @@ impl Verifier {
 
     fn cached(&self, token: &str, now: u64) -> Option<Arc<Claims>> {
         let cache = self.cache.lock().ok()?;
-        // SECURITY: a cached verdict never outlives the token's own `exp`.
-        cache.get(token).filter(|claims| now <= claims.expires_at).cloned()
+        // SECURITY: `until` is never past the token's own `exp`.
+        cache.get(token).filter(|c| now < c.until).map(|c| Arc::clone(&c.claims))
     }
 
-    fn remember(&self, token: &str, claims: &Arc<Claims>, now: u64) {
+    fn remember(&self, token: &str, claims: &Arc<Claims>, until: u64, now: u64) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };
         if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, c| now <= c.expires_at);
+            cache.retain(|_, c| now < c.until);
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(token.into(), Arc::clone(claims));
+        cache.insert(token.into(), Cached { until, claims: Arc::clone(claims) });
     }
+}
 
-    fn may_refetch(&self) -> bool {
-        let Ok(mut last) = self.last_refetch.lock() else {
-            return false;
-        };
-        match *last {
-            Some(at) if at.elapsed() < REFETCH_INTERVAL => false,
-            _ => {
-                *last = Some(Instant::now());
-                true
-            }
+/// Whether an unknown-key refetch may go out now; records it if so.
+fn may_refetch(last: &Mutex<Option<Instant>>) -> bool {
+    let Ok(mut last) = last.lock() else {
+        return false;
+    };
+    match *last {
+        Some(at) if at.elapsed() < REFETCH_INTERVAL => false,
+        _ => {
+            *last = Some(Instant::now());
+            true
         }
     }
 }
 
-/// The `jwks_uri` of a metadata document (already validated as a string when present).
-pub fn jwks_uri(metadata: &[u8]) -> Option<String> {
+/// A top-level string member of a metadata document (already validated as JSON).
+fn string_member(metadata: &[u8], name: &str) -> Option<String> {
     let doc: serde_json::Value = serde_json::from_slice(metadata).ok()?;
-    doc.get("jwks_uri")?.as_str().map(str::to_string)
+    doc.get(name)?.as_str().map(str::to_string)
 }
 
 fn unix_now() -> u64 {
@@ -190,9 +343,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jwks_uri_is_read_from_metadata() {
-        assert_eq!(jwks_uri(br#"{"jwks_uri":"https://as.example/jwks"}"#).as_deref(), Some("https://as.example/jwks"));
-        assert_eq!(jwks_uri(br#"{"issuer":"x"}"#), None);
-        assert_eq!(jwks_uri(b"not json"), None);
+    fn members_are_read_from_metadata() {
+        let doc = br#"{"jwks_uri":"https://as.example/jwks","n":1}"#;
+        assert_eq!(string_member(doc, "jwks_uri").as_deref(), Some("https://as.example/jwks"));
+        assert_eq!(string_member(doc, "n"), None);
+        assert_eq!(string_member(br#"{"issuer":"x"}"#, "jwks_uri"), None);
+        assert_eq!(string_member(b"not json", "jwks_uri"), None);
     }
 }

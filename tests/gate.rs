@@ -517,19 +517,27 @@ mod jwt_mode {
     }
 
     #[tokio::test]
-    async fn no_jwks_uri_means_503_not_a_pass() {
+    async fn no_jwks_uri_stops_the_edge_with_a_reason() {
         let server = Upstream::serving().await;
         let edge = Edge::for_upstream(
             &server,
             &["--upstream", &format!("http://{}", mcp_server().await), "--token-check", "jwt"],
         )
         .await;
-        support::wait_until("the metadata is served", || async { edge.get(AS_PATH).await.status == StatusCode::OK })
-            .await;
+        let error = edge.finished().await.expect_err("the edge cannot check any token, so it stops");
+        assert!(error.to_string().contains("names no jwks_uri"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_later_document_without_jwks_uri_is_refused_and_the_keys_stay() {
         let key = Signer::new("k1");
-        let reply = call(&edge, &key.sign(&claims(&server.issuer()))).await;
-        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(reply.json()["error"], "temporarily_unavailable");
-        assert_eq!(edge.admin_get("/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
+        let server = auth_server(&[&key]).await;
+        let edge = edge(&server, &[]).await;
+        let served = edge.get(AS_PATH).await.text();
+        server.set(AS_PATH, Canned::ok(server.metadata(2)));
+        edge.wait_metric_above("mcp_auth_edge_refresh_failure_total", 0.0).await;
+        assert_eq!(edge.get(AS_PATH).await.text(), served, "the last good document stays in service");
+        assert_eq!(call(&edge, &key.sign(&claims(&server.issuer()))).await.status, StatusCode::OK);
+        assert_eq!(edge.admin_get("/readyz").await.status, StatusCode::OK);
     }
 }

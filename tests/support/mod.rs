@@ -280,6 +280,12 @@ impl Edge {
         wait_until(&format!("{series} to go above {floor}"), || async move { self.metric(series).await > floor }).await;
     }
 
+    /// Waits for `run` to return on its own (without firing shutdown).
+    pub async fn finished(mut self) -> std::io::Result<()> {
+        let task = self.task.take().expect("awaited once");
+        tokio::time::timeout(PATIENCE, task).await.expect("run returns on its own").expect("run did not panic")
+    }
+
     /// Fires shutdown and waits for `run` to return.
     pub async fn stop(mut self) -> std::io::Result<()> {
         self.trigger.fire();

@@ -1,6 +1,7 @@
 //! `--demo`: a small built-in authorization server and an echo MCP server on loopback ports,
 //! so the whole flow (challenge, discovery, forwarded call) can be tried with nothing else
-//! running. The authorization server serves RFC 8414 metadata naming itself as issuer.
+//! running. The authorization server serves RFC 8414 metadata naming itself as issuer, and
+//! can answer RFC 7662 introspection, so `--token-check introspect` can be tried too.
 
 use std::io;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub fn metadata(issuer: &str) -> Bytes {
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
         "jwks_uri": format!("{issuer}/jwks"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "response_types_supported": ["code"],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
@@ -30,13 +33,16 @@ pub fn metadata(issuer: &str) -> Bytes {
 }
 
 /// The demo authorization server: its metadata, a signing key made at start and published as
-/// its JWKS, and a token endpoint that grants `client_credentials` to anyone (it is a demo).
+/// its JWKS, a token endpoint that grants `client_credentials` to anyone and an introspection
+/// endpoint that answers any client with Basic credentials (it is a demo).
 struct AuthServer {
     issuer: String,
     /// The `aud` of the tokens it issues: the edge's resource.
     audience: String,
     document: Bytes,
     jwks: Bytes,
+    /// The same key set, parsed, for checking its own tokens at introspection.
+    keys: crate::jwt::JwkSet,
     key: ring::signature::Ed25519KeyPair,
 }
 
@@ -54,16 +60,14 @@ pub async fn run_authorization_server(listener: TcpListener, audience: String, s
     let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| io::Error::other("cannot read the demo key"))?;
     let x = URL_SAFE_NO_PAD.encode(key.public_key().as_ref());
     let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": DEMO_KID, "use": "sig", "alg": "EdDSA"}]});
-    let server = Arc::new(AuthServer {
-        document: metadata(&issuer),
-        jwks: Bytes::from(jwks.to_string()),
-        issuer,
-        audience,
-        key,
-    });
+    let jwks = Bytes::from(jwks.to_string());
+    let keys = crate::jwt::JwkSet::parse(&jwks).map_err(|e| io::Error::other(format!("demo JWKS: {e}")))?;
+    let server = Arc::new(AuthServer { document: metadata(&issuer), jwks, keys, issuer, audience, key });
     serve::serve(listener, shutdown, Duration::from_secs(1), move |request, _| {
         if request.uri().path() == "/token" {
             Reply::Forward(Box::pin(token(Arc::clone(&server), request)))
+        } else if request.uri().path() == "/introspect" {
+            Reply::Forward(Box::pin(introspect(Arc::clone(&server), request)))
         } else {
             Reply::Ready(Some(answer(&server, &request)))
         }
@@ -90,17 +94,8 @@ fn answer<B>(server: &AuthServer, request: &Request<B>) -> Response<Body> {
 async fn token(server: Arc<AuthServer>, request: Request<hyper::body::Incoming>) -> Response<Body> {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
-    use http_body_util::BodyExt;
-    let form = match http_body_util::Limited::new(request.into_body(), 8 * 1024).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-    let field = |name: &str| {
-        std::str::from_utf8(&form).ok()?.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k == name).then(|| v.replace('+', " ").replace("%3A", ":").replace("%3a", ":").replace("%20", " "))
-        })
-    };
+    let form = read_form(request).await;
+    let field = |name: &str| form_field(&form, name);
     if field("grant_type").as_deref() != Some("client_credentials") {
         return json(
             StatusCode::BAD_REQUEST,
@@ -123,6 +118,61 @@ async fn token(server: Arc<AuthServer>, request: Request<hyper::body::Incoming>)
     let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()));
     let body = serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": scope});
     json(StatusCode::OK, Bytes::from(body.to_string()))
+}
+
+/// `POST /introspect` (RFC 7662): `active` with the token's claims when it is one of this
+/// server's own unexpired tokens, `{"active":false}` otherwise. The caller must send Basic
+/// credentials, any will do.
+async fn introspect(server: Arc<AuthServer>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+    let basic = request.headers().get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes().starts_with(b"Basic "));
+    if !basic {
+        return json(StatusCode::UNAUTHORIZED, Bytes::from_static(br#"{"error":"invalid_client"}"#));
+    }
+    let form = read_form(request).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let expect = crate::jwt::Expectations {
+        issuer: server.issuer.clone(),
+        audiences: vec![server.audience.clone()],
+        leeway_secs: 0,
+    };
+    let verdict = form_field(&form, "token").map(|token| crate::jwt::verify(&token, &server.keys, &expect, now));
+    let body = match verdict {
+        Some(Ok(claims)) => serde_json::json!({
+            "active": true, "iss": server.issuer, "aud": server.audience, "sub": claims.subject,
+            "client_id": claims.client_id, "scope": claims.scopes.join(" "), "exp": claims.expires_at,
+            "token_type": "Bearer",
+        }),
+        _ => serde_json::json!({"active": false}),
+    };
+    json(StatusCode::OK, Bytes::from(body.to_string()))
+}
+
+/// A small form body (8 KiB at most; a larger or broken one reads as empty).
+async fn read_form(request: Request<hyper::body::Incoming>) -> Bytes {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(request.into_body(), 8 * 1024).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// One field of an `application/x-www-form-urlencoded` body, decoded (`+` and `%XX`).
+fn form_field(form: &[u8], name: &str) -> Option<String> {
+    let form = std::str::from_utf8(form).ok()?;
+    let value = form.split('&').find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))?;
+    let mut out = Vec::with_capacity(value.len());
+    let mut bytes = value.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response<Body> {
@@ -170,12 +220,14 @@ pub fn banner(edge: &str, issuer: &str, resource_path: &str) -> String {
          \x20 curl -i -X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: GET' \\\n\
          \x20      -H 'Access-Control-Request-Headers: mcp-protocol-version' {edge}/.well-known/oauth-authorization-server\n\
          \x20 curl -i -X POST {edge}/.well-known/oauth-authorization-server\n\n\
-         the gate, in front of the demo MCP server (tokens are verified at the edge):\n\
+         the gate, in front of the demo MCP server:\n\
          \x20 curl -i -X POST {edge}{resource_path} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\
          \x20 TOKEN=$(curl -s -d grant_type=client_credentials {issuer}/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n\
          \x20 curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {edge}{resource_path} \\\n\
          \x20      -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\
          \x20 curl -i -X POST -H 'Authorization: Bearer not-a-real-token' {edge}{resource_path} -d '{{}}'\n\n\
+         the same gate with introspection (RFC 7662) instead of local JWT checks: restart with\n\
+         \x20 --demo --token-check introspect --introspection-client-id demo --introspection-client-secret demo\n\n\
          Ctrl-C stops it.\n"
     )
 }

@@ -60,3 +60,44 @@ async fn demo_tokens_pass_the_gate_and_reach_the_echo_server() {
     let unsigned = request(edge.addr, Method::POST, "/mcp", &[("authorization", "Bearer a.b.c")]).await;
     assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn demo_tokens_pass_the_gate_by_introspection_too() {
+    let (_trigger, shutdown) = shutdown_channel();
+    let auth = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (auth_addr, echo_addr) = (auth.local_addr().expect("address"), echo.local_addr().expect("address"));
+    tokio::spawn(demo::run_authorization_server(auth, RESOURCE.to_string(), shutdown.clone()));
+    tokio::spawn(demo::run_mcp_echo(echo, shutdown));
+
+    let (issuer, upstream) = (format!("http://{auth_addr}"), format!("http://{echo_addr}"));
+    let edge = Edge::start(&[
+        "--resource",
+        RESOURCE,
+        "--auth-server",
+        &issuer,
+        "--upstream",
+        &upstream,
+        "--token-check",
+        "introspect",
+        "--introspection-client-id",
+        "demo",
+        "--introspection-client-secret",
+        "demo",
+    ])
+    .await;
+    edge.wait_ready().await;
+
+    let (status, granted) = post_form(auth_addr, "/token", "grant_type=client_credentials").await;
+    assert_eq!(status, StatusCode::OK);
+    let bearer = format!("Bearer {}", granted["access_token"].as_str().expect("an access token"));
+    let reply = request(edge.addr, Method::POST, "/mcp", &[("authorization", bearer.as_str())]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+
+    // The demo server introspects only for a client with credentials, and knows only its tokens.
+    let (status, _) = post_form(auth_addr, "/introspect", "token=x").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let forged = request(edge.addr, Method::POST, "/mcp", &[("authorization", "Bearer a.b.c")]).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(forged.json()["error_description"], "token is not active");
+}

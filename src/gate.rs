@@ -30,17 +30,22 @@ pub fn credential(headers: &HeaderMap) -> Credential<'_> {
     bearer(value.as_bytes())
 }
 
-/// Parses one `Authorization` field value. The scheme is case-insensitive (RFC 9110 §11.1);
-/// the token is `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+/// Parses one `Authorization` field value. The scheme is case-insensitive (RFC 9110 §11.1) and
+/// followed by one or more SP (§11.4; a tab there makes the credential malformed); whitespace
+/// after the token is not part of the value (§5.5). The token is
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn bearer(value: &[u8]) -> Credential<'_> {
-    let Some(split) = value.iter().position(|&b| b == b' ') else {
+    let Some(split) = value.iter().position(|&b| b == b' ' || b == b'\t') else {
         return if value.eq_ignore_ascii_case(b"bearer") { Credential::Malformed } else { Credential::Missing };
     };
     let (scheme, rest) = value.split_at(split);
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Credential::Missing;
     }
-    let token = rest.trim_ascii();
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let end = rest.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |last| (last + 1).max(start));
+    // A tab right after the spaces stays in the token, which then fails the form check below.
+    let token = &rest[start..end];
     let body_end = token.iter().position(|&b| b == b'=').unwrap_or(token.len());
     let (body, padding) = token.split_at(body_end);
     let body_ok = !body.is_empty()
@@ -164,6 +169,10 @@ mod tests {
         assert_eq!(bearer(b"Bearer abc.def-_~+/=="), Credential::Bearer("abc.def-_~+/=="));
         assert_eq!(bearer(b"bearer  tok "), Credential::Bearer("tok"));
         assert_eq!(bearer(b"BEARER tok"), Credential::Bearer("tok"));
+        assert_eq!(bearer(b"Bearer tok\t "), Credential::Bearer("tok"));
+        assert_eq!(bearer(b"Bearer\ttok"), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer \ttok"), Credential::Malformed);
+        assert_eq!(bearer(b"Basic\tdXNlcjpwYXNz"), Credential::Missing);
         assert_eq!(bearer(b"Basic dXNlcjpwYXNz"), Credential::Missing);
         assert_eq!(bearer(b"Bearer"), Credential::Malformed);
         assert_eq!(bearer(b"Bearer "), Credential::Malformed);

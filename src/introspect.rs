@@ -53,7 +53,17 @@ fn form_encode(value: &str, out: &mut String) {
 ///
 /// Without `exp` the token's lifetime is unknown: `expires_at` is then `u64::MAX`, and only
 /// the caller's own bound limits how long it keeps the verdict.
-pub fn judge(body: &[u8], expect: &Expectations, now: u64) -> Result<Claims, Invalid> {
+///
+/// A `400` with `error: unsupported_token_type` is a verdict too: servers such as
+/// `oidc-provider` answer JWTs that way instead of `active: false`. Any other status says
+/// nothing about the token.
+pub fn judge(status: http::StatusCode, body: &[u8], expect: &Expectations, now: u64) -> Result<Claims, Invalid> {
+    if status == http::StatusCode::BAD_REQUEST && error_code(body).as_deref() == Some("unsupported_token_type") {
+        return Err(Invalid::Token(TokenError::Inactive));
+    }
+    if status != http::StatusCode::OK {
+        return Err(Invalid::Response("not a 200 answer"));
+    }
     let doc: Value = serde_json::from_slice(body).map_err(|_| Invalid::Response("not JSON"))?;
     let doc = doc.as_object().ok_or(Invalid::Response("not a JSON object"))?;
     match doc.get("active") {
@@ -104,6 +114,12 @@ pub fn judge(body: &[u8], expect: &Expectations, now: u64) -> Result<Claims, Inv
     })
 }
 
+/// The OAuth `error` code of an error answer's JSON body, if it has one.
+fn error_code(body: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(body).ok()?;
+    doc.get("error")?.as_str().map(str::to_string)
+}
+
 /// Why an introspection answer did not accept the token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Invalid {
@@ -127,7 +143,7 @@ mod tests {
     }
 
     fn judge_json(v: serde_json::Value) -> Result<Claims, Invalid> {
-        judge(v.to_string().as_bytes(), &expect(), NOW)
+        judge(http::StatusCode::OK, v.to_string().as_bytes(), &expect(), NOW)
     }
 
     #[test]
@@ -173,12 +189,23 @@ mod tests {
     #[test]
     fn a_malformed_answer_is_the_servers_fault_not_the_tokens() {
         for body in [&b"not json"[..], b"[]", br#"{"active":"true"}"#, br#"{}"#, br#"{"active":true,"exp":"soon"}"#] {
-            assert!(
-                matches!(judge(body, &expect(), NOW), Err(Invalid::Response(_))),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            let judged = judge(http::StatusCode::OK, body, &expect(), NOW);
+            assert!(matches!(judged, Err(Invalid::Response(_))), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn error_statuses_say_nothing_about_the_token_except_unsupported_token_type() {
+        let active = br#"{"active":true,"aud":"https://mcp.example/mcp"}"#;
+        let unsupported =
+            br#"{"error":"unsupported_token_type","error_description":"Structured JWT Tokens cannot be introspected"}"#;
+        let judged =
+            |status: u16, body: &[u8]| judge(http::StatusCode::from_u16(status).unwrap(), body, &expect(), NOW);
+        assert_eq!(judged(400, unsupported), Err(Invalid::Token(TokenError::Inactive)));
+        assert!(matches!(judged(400, br#"{"error":"invalid_request"}"#), Err(Invalid::Response(_))));
+        assert!(matches!(judged(401, br#"{"error":"invalid_client"}"#), Err(Invalid::Response(_))));
+        assert!(matches!(judged(500, unsupported), Err(Invalid::Response(_))));
+        assert!(matches!(judged(201, active), Err(Invalid::Response(_))));
     }
 
     #[test]

@@ -38,6 +38,8 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// With `--strip-authorization`: who the verified token names, and its scopes.
 const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
 const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
+/// The client the token was issued to: tokens from a client-credentials grant may have no subject.
+const X_AUTH_CLIENT_ID: HeaderName = HeaderName::from_static("x-auth-client-id");
 
 /// Removes hop-by-hop fields (RFC 9110 §7.6.1): `Connection` and every field it names, and
 /// the fields defined as hop-by-hop whether or not `Connection` names them.
@@ -139,10 +141,14 @@ pub async fn forward(
     // SECURITY: these say who the edge verified; a client must never supply them.
     headers.remove(X_AUTH_SUBJECT);
     headers.remove(X_AUTH_SCOPES);
+    headers.remove(X_AUTH_CLIENT_ID);
     if let (true, Some(claims)) = (gate.strip_authorization, &claims) {
         headers.remove(header::AUTHORIZATION);
         if let Some(subject) = claims.subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
             headers.insert(X_AUTH_SUBJECT, subject);
+        }
+        if let Some(client) = claims.client_id.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            headers.insert(X_AUTH_CLIENT_ID, client);
         }
         if let Ok(scopes) = HeaderValue::from_str(&claims.scopes.join(" ")) {
             headers.insert(X_AUTH_SCOPES, scopes);

@@ -193,16 +193,22 @@ impl Verifier {
     /// One request to the authorization server: a 200 answer's body, read up to the size
     /// limit, within the fetch timeout.
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Bytes, String> {
+        match self.fetch(request).await? {
+            (StatusCode::OK, body) => Ok(body),
+            (status, _) => Err(format!("answered {status}")),
+        }
+    }
+
+    /// One request to the authorization server: the status and body of any answer.
+    async fn fetch(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| e.to_string())?;
-            if response.status() != StatusCode::OK {
-                return Err(format!("answered {}", response.status()));
-            }
+            let status = response.status();
             let body = Limited::new(response.into_body(), self.max_bytes)
                 .collect()
                 .await
                 .map_err(|e| format!("reading the body failed ({e})"))?;
-            Ok(body.to_bytes())
+            Ok((status, body.to_bytes()))
         };
         tokio::time::timeout(self.timeout, exchange).await.map_err(|_| "timed out".to_string())?
     }
@@ -262,13 +268,13 @@ impl Verifier {
             .header(header::AUTHORIZATION, i.authorization.clone())
             .body(Full::new(Bytes::from(introspect::request_body(token))));
         let answer = match request {
-            Ok(request) => self.exchange(request).await,
+            Ok(request) => self.fetch(request).await,
             Err(e) => Err(e.to_string()),
         };
-        let judged = answer.and_then(|body| match introspect::judge(&body, &self.expect, now) {
+        let judged = answer.and_then(|(status, body)| match introspect::judge(status, &body, &self.expect, now) {
             Ok(claims) => Ok(Ok(claims)),
             Err(introspect::Invalid::Token(e)) => Ok(Err(Rejection::Invalid(e))),
-            Err(introspect::Invalid::Response(what)) => Err(format!("malformed answer: {what}")),
+            Err(introspect::Invalid::Response(what)) => Err(format!("answered {status}: {what}")),
         });
         match judged {
             Ok(verdict) => {

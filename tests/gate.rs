@@ -69,6 +69,7 @@ async fn answer(request: Request<Incoming>) -> Result<Response<TestBody>, Infall
                 "mcp-session-id": seen("mcp-session-id"),
                 "x-auth-subject": seen("x-auth-subject"),
                 "x-auth-scopes": seen("x-auth-scopes"),
+                "x-auth-client-id": seen("x-auth-client-id"),
                 "path": request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
             });
             let body = request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
@@ -461,13 +462,19 @@ mod jwt_mode {
         let server = auth_server(&[&key]).await;
         let edge = edge(&server, &["--strip-authorization"]).await;
         let bearer = format!("Bearer {}", key.sign(&claims(&server.issuer())));
-        let headers = [("authorization", bearer.as_str()), ("x-auth-subject", "admin"), ("x-auth-scopes", "all")];
+        let headers = [
+            ("authorization", bearer.as_str()),
+            ("x-auth-subject", "admin"),
+            ("x-auth-scopes", "all"),
+            ("x-auth-client-id", "trusted"),
+        ];
         let reply = request(edge.addr, Method::POST, "/mcp", &headers).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         let seen = &reply.json()["result"]["headers"];
         assert_eq!(seen["authorization"], "");
         assert_eq!(seen["x-auth-subject"], "user-1");
         assert_eq!(seen["x-auth-scopes"], "mcp:tools mcp:read");
+        assert_eq!(seen["x-auth-client-id"], "app");
     }
 
     #[tokio::test]

@@ -155,6 +155,10 @@ async fn answer(
                 return reply(401, r#"{"error":"invalid_client"}"#.into());
             };
             book.asked.push(token.clone());
+            // As oidc-provider does: JWTs are refused as a token type, not called inactive.
+            if token.matches('.').count() == 2 {
+                return reply(400, r#"{"error":"unsupported_token_type"}"#.into());
+            }
             if book.garble {
                 return reply(200, "<html>maintenance</html>".into());
             }
@@ -218,6 +222,7 @@ async fn mcp_server() -> SocketAddr {
                     "authorization": seen("authorization"),
                     "x-auth-subject": seen("x-auth-subject"),
                     "x-auth-scopes": seen("x-auth-scopes"),
+                    "x-auth-client-id": seen("x-auth-client-id"),
                 });
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
             });
@@ -293,6 +298,7 @@ async fn inactive_and_foreign_tokens_get_invalid_token() {
 
     let cases = [
         ("never-issued", "token is not active"),
+        ("a.jwt.shaped", "token is not active"),
         ("foreign", "token audience does not include this resource"),
         ("other-issuer", "token issuer not accepted"),
         ("expired", "token has expired"),
@@ -404,6 +410,7 @@ async fn scopes_from_the_answer_gate_and_are_passed_on() {
     assert_eq!(seen["authorization"], "");
     assert_eq!(seen["x-auth-subject"], "user-7");
     assert_eq!(seen["x-auth-scopes"], "mcp:read mcp:admin");
+    assert_eq!(seen["x-auth-client-id"], "app");
 }
 
 #[tokio::test]

@@ -146,3 +146,47 @@ export function within(ms, what, promise) {
     }),
   ]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * Logs a person in at oidc-provider's development interactions and consents, the way a browser
+ * would: follows the authorization URL's redirects with the provider's cookies, submits the login
+ * form (any login is accepted) and the consent form, and returns the final redirect to the
+ * client's redirect_uri (with `code`, `state` and `iss`) as a URL, without requesting it.
+ */
+export async function loginAtProvider(authorizationUrl, login) {
+  const jar = new Map();
+  const keep = (r) => {
+    for (const line of r.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair.indexOf('=');
+      jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1));
+    }
+  };
+  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  let url = new URL(authorizationUrl);
+  for (let hop = 0; hop < 12; hop++) {
+    let r = await fetch(url, { redirect: 'manual', headers: { cookie: cookie() }, signal: AbortSignal.timeout(5000) });
+    keep(r);
+    if (r.status === 200 && url.pathname.includes('/interaction/')) {
+      // A login or consent page: submit it as its form would.
+      const page = await r.text();
+      const prompt = /name="prompt" value="([a-z]+)"/.exec(page)?.[1];
+      if (!prompt) throw new Error(`interaction page without a prompt at ${url}`);
+      const form = prompt === 'login' ? { prompt, login, password: 'any' } : { prompt };
+      r = await fetch(url, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(form),
+        signal: AbortSignal.timeout(5000),
+      });
+      keep(r);
+    }
+    if (r.status < 300 || r.status > 399) throw new Error(`${url} answered ${r.status}: ${(await r.text()).slice(0, 300)}`);
+    await r.body?.cancel();
+    const next = new URL(r.headers.get('location'), url);
+    if (next.origin !== new URL(authorizationUrl).origin) return next;
+    url = next;
+  }
+  throw new Error('no redirect back to the client after 12 steps');
+}

@@ -1,15 +1,20 @@
 // A real MCP server (the TypeScript SDK's McpServer over StreamableHTTPServerTransport, stateful
 // sessions, SSE responses) on 127.0.0.1 with an ephemeral port, at path /mcp: the upstream the
-// edge's gate forwards to in the gate round.
+// edge's gate forwards to in the gate, jwt and introspect rounds.
 //
-// The edge runs with `--token-check presence`, so this server validates the bearer token itself,
-// as the README says it must: a JWT access token from the provider, checked against the provider's
-// JWKS (found through its metadata) with `iss` = ISSUER and `aud` = RESOURCE_URL. A request
-// without a valid token gets this server's own 401 (which a presence edge passes through).
+// With E2E_MCP_AUTH=verify (the default; the gate round, where the edge runs with
+// `--token-check presence`) this server validates the bearer token itself, as the README says it
+// must: a JWT access token from the provider, checked against the provider's JWKS (found through
+// its metadata) with `iss` = ISSUER and `aud` = RESOURCE_URL. A request without a valid token gets
+// this server's own 401 (which a presence edge passes through).
+//
+// With E2E_MCP_AUTH=edge (the jwt and introspect rounds) it trusts the edge, which verified the
+// token: nothing is checked here, and what the edge passed on is reported instead (the
+// Authorization header, or X-Auth-Subject and X-Auth-Scopes under `--strip-authorization`).
 //
 // Tools:
 //   whoami     what the server saw: the verified token's claims, the first characters of the
-//              token, the X-Forwarded-* headers and the session id
+//              token, the X-Auth-* and X-Forwarded-* headers and the session id
 //   countdown  sends `steps` logging notifications (and progress notifications when the client
 //              asked for progress), `gap_ms` apart, on the POST's SSE stream, then its result
 //   broadcast  sends a logging notification on the standalone GET SSE stream (not tied to the
@@ -33,21 +38,26 @@ import { z } from 'zod';
 const ISSUER = process.env.ISSUER;
 const RESOURCE = process.env.RESOURCE_URL;
 const EDGE = process.env.EDGE_URL;
+const AUTH = process.env.E2E_MCP_AUTH || 'verify';
+if (!['verify', 'edge'].includes(AUTH)) {
+  console.error(`E2E_MCP_AUTH must be verify or edge, got ${AUTH}`);
+  process.exit(2);
+}
 if (!ISSUER || !RESOURCE || !EDGE) {
   console.error('ISSUER, RESOURCE_URL and EDGE_URL must be set (run.sh sets them)');
   process.exit(2);
 }
 
 // The provider's JWKS, as a resource server finds it: through the issuer's metadata.
-const meta = await fetch(`${ISSUER}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json());
-const jwks = createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: 5000 });
+const meta = AUTH === 'edge' ? undefined : await fetch(`${ISSUER}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json());
+const jwks = meta && createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: 5000 });
 const PRM_URL = `${new URL(RESOURCE).origin}/.well-known/oauth-protected-resource${new URL(RESOURCE).pathname}`;
 
 const seen = [];
 const SEEN_HEADERS = [
   'authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'host', 'mcp-session-id',
   'mcp-protocol-version', 'accept', 'content-type', 'connection', 'keep-alive', 'te', 'upgrade',
-  'proxy-authorization', 'x-hop', 'last-event-id', 'origin', 'user-agent',
+  'proxy-authorization', 'x-hop', 'last-event-id', 'origin', 'user-agent', 'x-auth-subject', 'x-auth-scopes',
 ];
 
 async function verify(header) {
@@ -69,7 +79,7 @@ async function verify(header) {
 function headerSubset(req) {
   const out = {};
   for (const name of SEEN_HEADERS) {
-    if (req.headers[name] !== undefined) out[name] = name === 'authorization' ? `${req.headers[name].slice(0, 16)}…` : req.headers[name];
+    if (req.headers[name] !== undefined) out[name] = name === 'authorization' ? `${req.headers[name].slice(0, 19)}…` : req.headers[name];
   }
   return out;
 }
@@ -83,13 +93,16 @@ function newServer() {
       const h = extra.requestInfo?.headers ?? {};
       const auth = extra.authInfo;
       const report = {
-        token_verified: Boolean(auth),
+        token_verified: Boolean(auth?.extra?.verified),
         token_prefix: auth?.token.slice(0, 12),
         client_id: auth?.clientId,
         scopes: auth?.scopes,
         aud: auth?.extra?.aud,
         iss: auth?.extra?.iss,
         alg: auth?.extra?.alg,
+        authorization: h.authorization === undefined ? null : `${String(h.authorization).slice(0, 19)}…`,
+        x_auth_subject: h['x-auth-subject'] ?? null,
+        x_auth_scopes: h['x-auth-scopes'] ?? null,
         x_forwarded_for: h['x-forwarded-for'],
         x_forwarded_proto: h['x-forwarded-proto'],
         x_forwarded_host: h['x-forwarded-host'],
@@ -154,6 +167,18 @@ const httpServer = http.createServer(async (req, res) => {
   seen.push(entry);
   if (url.pathname !== '/mcp') return send(res, 404, { error: 'not_found', path: url.pathname });
 
+  if (AUTH === 'edge') {
+    // The edge checked the token; this server takes its word.
+    entry.token = 'not checked';
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    req.auth = {
+      token: bearer ?? '',
+      clientId: undefined,
+      scopes: String(req.headers['x-auth-scopes'] ?? '').split(' ').filter(Boolean),
+      extra: { verified: false, sub: req.headers['x-auth-subject'] },
+    };
+    return serveMcp(req, res);
+  }
   const v = await verify(req.headers.authorization);
   entry.token = v.ok ? 'valid' : v.reason;
   if (!v.ok) {
@@ -167,9 +192,12 @@ const httpServer = http.createServer(async (req, res) => {
     clientId: v.payload.client_id,
     scopes: String(v.payload.scope ?? '').split(' ').filter(Boolean),
     expiresAt: v.payload.exp,
-    extra: { iss: v.payload.iss, aud: v.payload.aud, sub: v.payload.sub, alg: v.alg },
+    extra: { verified: true, iss: v.payload.iss, aud: v.payload.aud, sub: v.payload.sub, alg: v.alg },
   };
+  return serveMcp(req, res);
+});
 
+async function serveMcp(req, res) {
   try {
     const sid = req.headers['mcp-session-id'];
     let body;
@@ -193,7 +221,7 @@ const httpServer = http.createServer(async (req, res) => {
     console.error('mcp_server.mjs:', e);
     if (!res.headersSent) send(res, 500, { jsonrpc: '2.0', error: { code: -32603, message: String(e) }, id: null });
   }
-});
+}
 
 await new Promise((resolve, reject) => {
   httpServer.once('error', reject);

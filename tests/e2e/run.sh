@@ -4,6 +4,7 @@
 # discovering through the edge. Everything listens on 127.0.0.1; every wait is bounded.
 #
 #   bash tests/e2e/run.sh          # debug build of the edge (E2E_PROFILE=release for release)
+#   E2E_ROUNDS="jwt introspect" bash tests/e2e/run.sh   # only some rounds
 #
 # Ends with `N passed, M failed` and exits non-zero on any failure.
 set -euo pipefail
@@ -11,6 +12,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PROFILE=${E2E_PROFILE:-debug}
+ROUNDS=${E2E_ROUNDS:-root-issuer issuer-path gate jwt introspect}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-auth-edge-e2e.XXXXXX")
 PIDS=()
 
@@ -85,11 +87,15 @@ wait_for() {
 http_status() { # prints the status of GET $1, or 000
   node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(1000) }).then((r) => console.log(r.status), () => console.log("000"))' "$1"
 }
-free_ports() { # two distinct free loopback ports, asked of the kernel (bind to 0, read, release)
+free_ports() { # $1 (default 2) distinct free loopback ports, asked of the kernel (bind to 0, read, release)
   node -e '
     const net = require("node:net");
     const one = () => new Promise((ok) => { const s = net.createServer(); s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => ok(p)); }); });
-    (async () => { const a = await one(); let b = await one(); while (b === a) b = await one(); console.log(a, b); })();'
+    (async () => {
+      const ports = new Set();
+      while (ports.size < Number(process.argv[1])) ports.add(await one());
+      console.log([...ports].join(" "));
+    })();' "${1:-2}"
 }
 
 passed=0
@@ -273,9 +279,189 @@ gate_round() {
   stop_pid "$oidc_pid"
 }
 
-round root-issuer ""
-round issuer-path /oidc
-gate_round
+# --- the rounds where the edge checks tokens itself ----------------------------------------------
+
+# Starts oidc.mjs for $ROUND with the given NAME=value settings; sets OIDC_PID and ISSUER.
+start_oidc() {
+  say "$ROUND: oidc-provider (${*%%=*})"
+  env E2E_ISSUER_PATH="" "$@" node "$HERE/oidc.mjs" >"$WORK/$ROUND-oidc.out" 2>"$WORK/$ROUND-oidc.err" &
+  OIDC_PID=$!
+  PIDS+=("$OIDC_PID")
+  if ! wait_for 'grep -qs "^OIDC_READY " "$WORK/$ROUND-oidc.out"' 150; then
+    fail_line "$ROUND: oidc-provider did not start in 15 s:"
+    sed 's/^/       /' "$WORK/$ROUND-oidc.err"
+    return 1
+  fi
+  ISSUER=$(sed -n 's/^OIDC_READY .*issuer=\([^ ]*\).*/\1/p' "$WORK/$ROUND-oidc.out")
+  say "$ROUND: issuer $ISSUER"
+}
+
+# Starts mcp_server.mjs for $ROUND with the given NAME=value settings; sets MCP_PID and MCP_URL.
+start_mcp() {
+  say "$ROUND: MCP server ($*)"
+  LOGS+=("$WORK/$ROUND-mcp.err")
+  env ISSUER="$ISSUER" RESOURCE_URL="$RESOURCE_URL" EDGE_URL="$EDGE_URL" "$@" \
+    node "$HERE/mcp_server.mjs" >"$WORK/$ROUND-mcp.out" 2>"$WORK/$ROUND-mcp.err" &
+  MCP_PID=$!
+  PIDS+=("$MCP_PID")
+  if ! wait_for 'grep -qs "^MCP_READY " "$WORK/$ROUND-mcp.out"' 150; then
+    fail_line "$ROUND: the MCP server did not start in 15 s:"
+    sed 's/^/       /' "$WORK/$ROUND-mcp.err"
+    return 1
+  fi
+  MCP_URL="http://127.0.0.1:$(sed -n 's/^MCP_READY port=\([0-9]*\).*/\1/p' "$WORK/$ROUND-mcp.out")"
+}
+
+# Starts an edge named $1 (for its log) whose admin listener is on port $2, with the flags that
+# follow and the NAME=value settings of EDGE_ENV in its environment, and waits for /readyz; sets
+# EDGE_PID.
+EDGE_ENV=()
+start_edge() {
+  local name=$1 admin_port=$2
+  shift 2
+  say "$ROUND: mcp-auth-edge $name: $*"
+  LOGS+=("$WORK/$ROUND-$name.log")
+  env "${EDGE_ENV[@]}" "$EDGE_BIN" --admin-listen "127.0.0.1:$admin_port" "$@" >"$WORK/$ROUND-$name.log" 2>&1 &
+  EDGE_PID=$!
+  PIDS+=("$EDGE_PID")
+  if ! wait_for '[[ $(http_status "http://127.0.0.1:$admin_port/readyz") == 200 ]]' 150; then
+    fail_line "$ROUND: the edge $name was not ready in 15 s"
+    sed 's/^/       /' "$WORK/$ROUND-$name.log"
+    return 1
+  fi
+}
+
+# SIGTERM to the edge $2 (named $1) and a check that it exits 0.
+stop_edge() {
+  local name=$1 pid=$2 rc=0
+  kill -TERM "$pid" 2>/dev/null || true
+  if wait_for '! kill -0 "$pid" 2>/dev/null' 100; then
+    wait "$pid" || rc=$?
+    if ((rc == 0)); then
+      passed=$((passed + 1))
+      echo "  ok   the edge ($name) exits 0 on SIGTERM"
+    else
+      fail_line "the edge ($name) exited $rc on SIGTERM"
+    fi
+  else
+    fail_line "the edge ($name) was still running 10 s after SIGTERM"
+    stop_pid "$pid"
+  fi
+}
+
+# A round with the edge checking tokens itself, $1 = jwt or introspect: a provider issuing JWT
+# access tokens (ES256, beside an RSA key in its JWKS) or opaque ones (with introspection and
+# revocation), the MCP server trusting the edge (E2E_MCP_AUTH=edge), and two edges in front of
+# it for the same resource: "edge" (--required-scope mcp:tools --strip-authorization) and
+# "replica" (jwt: the defaults, forwarding the token; introspect: --introspection-cache 0).
+# The clients: the TypeScript and Python SDKs through "edge", then edge_tokens.mjs with the
+# tokens either edge must refuse; in the introspect round, as_down.mjs after the provider stops.
+verify_round() {
+  ROUND=$1
+  local mode=$1 edge_port admin_port replica_port replica_admin edge_pid replica_pid mcp_pid oidc_pid
+  read -r edge_port admin_port replica_port replica_admin < <(free_ports 4)
+  EDGE_URL="http://127.0.0.1:$edge_port"
+  RESOURCE_URL="$EDGE_URL/mcp"
+  REPLICA_URL="http://127.0.0.1:$replica_port"
+  OTHER_RESOURCE="https://other-mcp.example/mcp"
+  SCOPES="mcp:tools mcp:resources"
+  E2E_CLIENT_ID=e2e-service
+  E2E_CLIENT_SECRET=e2e-service-secret-not-a-secret
+  E2E_EDGE_CLIENT_ID=e2e-edge
+  E2E_EDGE_CLIENT_SECRET=e2e-edge-secret-not-a-secret
+  E2E_STATE="$WORK/$ROUND-state.json"
+
+  local provider=(E2E_RESOURCE="$RESOURCE_URL" E2E_SCOPES="$SCOPES" E2E_OTHER_RESOURCE="$OTHER_RESOURCE"
+    E2E_CLIENT_ID="$E2E_CLIENT_ID" E2E_CLIENT_SECRET="$E2E_CLIENT_SECRET")
+  if [[ $mode == jwt ]]; then
+    provider+=(E2E_JWT_ALG=ES256)
+  else
+    provider+=(E2E_TOKEN_FORMAT=opaque E2E_EDGE_CLIENT_ID="$E2E_EDGE_CLIENT_ID" E2E_EDGE_CLIENT_SECRET="$E2E_EDGE_CLIENT_SECRET")
+  fi
+  start_oidc "${provider[@]}" || return 0
+  oidc_pid=$OIDC_PID
+  start_mcp E2E_MCP_AUTH=edge || { stop_pid "$oidc_pid"; return 0; }
+  mcp_pid=$MCP_PID
+
+  local common=(--resource "$RESOURCE_URL" --auth-server "$ISSUER" --scope mcp:tools --scope mcp:resources
+    --upstream "$MCP_URL" --token-check "$mode")
+  local edge_flags=(--listen "127.0.0.1:$edge_port" "${common[@]}" --required-scope mcp:tools --strip-authorization)
+  local replica_flags=(--listen "127.0.0.1:$replica_port" "${common[@]}")
+  EDGE_ENV=()
+  if [[ $mode == introspect ]]; then
+    # The edge's secret from the environment (as the README advises), the replica's as a flag.
+    EDGE_ENV=(MCP_AUTH_EDGE_INTROSPECTION_CLIENT_SECRET="$E2E_EDGE_CLIENT_SECRET")
+    edge_flags+=(--introspection-client-id "$E2E_EDGE_CLIENT_ID")
+    replica_flags+=(--introspection-client-id "$E2E_EDGE_CLIENT_ID" --introspection-client-secret "$E2E_EDGE_CLIENT_SECRET"
+      --introspection-cache 0)
+  fi
+  if ! start_edge edge "$admin_port" "${edge_flags[@]}"; then
+    stop_pid "$mcp_pid"
+    stop_pid "$oidc_pid"
+    return 0
+  fi
+  edge_pid=$EDGE_PID
+  EDGE_ENV=()
+  if ! start_edge replica "$replica_admin" "${replica_flags[@]}"; then
+    stop_pid "$edge_pid"
+    stop_pid "$mcp_pid"
+    stop_pid "$oidc_pid"
+    return 0
+  fi
+  replica_pid=$EDGE_PID
+  say "$ROUND: edges ready"
+
+  export EDGE_URL RESOURCE_URL REPLICA_URL OTHER_RESOURCE ISSUER SCOPES MCP_URL E2E_CLIENT_ID E2E_CLIENT_SECRET \
+    E2E_EDGE_CLIENT_ID E2E_EDGE_CLIENT_SECRET E2E_STATE
+  export TOKEN_CHECK=$mode
+  run_client ts_verify node ts_verify.mjs
+  run_client py_verify "$HERE/.venv/bin/python" py_verify.py
+  run_client edge_tokens node edge_tokens.mjs
+
+  if [[ $mode == jwt ]]; then
+    # Introspect mode needs an introspection_endpoint; this provider publishes none.
+    say "$ROUND: an introspect-mode edge against a provider without introspection"
+    local out="$WORK/$ROUND-no-introspection.log" rc=0 pid
+    "$EDGE_BIN" --listen 127.0.0.1:0 --resource "$RESOURCE_URL" --auth-server "$ISSUER" --upstream "$MCP_URL" \
+      --token-check introspect --introspection-client-id x --introspection-client-secret y >"$out" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    if wait_for '! kill -0 "$pid" 2>/dev/null' 100; then
+      wait "$pid" || rc=$?
+      if ((rc != 0)) && grep -q "names no introspection_endpoint" "$out"; then
+        passed=$((passed + 1))
+        echo "  ok   it stops at start-up (status $rc): $(grep -o 'the authorization server metadata names no introspection_endpoint[^;]*' "$out" | head -n1)"
+      else
+        fail_line "it exited $rc without naming the missing introspection_endpoint:"
+        sed 's/^/       /' "$out"
+      fi
+    else
+      fail_line "it was still running 10 s after start"
+      stop_pid "$pid"
+    fi
+  else
+    # The provider goes away: new tokens cannot be checked (503), verdicts in the cache still hold.
+    say "$ROUND: the provider stops"
+    stop_pid "$oidc_pid"
+    run_client as_down node as_down.mjs
+  fi
+
+  say "$ROUND: edge shutdown"
+  stop_edge "$mode, edge" "$edge_pid"
+  stop_edge "$mode, replica" "$replica_pid"
+  stop_pid "$mcp_pid"
+  stop_pid "$oidc_pid"
+}
+
+for name in $ROUNDS; do
+  case $name in
+    root-issuer) round root-issuer "" ;;
+    issuer-path) round issuer-path /oidc ;;
+    gate) gate_round ;;
+    jwt | introspect) verify_round "$name" ;;
+    *) fail_line "unknown round $name in E2E_ROUNDS" ;;
+  esac
+done
 
 if ((failed > 0)); then
   for log in "${LOGS[@]}"; do

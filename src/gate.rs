@@ -76,6 +76,11 @@ impl Cors {
         Cors { origins }
     }
 
+    /// Whether every origin may read (no `--cors-origin` list).
+    pub fn allows_any(&self) -> bool {
+        self.origins.is_empty()
+    }
+
     /// Sets `Access-Control-Allow-Origin` for a request's `Origin` unless the response already
     /// has one (a forwarded MCP server's own policy wins). With a list, an unlisted origin gets
     /// none, and caches are told the answer varies by `Origin`.

@@ -5,8 +5,11 @@
 //! memory. Dropping the client's side (it went away) drops the upstream request with it.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -16,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
 use crate::respond::Body;
-use crate::serve::Activity;
+use crate::serve::{Activity, Streaming};
 use crate::token::{Rejection, Verifier};
 use crate::State;
 
@@ -28,7 +31,59 @@ pub struct Upstream {
 }
 
 /// The pooled client for the MCP server (HTTP/1.1, or HTTP/2 by ALPN over https).
-pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Upload>;
+
+/// A client's request body on its way upstream, noting when it last moved: the wait for the
+/// MCP server's answer starts when the upload ends or stalls, so a long upload is not cut off
+/// by `--upstream-timeout`.
+pub struct Upload {
+    body: Incoming,
+    progress: Arc<Progress>,
+}
+
+/// Milliseconds from the start of the exchange to the upload's last frame.
+#[derive(Default)]
+struct Progress {
+    started: Option<Instant>,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    fn mark(&self) {
+        if let Some(started) = self.started {
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    fn last(&self) -> u64 {
+        self.last_ms.load(Ordering::Relaxed)
+    }
+}
+
+impl http_body::Body for Upload {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if polled.is_ready() {
+            self.progress.mark();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -97,6 +152,9 @@ pub async fn forward(
     let Some(gate) = state.gate.as_ref() else {
         return crate::respond::not_found();
     };
+    // From here until the response body ends, the connection is busy, not idle: a slow token
+    // check, upload or MCP server must not look like a silent client to the idle watchdog.
+    let streaming = Streaming::new(activity);
     let origin = request.headers().get(header::ORIGIN).cloned();
     let claims = match &gate.verifier {
         Some(verifier) => {
@@ -129,7 +187,7 @@ pub async fn forward(
         .path_and_query(path)
         .build();
     let Ok(uri) = uri else {
-        return crate::respond::bad_gateway();
+        return crate::respond::for_gate(gate, origin.as_ref(), crate::respond::bad_gateway());
     };
     *request.uri_mut() = uri;
     // The client's HTTP version is its business with the edge; the pool picks the upstream's.
@@ -155,22 +213,43 @@ pub async fn forward(
         }
     }
 
-    let exchange = tokio::time::timeout(gate.response_timeout, gate.client.request(request));
-    match exchange.await {
-        Ok(Ok(mut response)) => {
+    let progress = Arc::new(Progress { started: Some(Instant::now()), last_ms: AtomicU64::new(0) });
+    let request = request.map(|body| Upload { body, progress: Arc::clone(&progress) });
+    match answer_within(gate.response_timeout, &progress, gate.client.request(request)).await {
+        Some(Ok(mut response)) => {
             strip_hop_by_hop(response.headers_mut());
             crate::respond::cors_for_forwarded(gate, origin.as_ref(), response.headers_mut());
             state.metrics.upstream(response.status());
-            response.map(|body| Body::upstream(body, activity))
+            response.map(|body| Body::Upstream(body, streaming))
         }
-        Ok(Err(e)) => {
+        Some(Err(e)) => {
             state.metrics.upstream_failed(false);
             crate::warn!("upstream request failed: {e}");
-            crate::respond::bad_gateway()
+            crate::respond::for_gate(gate, origin.as_ref(), crate::respond::bad_gateway())
         }
-        Err(_) => {
+        None => {
             state.metrics.upstream_failed(true);
-            crate::respond::gateway_timeout()
+            crate::respond::for_gate(gate, origin.as_ref(), crate::respond::gateway_timeout())
+        }
+    }
+}
+
+/// Waits for the MCP server's response head until `timeout` has passed since the upload last
+/// moved (or ended); `None` when it has. Dropping the exchange cancels the upstream request.
+async fn answer_within<F: std::future::Future>(
+    timeout: Duration,
+    progress: &Progress,
+    exchange: F,
+) -> Option<F::Output> {
+    let mut exchange = std::pin::pin!(exchange);
+    let started = progress.started.unwrap_or_else(Instant::now);
+    loop {
+        let last = progress.last();
+        let deadline = started + Duration::from_millis(last) + timeout;
+        match tokio::time::timeout_at(deadline.into(), &mut exchange).await {
+            Ok(output) => return Some(output),
+            Err(_) if progress.last() == last => return None,
+            Err(_) => {}
         }
     }
 }

@@ -6,7 +6,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -19,7 +18,7 @@ use hyper::body::Incoming;
 use crate::conditional::if_none_match;
 use crate::gate::{self, Credential};
 use crate::route::{self, Route};
-use crate::serve::{Activity, Streaming};
+use crate::serve::Streaming;
 use crate::snapshot::Document;
 use crate::State;
 
@@ -34,10 +33,6 @@ pub enum Body {
 impl Body {
     pub fn full(bytes: Bytes) -> Body {
         Body::Full(Full::new(bytes))
-    }
-
-    pub fn upstream(body: Incoming, activity: Arc<Activity>) -> Body {
-        Body::Upstream(body, Streaming::new(activity))
     }
 }
 
@@ -291,7 +286,7 @@ pub(crate) fn rejected(
             let body = if *rejection == Rejection::NoKeys { BODY_503_KEYS } else { BODY_503_INTROSPECTION };
             let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, body, 4);
             response.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER);
-            return response;
+            return for_gate(gate, origin, response);
         }
     };
     let mut response = with_headers(status, body, 6);
@@ -312,6 +307,21 @@ pub(crate) fn cors_for_forwarded(gate: &crate::proxy::Gate, origin: Option<&Head
     if !response.contains_key(header::ACCESS_CONTROL_EXPOSE_HEADERS) {
         response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
     }
+}
+
+/// One of the edge's own error answers on the MCP endpoint, with that endpoint's CORS policy
+/// (`--cors-origin`) in place of the discovery documents' `*`.
+pub(crate) fn for_gate(
+    gate: &crate::proxy::Gate,
+    origin: Option<&HeaderValue>,
+    mut response: Response<Body>,
+) -> Response<Body> {
+    if !gate.cors.allows_any() {
+        let h = response.headers_mut();
+        h.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+        gate.cors.apply(origin, h);
+    }
+    response
 }
 
 pub(crate) fn bad_gateway() -> Response<Body> {

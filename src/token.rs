@@ -70,6 +70,9 @@ struct Jwks {
     /// The `jwks_uri` of the metadata in service.
     uri: ArcSwapOption<String>,
     last_refetch: Mutex<Option<Instant>>,
+    /// Held across an unknown-key refetch, so tokens arriving meanwhile wait for its keys
+    /// instead of being refused against the old set.
+    refetching: tokio::sync::Mutex<()>,
 }
 
 struct Introspection {
@@ -92,6 +95,7 @@ impl Verifier {
                 keys: ArcSwapOption::empty(),
                 uri: ArcSwapOption::empty(),
                 last_refetch: Mutex::new(None),
+                refetching: tokio::sync::Mutex::new(()),
             }),
             (TokenCheck::Introspect, Some(client)) => Method::Introspect(Introspection {
                 endpoint: ArcSwapOption::empty(),
@@ -246,15 +250,23 @@ impl Verifier {
             let keys = keys.as_ref().ok_or(Rejection::NoKeys)?;
             jwt::verify(token, keys, &self.expect, now).map_err(Rejection::Invalid)
         };
-        match verify() {
-            Err(Rejection::Invalid(TokenError::UnknownKey { .. })) if may_refetch(&jwks.last_refetch) => {
-                if let Err(e) = self.fetch_keys(jwks).await {
-                    crate::warn!("JWKS refetch for an unknown key failed: {e}");
-                }
-                verify()
-            }
-            other => other,
+        let unknown = |verdict: &Result<Claims, Rejection>| {
+            matches!(verdict, Err(Rejection::Invalid(TokenError::UnknownKey { .. })))
+        };
+        let verdict = verify();
+        if !unknown(&verdict) {
+            return verdict;
         }
+        let _turn = jwks.refetching.lock().await;
+        // Another request's refetch may have brought the key while this one waited.
+        let verdict = verify();
+        if !unknown(&verdict) || !may_refetch(&jwks.last_refetch) {
+            return verdict;
+        }
+        if let Err(e) = self.fetch_keys(jwks).await {
+            crate::warn!("JWKS refetch for an unknown key failed: {e}");
+        }
+        verify()
     }
 
     /// Asks the introspection endpoint (RFC 7662 §2.1) and judges its answer.

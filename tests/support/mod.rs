@@ -29,6 +29,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod jwt;
+pub mod mcp;
+
 /// How long any single wait in a test may take before it fails. Generous: the machine that
 /// runs the suite may be busy compiling.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -227,7 +230,11 @@ impl Edge {
     /// Starts the edge with the fast timings and `args`, which must name the resource and the
     /// authorization server.
     pub async fn start(args: &[&str]) -> Edge {
-        let config = config(args);
+        Edge::start_config(config(args)).await
+    }
+
+    /// Starts the edge with a configuration the test has built (and perhaps adjusted).
+    pub async fn start_config(config: Config) -> Edge {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the edge");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind the admin listener");
         let (addr, admin_addr) = (listener.local_addr().expect("address"), admin.local_addr().expect("address"));
@@ -401,6 +408,19 @@ pub async fn raw_exchange(addr: SocketAddr, request: &str) -> Vec<u8> {
 pub fn split_head(raw: &[u8]) -> (String, &[u8]) {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
     (String::from_utf8(raw[..end].to_vec()).expect("a text head"), &raw[end + 4..])
+}
+
+/// A raw HTTP/1.1 response as text with the `date` field's value replaced by `<date>`, the
+/// one part of a response that changes from run to run, so the rest can be compared byte
+/// for byte.
+pub fn without_date(raw: &[u8]) -> String {
+    let text = String::from_utf8(raw.to_vec()).expect("a text response");
+    let Some(start) = text.find("\r\ndate: ") else {
+        return text;
+    };
+    let value = start + "\r\ndate: ".len();
+    let end = value + text[value..].find("\r\n").expect("a complete date line");
+    format!("{}<date>{}", &text[..value], &text[end..])
 }
 
 /// A header's value in a raw response head, matched case-insensitively.

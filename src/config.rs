@@ -14,6 +14,8 @@ use http::Uri;
 /// Every setting the edge understands. `kind` says how the command line spells it.
 const KEYS: &[Key] = &[
     Key::value("listen", "ADDR", "address of the main listener (default 127.0.0.1:8080)"),
+    Key::value("tls_cert", "FILE", "PEM certificate chain: the main listener speaks TLS (with --tls-key)"),
+    Key::value("tls_key", "FILE", "PEM private key of --tls-cert; both reloaded on change or SIGHUP"),
     Key::value("resource", "URL", "public URL of the protected MCP resource (required)"),
     Key::value("auth_server", "URL", "issuer URL of the authorization server (required)"),
     Key::value("auth_server_metadata", "URL", "explicit metadata URL; skips discovery"),
@@ -88,6 +90,8 @@ pub struct Config {
     /// Origins allowed on the MCP endpoint; empty means any (`*`).
     pub cors_origins: Vec<String>,
     pub strip_authorization: bool,
+    /// TLS on the main listener, loaded and checked; `None` serves cleartext.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// How the gate checks bearer tokens.
@@ -166,6 +170,12 @@ pub enum ConfigError {
         key: String,
         expected: &'static str,
     },
+    /// A TLS certificate or key file that cannot be used, named by the setting that gave it.
+    Tls {
+        source: Origin,
+        path: String,
+        error: crate::tls::TlsError,
+    },
     HelpRequested,
     VersionRequested,
 }
@@ -215,6 +225,7 @@ impl fmt::Display for ConfigError {
             ConfigError::FileType { path, key, expected } => {
                 write!(f, "\"{key}\" in {path} must be {expected}")
             }
+            ConfigError::Tls { source, path, error } => write!(f, "cannot use {source} {path:?}: {error}"),
             ConfigError::HelpRequested => f.write_str(&usage()),
             ConfigError::VersionRequested => {
                 write!(f, "mcp-auth-edge {}", env!("CARGO_PKG_VERSION"))
@@ -663,7 +674,23 @@ impl Config {
                     "needs --token-check jwt or introspect: only checked tokens have a subject and scopes to pass on",
             });
         }
+        let tls = match (s.one("tls_cert"), s.one("tls_key")) {
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::MissingFor { name: "tls_key", by: "--tls-cert" }),
+            (None, Some(_)) => return Err(ConfigError::MissingFor { name: "tls_cert", by: "--tls-key" }),
+            (Some((cert_origin, cert)), Some((key_origin, key))) => {
+                let loaded = crate::tls::Tls::load(std::path::Path::new(cert), std::path::Path::new(key));
+                Some(loaded.map_err(|error| {
+                    let (source, path) = match error.file() {
+                        crate::tls::PemFile::Cert => (cert_origin, cert),
+                        crate::tls::PemFile::Key => (key_origin, key),
+                    };
+                    ConfigError::Tls { source: source.clone(), path: path.to_string(), error }
+                })?)
+            }
+        };
         Ok(Config {
+            tls,
             cors_origins,
             strip_authorization,
             token_check,
@@ -864,6 +891,17 @@ mod tests {
             e.to_string().contains("only with --token-check introspect") && !e.to_string().contains("s3cret"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let e = load(&[BASE, &["--tls-cert", "/x/cert.pem"]].concat(), &[]).unwrap_err();
+        assert_eq!(e, ConfigError::MissingFor { name: "tls_key", by: "--tls-cert" });
+        let e = load(BASE, &[("MCP_AUTH_EDGE_TLS_KEY", "/x/key.pem")]).unwrap_err();
+        assert_eq!(e, ConfigError::MissingFor { name: "tls_cert", by: "--tls-key" });
+        let e = load(&[BASE, &["--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"]].concat(), &[]);
+        let e = e.unwrap_err().to_string();
+        assert!(e.starts_with("cannot use --tls-cert \"/nonexistent/c.pem\": cannot be read"), "{e}");
     }
 
     #[test]

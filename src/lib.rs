@@ -12,6 +12,7 @@
 //! | [`refresh`] | the background task that keeps the snapshot fresh |
 //! | [`respond`] | responses built from snapshots |
 //! | [`serve`] | listeners, connections, graceful shutdown |
+//! | [`tls`] | TLS on the main listener: the certificate store and its reloading |
 //! | [`admin`] | health, readiness and metrics |
 //! | [`metrics`] | counters and their Prometheus rendering |
 //! | [`gate`] | the bearer credential and the 401 challenges |
@@ -38,6 +39,7 @@ pub mod respond;
 pub mod route;
 pub mod serve;
 pub mod snapshot;
+pub mod tls;
 pub mod token;
 
 pub use config::Config;
@@ -106,7 +108,13 @@ pub async fn run(
     };
     let admin =
         admin.map(|listener| tokio::spawn(admin::run(listener, state.clone(), stop.clone(), config.drain_timeout)));
-    let result = serve::run(listener, state, stop, config.drain_timeout).await;
+    let result = match &config.tls {
+        None => serve::run(listener, state, stop, config.drain_timeout).await,
+        Some(tls) => {
+            tokio::spawn(tls.clone().watch(stop.clone()));
+            serve::run_tls(listener, state, stop, config.drain_timeout, tls).await
+        }
+    };
     relay.abort();
     // Both stop on the same signal; waiting keeps their last log lines before ours.
     let fatal = refresh.await;

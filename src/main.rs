@@ -50,7 +50,8 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
         settings.set("auth_server", format!("http://{auth_addr}"));
         if !settings.has("resource") {
             let listen = settings.listen().map_err(Failure::Config)?;
-            settings.set("resource", format!("http://{listen}/mcp"));
+            let scheme = if settings.has("tls_cert") { "https" } else { "http" };
+            settings.set("resource", format!("{scheme}://{listen}/mcp"));
         }
         if !settings.has("upstream") {
             settings.set("upstream", format!("http://{mcp_addr}"));
@@ -103,8 +104,17 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             demo_tasks.push(tokio::spawn(demo::run_mcp_echo(mcp, shutdown.clone())));
         }
 
-        let edge = format!("http://{}", listener.local_addr().map_err(io("listener"))?);
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let edge = format!("{scheme}://{}", listener.local_addr().map_err(io("listener"))?);
         info!("mcp-auth-edge {} listening on {edge}", env!("CARGO_PKG_VERSION"));
+        if let Some(tls) = &config.tls {
+            info!(
+                "TLS 1.2 and 1.3, ALPN h2 and http/1.1, certificate {} and key {}: reloaded on change (checked every {} s) or SIGHUP",
+                tls.cert_path().display(),
+                tls.key_path().display(),
+                tls.poll.as_secs()
+            );
+        }
         if let Some(admin) = &admin {
             info!("admin endpoints on http://{}", admin.local_addr().map_err(io("admin listener"))?);
         }
@@ -127,7 +137,7 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             println!("{}", demo::banner(&edge, &config.issuer.url, &config.resource.path));
         }
 
-        tokio::spawn(signals(trigger.clone()));
+        tokio::spawn(signals(trigger.clone(), config.tls.clone()));
         let result = mcp_auth_edge::run(&config, listener, admin, shutdown).await;
         // The edge may stop on its own (an unusable authorization server); the demo servers
         // go with it.
@@ -140,16 +150,34 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
     })
 }
 
-/// Fires shutdown on SIGTERM or SIGINT.
-async fn signals(trigger: std::sync::Arc<mcp_auth_edge::serve::Trigger>) {
+/// Fires shutdown on SIGTERM or SIGINT; reloads the TLS certificate on SIGHUP.
+async fn signals(trigger: std::sync::Arc<mcp_auth_edge::serve::Trigger>, tls: Option<mcp_auth_edge::tls::Tls>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         error!("cannot install signal handlers; stop the process with SIGKILL");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: draining"),
-        _ = int.recv() => info!("SIGINT: draining"),
+    // Without a handler SIGHUP would end the process; with one it never does.
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| error!("cannot handle SIGHUP: {e}")).ok();
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                info!("SIGTERM: draining");
+                break;
+            }
+            _ = int.recv() => {
+                info!("SIGINT: draining");
+                break;
+            }
+            Some(()) = async { hup.as_mut()?.recv().await } => match &tls {
+                Some(tls) => {
+                    info!("SIGHUP: reloading the TLS certificate");
+                    // The outcome is logged; a failure keeps the certificate in service.
+                    let _ = tls.reload().await;
+                }
+                None => info!("SIGHUP: nothing to reload (no --tls-cert)"),
+            },
+        }
     }
     trigger.fire();
 }

@@ -1,7 +1,8 @@
 //! Listeners, connections and graceful shutdown.
 //!
 //! Each accepted connection is served by hyper-util's auto builder (HTTP/1.1, or HTTP/2 when
-//! the client opens with the prior-knowledge preface). On shutdown the listener closes at once
+//! the client opens with the prior-knowledge preface). With TLS, the handshake runs on the
+//! connection's own task and ALPN picks the protocol. On shutdown the listener closes at once
 //! and open connections finish their in-flight requests, for at most the drain timeout.
 
 use std::io;
@@ -18,6 +19,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::respond::{self, Decision, Reply};
 use crate::State;
@@ -80,7 +82,24 @@ impl Shutdown {
 
 /// Serves the edge on `listener` until `shutdown`, then drains.
 pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
-    serve(listener, shutdown, drain, move |request, connection| match respond::handle(&state, &request) {
+    serve(listener, shutdown, drain, edge(state)).await
+}
+
+/// Like [`run`], with TLS on every connection.
+pub async fn run_tls(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: Shutdown,
+    drain: Duration,
+    tls: &crate::tls::Tls,
+) -> io::Result<()> {
+    let acceptor = TlsAcceptor::from(tls.server_config());
+    accept(listener, shutdown, drain, Some((acceptor, tls.handshake_timeout)), edge(state)).await
+}
+
+/// The main listener's handler: answered here, or forwarded past the gate.
+fn edge(state: Arc<State>) -> impl Fn(Request<Incoming>, &Connection) -> Reply + Send + Sync + 'static {
+    move |request, connection| match respond::handle(&state, &request) {
         Decision::Answer(response) => Reply::Ready(Some(response)),
         Decision::Forward => Reply::Forward(Box::pin(crate::proxy::forward(
             Arc::clone(&state),
@@ -88,8 +107,7 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, d
             connection.peer,
             Arc::clone(&connection.activity),
         ))),
-    })
-    .await
+    }
 }
 
 /// SECURITY: a connection on which no request arrives for a whole period is closed, which
@@ -119,7 +137,30 @@ async fn watchdog<C: std::future::Future>(connection: C, activity: &Activity) ->
 
 /// Accepts connections and answers each request with `handler`, whose [`Reply`] is ready at
 /// once for answers the edge makes itself, so nothing is boxed per discovery request.
-pub async fn serve<F>(listener: TcpListener, mut shutdown: Shutdown, drain: Duration, handler: F) -> io::Result<()>
+pub async fn serve<F>(listener: TcpListener, shutdown: Shutdown, drain: Duration, handler: F) -> io::Result<()>
+where
+    F: Fn(Request<Incoming>, &Connection) -> Reply + Send + Sync + 'static,
+{
+    accept(listener, shutdown, drain, None, handler).await
+}
+
+/// The connection builders TLS chooses among by the protocol ALPN settled on.
+struct Protocols {
+    /// `h2` negotiated: HTTP/2 without reading the preface to decide.
+    h2: auto::Builder<TokioExecutor>,
+    /// `http/1.1` negotiated.
+    h1: auto::Builder<TokioExecutor>,
+    /// A client that sent no ALPN: detected from its first bytes, as on cleartext.
+    detect: auto::Builder<TokioExecutor>,
+}
+
+async fn accept<F>(
+    listener: TcpListener,
+    mut shutdown: Shutdown,
+    drain: Duration,
+    tls: Option<(TlsAcceptor, Duration)>,
+    handler: F,
+) -> io::Result<()>
 where
     F: Fn(Request<Incoming>, &Connection) -> Reply + Send + Sync + 'static,
 {
@@ -129,6 +170,13 @@ where
     // every request (an allocation and ~15% of the discovery path's instructions). The
     // per-connection watchdog below bounds slow and idle clients instead.
     builder.http2().timer(TokioTimer::new());
+    let protocols = tls.as_ref().map(|_| {
+        Arc::new(Protocols {
+            h2: builder.clone().http2_only(),
+            h1: builder.clone().http1_only(),
+            detect: builder.clone(),
+        })
+    });
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -155,6 +203,34 @@ where
             requests.store(requests.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
             handler(request, &info)
         });
+        if let (Some((acceptor, handshake_timeout)), Some(protocols)) = (&tls, &protocols) {
+            let handshake = tokio::time::timeout(*handshake_timeout, acceptor.accept(stream));
+            let protocols = Arc::clone(protocols);
+            // Taken now, so a shutdown that fires during the handshake still reaches the
+            // connection once it is served.
+            let watcher = graceful.watcher();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                let stream = tokio::select! {
+                    biased;
+                    done = handshake => match done {
+                        Ok(Ok(stream)) => stream,
+                        // A failed handshake has had its alert sent; a slow one is dropped.
+                        Ok(Err(_)) | Err(_) => return,
+                    },
+                    // Nothing is in flight yet: shutdown drops the handshake.
+                    _ = stop.wait() => return,
+                };
+                let builder = match stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => &protocols.h2,
+                    Some(_) => &protocols.h1,
+                    None => &protocols.detect,
+                };
+                let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                let _ = watchdog(connection, &activity).await;
+            });
+            continue;
+        }
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

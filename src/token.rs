@@ -45,6 +45,7 @@ pub struct Verifier {
     method: Method,
     expect: Expectations,
     required_scopes: Vec<String>,
+    /// Keyed by the token's tail (see [`cache_key`]); the entry holds the whole token.
     cache: Mutex<HashMap<Box<str>, Cached>>,
     client: hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -56,6 +57,7 @@ pub struct Verifier {
 
 /// An accepted token's claims and the Unix second from which the verdict is stale.
 struct Cached {
+    token: Box<str>,
     until: u64,
     claims: Arc<Claims>,
 }
@@ -315,7 +317,7 @@ impl Verifier {
     fn cached(&self, token: &str, now: u64) -> Option<Arc<Claims>> {
         let cache = self.cache.lock().ok()?;
         // SECURITY: `until` is never past the token's own `exp`.
-        cache.get(token).filter(|c| now < c.until).map(|c| Arc::clone(&c.claims))
+        cache.get(cache_key(token)).filter(|c| now < c.until && *c.token == *token).map(|c| Arc::clone(&c.claims))
     }
 
     fn remember(&self, token: &str, claims: &Arc<Claims>, until: u64, now: u64) {
@@ -328,8 +330,17 @@ impl Verifier {
                 cache.clear();
             }
         }
-        cache.insert(token.into(), Cached { until, claims: Arc::clone(claims) });
+        cache.insert(cache_key(token).into(), Cached { token: token.into(), until, claims: Arc::clone(claims) });
     }
+}
+
+/// The part of a token the cache hashes: its last 32 bytes, which for a JWT are signature
+/// bytes and for an opaque token its random tail. Hashing all of a token (hundreds of bytes)
+/// on every request cost more than the rest of the lookup. Only accepted tokens are stored,
+/// so a client cannot fill a bucket with colliding tails, and a hit still compares the whole
+/// token.
+fn cache_key(token: &str) -> &str {
+    token.get(token.len().saturating_sub(32)..).unwrap_or(token)
 }
 
 /// Whether an unknown-key refetch may go out now; records it if so.

@@ -1,5 +1,6 @@
-//! criterion benches for the pieces of the request path, with adversarial inputs, and a full
-//! request over loopback beside the bare hyper floor (`benches/floor_service.rs`).
+//! criterion benches for the pieces of the request path, with adversarial inputs, JWT access
+//! token checks (a signature verified, and a verdict from the token cache), and a full request
+//! over loopback beside the bare hyper floor (`benches/floor_service.rs`).
 //!
 //! `cargo bench --bench edge` (add `-- NAME` to run a subset). Measurement times are short so
 //! that the whole run takes a few minutes; compare figures within one run.
@@ -19,7 +20,7 @@ use http::{Method, Request};
 use mcp_auth_edge::config::Settings;
 use mcp_auth_edge::route::{self, Paths};
 use mcp_auth_edge::serve::shutdown_channel;
-use mcp_auth_edge::{conditional, metadata, respond, Config, State};
+use mcp_auth_edge::{conditional, jwt, metadata, respond, token, Config, State};
 
 const ISSUER: &str = "https://auth.example.com/tenant1";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -140,6 +141,171 @@ fn respond(c: &mut Criterion) {
     let body = document();
     group.bench_function("floor_get_200", |b| b.iter(|| floor_service::response(black_box(&body), black_box(&etag))));
     group.finish();
+}
+
+/// One signing key per algorithm the edge accepts, made once (2048-bit RSA generation takes
+/// a while), and the JWKS that publishes them.
+struct Signers {
+    rsa: ring::signature::RsaKeyPair,
+    ec: ring::signature::EcdsaKeyPair,
+    ed: ring::signature::Ed25519KeyPair,
+    jwks: String,
+}
+
+const ALGORITHMS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Signers {
+    fn new() -> Signers {
+        use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, RsaPublicKeyComponents};
+        use rsa::pkcs8::EncodePrivateKey;
+        let rng = ring::rand::SystemRandom::new();
+        let rsa_der = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+            .expect("RSA key generation")
+            .to_pkcs8_der()
+            .expect("RSA PKCS#8");
+        let rsa = RsaKeyPair::from_pkcs8(rsa_der.as_bytes()).expect("ring reads the RSA key");
+        let ec_der =
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("P-256 key");
+        let ec = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, ec_der.as_ref(), &rng)
+            .expect("ring reads the P-256 key");
+        let ed_der = Ed25519KeyPair::generate_pkcs8(&rng).expect("Ed25519 key");
+        let ed = Ed25519KeyPair::from_pkcs8(ed_der.as_ref()).expect("ring reads the Ed25519 key");
+        let public: RsaPublicKeyComponents<Vec<u8>> = rsa.public().into();
+        let point = ec.public_key().as_ref();
+        // Pinned algorithms and use, as real authorization servers publish them.
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "RS256", "use": "sig", "alg": "RS256", "n": b64(&public.n), "e": b64(&public.e)},
+            {"kty": "RSA", "kid": "PS256", "use": "sig", "alg": "PS256", "n": b64(&public.n), "e": b64(&public.e)},
+            {"kty": "EC", "kid": "ES256", "use": "sig", "alg": "ES256", "crv": "P-256",
+             "x": b64(&point[1..33]), "y": b64(&point[33..])},
+            {"kty": "OKP", "kid": "EdDSA", "use": "sig", "alg": "EdDSA", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())},
+        ]});
+        Signers { rsa, ec, ed, jwks: jwks.to_string() }
+    }
+
+    /// A compact JWS access token signed with `alg` (the key's `kid` is the algorithm name).
+    fn token(&self, alg: &str, claims: &serde_json::Value) -> String {
+        use ring::signature;
+        let rng = ring::rand::SystemRandom::new();
+        let header = serde_json::json!({"alg": alg, "typ": "at+jwt", "kid": alg});
+        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let sig = match alg {
+            "RS256" | "PS256" => {
+                let padding: &dyn signature::RsaEncoding =
+                    if alg == "RS256" { &signature::RSA_PKCS1_SHA256 } else { &signature::RSA_PSS_SHA256 };
+                let mut sig = vec![0; self.rsa.public().modulus_len()];
+                self.rsa.sign(padding, &rng, input.as_bytes(), &mut sig).expect("RSA signing");
+                sig
+            }
+            "ES256" => self.ec.sign(&rng, input.as_bytes()).expect("ECDSA signing").as_ref().to_vec(),
+            _ => self.ed.sign(input.as_bytes()).as_ref().to_vec(),
+        };
+        format!("{input}.{}", b64(&sig))
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs()
+}
+
+/// RFC 9068 claims of a typical access token for the bench's resource, valid for an hour.
+fn claims(issuer: &str, audience: &str) -> serde_json::Value {
+    let now = unix_now();
+    serde_json::json!({
+        "iss": issuer, "aud": audience, "sub": "user-8f3a2c", "client_id": "mcp-client-7",
+        "scope": "mcp:tools mcp:resources", "iat": now, "exp": now + 3600, "jti": "b1f0d7c4-3e2a-4f59-9a61-2c8e5d7f0a13",
+    })
+}
+
+/// `jwt::verify` of a token never seen before: the signature check and the claims, what a
+/// cache miss costs.
+fn jwt_verify(c: &mut Criterion, signers: &Signers) {
+    let keys = jwt::JwkSet::parse(signers.jwks.as_bytes()).expect("the bench's JWKS parses");
+    let expect = jwt::Expectations {
+        issuer: ISSUER.into(),
+        audiences: vec![RESOURCE.into()],
+        leeway_secs: jwt::DEFAULT_LEEWAY_SECS,
+    };
+    let claims = claims(ISSUER, RESOURCE);
+    let mut group = c.benchmark_group("jwt_verify");
+    for alg in ALGORITHMS {
+        let token = signers.token(alg, &claims);
+        let now = unix_now();
+        jwt::verify(&token, &keys, &expect, now).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        group.bench_function(alg, |b| b.iter(|| jwt::verify(black_box(&token), &keys, &expect, now)));
+    }
+    group.finish();
+}
+
+/// `token::Verifier::check` of a token it has already accepted, the forwarding path's cost
+/// once a client's token is known: the cache lookup, keyed by the whole token, and the scope
+/// check. The JWKS is fetched the way the edge does, from a loopback server.
+fn jwt_cached(c: &mut Criterion, signers: &Signers) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let settings = Settings::load(
+        ["--resource", RESOURCE, "--auth-server", ISSUER, "--upstream", "http://127.0.0.1:9"].map(String::from),
+        |_| None,
+    )
+    .expect("the bench's flags are valid");
+    let config = Config::from_settings(&settings).expect("the bench's configuration is valid");
+    let verifier = token::Verifier::new(&config).expect("jwt mode is the default");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let jwks_uri = format!("http://{}/jwks", listener.local_addr().expect("a bound address"));
+        // The floor serves its one body at any path: here, the JWKS.
+        tokio::spawn(floor_service::serve(listener, Bytes::from(signers.jwks.clone())));
+        let metadata = serde_json::json!({ "jwks_uri": jwks_uri }).to_string();
+        verifier.refresh(metadata.as_bytes()).await.expect("the JWKS loads");
+    });
+    let claims = claims(&config.issuer.url, &config.resource.url);
+    let mut group = c.benchmark_group("jwt_cached");
+    // The token length matters: the cache hashes the whole token. An EdDSA token like the
+    // demo's is about 400 characters, an RS256 one about 650.
+    for alg in ["EdDSA", "RS256"] {
+        let token = signers.token(alg, &claims);
+        runtime.block_on(verifier.check(&token)).unwrap_or_else(|e| panic!("{alg}: {e:?}"));
+        let name = format!("{alg}_{}_chars", token.len());
+        group.bench_function(name, |b| {
+            b.iter(|| ready(verifier.check(black_box(&token))).expect("a cached token passes"))
+        });
+    }
+    group.finish();
+}
+
+/// Polls a future that must complete without waiting (a cache hit never does I/O), without
+/// the cost of a runtime.
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("a cached check waited"),
+    }
+}
+
+/// `gate::bearer`, the `Authorization` header's form check, which the forwarding path runs on
+/// every request before the cache is consulted: linear in the token's length.
+fn jwt_bearer(c: &mut Criterion, signers: &Signers) {
+    let claims = claims(ISSUER, RESOURCE);
+    let mut group = c.benchmark_group("jwt_bearer_header");
+    for alg in ["EdDSA", "RS256"] {
+        let header = format!("Bearer {}", signers.token(alg, &claims));
+        assert!(matches!(mcp_auth_edge::gate::bearer(header.as_bytes()), mcp_auth_edge::gate::Credential::Bearer(_)));
+        let name = format!("{alg}_{}_bytes", header.len());
+        group.bench_function(name, |b| b.iter(|| mcp_auth_edge::gate::bearer(black_box(header.as_bytes()))));
+    }
+    group.finish();
+}
+
+fn jwt(c: &mut Criterion) {
+    let signers = Signers::new();
+    jwt_verify(c, &signers);
+    jwt_cached(c, &signers);
+    jwt_bearer(c, &signers);
 }
 
 /// A server on its own thread and current_thread runtime, stopped when dropped.
@@ -268,6 +434,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = classify, if_none_match, validate, respond, loopback
+    targets = classify, if_none_match, validate, respond, jwt, loopback
 }
 criterion_main!(benches);

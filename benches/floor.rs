@@ -1,36 +1,74 @@
-//! `hyper-floor ADDR FILE`: the bare hyper floor of the load benchmark. Serves FILE's bytes to
-//! every request on ADDR, on a current_thread runtime (one core, like the edge at `--threads 1`
-//! and nginx with one worker). Built with `cargo build --release --features floor --bin hyper-floor`.
+//! `hyper-floor`: the processes the load benchmark (`benches/load.sh`) runs beside the edge.
+//! Built with `cargo build --release --features floor --bin hyper-floor`. Each runs on a
+//! current_thread runtime (one core, like the edge at `--threads 1` and nginx with one worker)
+//! until it is killed.
+//!
+//! - `hyper-floor ADDR FILE`: the bare hyper floor. Serves FILE's bytes to every request.
+//! - `hyper-floor demo-as ADDR AUDIENCE`: the demo authorization server (metadata, JWKS and
+//!   client-credentials tokens for AUDIENCE), the issuer of the forwarded requests' tokens.
+//! - `hyper-floor echo ADDR`: the demo echo MCP server, the upstream behind the edge and nginx.
 
 #[path = "floor_service.rs"]
 mod floor_service;
 
 use std::process::ExitCode;
 
+use mcp_auth_edge::serve::shutdown_channel;
+
+const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR";
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, addr, file] = &args[..] else {
-        eprintln!("usage: hyper-floor ADDR FILE");
-        return ExitCode::from(2);
-    };
-    let body = match std::fs::read(file) {
-        Ok(bytes) => bytes::Bytes::from(bytes),
-        Err(e) => {
-            eprintln!("hyper-floor: cannot read {file}: {e}");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (addr, mode) = match args[..] {
+        ["demo-as", addr, audience] => (addr, Mode::AuthServer(audience.to_string())),
+        ["echo", addr] => (addr, Mode::Echo),
+        [addr, file] => match std::fs::read(file) {
+            Ok(bytes) => (addr, Mode::Floor(bytes::Bytes::from(bytes))),
+            Err(e) => {
+                eprintln!("hyper-floor: cannot read {file}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts");
     runtime.block_on(async {
-        match tokio::net::TcpListener::bind(addr.as_str()).await {
-            Ok(listener) => {
-                floor_service::serve(listener, body).await;
-                ExitCode::SUCCESS
-            }
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
             Err(e) => {
                 eprintln!("hyper-floor: cannot listen on {addr}: {e}");
-                ExitCode::from(2)
+                return ExitCode::from(2);
+            }
+        };
+        // Never fired: the process runs until the load script kills it. Held so that the
+        // servers do not see a dropped trigger as shutdown.
+        let (_trigger, shutdown) = shutdown_channel();
+        let served = match mode {
+            Mode::Floor(body) => {
+                floor_service::serve(listener, body).await;
+                Ok(())
+            }
+            Mode::AuthServer(audience) => {
+                mcp_auth_edge::demo::run_authorization_server(listener, audience, shutdown).await
+            }
+            Mode::Echo => mcp_auth_edge::demo::run_mcp_echo(listener, shutdown).await,
+        };
+        match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hyper-floor: {e}");
+                ExitCode::FAILURE
             }
         }
     })
+}
+
+enum Mode {
+    Floor(bytes::Bytes),
+    AuthServer(String),
+    Echo,
 }

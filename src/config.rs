@@ -50,6 +50,13 @@ const KEYS: &[Key] = &[
         "strip_authorization",
         "forward X-Auth-Subject and X-Auth-Scopes instead of the token (jwt and introspect modes)",
     ),
+    Key::value("max_header_bytes", "BYTES", "largest request head, HTTP/1.1 or HTTP/2 (default 32768)"),
+    Key::value("max_headers", "N", "most header fields in an HTTP/1.1 request (default 100)"),
+    Key::value("header_read_timeout", "SECS", "time allowed for a request head (default 10)"),
+    Key::value("idle_timeout", "SECS", "how long a connection may stay without a request (default 75)"),
+    Key::value("max_connections", "N", "connections served at once; more wait to be accepted (default 4096)"),
+    Key::value("h2_max_concurrent_streams", "N", "streams open at once on one HTTP/2 connection (default 128)"),
+    Key::value("max_body_bytes", "BYTES", "largest request body forwarded to --upstream (default 16777216)"),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
     Key::value("config", "FILE", "JSON file with any of these settings, snake_case"),
@@ -92,6 +99,8 @@ pub struct Config {
     pub strip_authorization: bool,
     /// TLS on the main listener, loaded and checked; `None` serves cleartext.
     pub tls: Option<crate::tls::Tls>,
+    /// What clients of the main listener may send and hold.
+    pub limits: crate::serve::Limits,
 }
 
 /// How the gate checks bearer tokens.
@@ -519,6 +528,60 @@ fn parse_http_url(v: &str) -> Option<HttpUrl> {
     Some(HttpUrl { origin: format!("{scheme}://{authority}"), path, has_query: uri.query().is_some() })
 }
 
+/// The client limits, each its flag's value or default.
+fn limits(s: &Settings) -> Result<crate::serve::Limits, ConfigError> {
+    let defaults = crate::serve::Limits::default();
+    let count = |name, default: u64, min: u64, max: u64, reason| match s.one(name) {
+        Some((o, v)) => match v.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(invalid(o, v, reason)),
+        },
+        None => Ok(default),
+    };
+    let secs = |name, default| s.one(name).map(|(o, v)| parse_secs(o, v)).unwrap_or(Ok(default));
+    let max_connections = defaults.max_connections.unwrap_or(4096) as u64;
+    Ok(crate::serve::Limits {
+        // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+        max_header_bytes: count(
+            "max_header_bytes",
+            defaults.max_header_bytes as u64,
+            8192,
+            16 << 20,
+            "must be a whole number of bytes from 8192 to 16777216",
+        )? as usize,
+        max_headers: count(
+            "max_headers",
+            defaults.max_headers as u64,
+            1,
+            1000,
+            "must be a whole number from 1 to 1000",
+        )? as usize,
+        header_read_timeout: secs("header_read_timeout", defaults.header_read_timeout)?,
+        idle_timeout: secs("idle_timeout", defaults.idle_timeout)?,
+        max_connections: Some(count(
+            "max_connections",
+            max_connections,
+            1,
+            1 << 20,
+            "must be a whole number from 1 to 1048576",
+        )? as usize),
+        h2_max_concurrent_streams: count(
+            "h2_max_concurrent_streams",
+            u64::from(defaults.h2_max_concurrent_streams),
+            1,
+            65_536,
+            "must be a whole number from 1 to 65536",
+        )? as u32,
+        max_body_bytes: count(
+            "max_body_bytes",
+            defaults.max_body_bytes,
+            1,
+            1 << 50,
+            "must be a whole number of bytes from 1 (no larger than 2^50)",
+        )?,
+    })
+}
+
 /// RFC 6749 §3.3: a scope token is printable ASCII without space, quote or backslash.
 fn valid_scope(scope: &str) -> bool {
     !scope.is_empty() && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
@@ -689,7 +752,9 @@ impl Config {
                 })?)
             }
         };
+        let limits = limits(s)?;
         Ok(Config {
+            limits,
             tls,
             cors_origins,
             strip_authorization,
@@ -902,6 +967,44 @@ mod tests {
         let e = load(&[BASE, &["--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"]].concat(), &[]);
         let e = e.unwrap_err().to_string();
         assert!(e.starts_with("cannot use --tls-cert \"/nonexistent/c.pem\": cannot be read"), "{e}");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_name_their_flag_when_wrong() {
+        let c = load(BASE, &[]).unwrap();
+        assert_eq!(c.limits, crate::serve::Limits::default());
+        assert_eq!(c.limits.max_connections, Some(4096));
+        let list = [
+            BASE,
+            &[
+                "--max-header-bytes=8192",
+                "--max-headers=20",
+                "--header-read-timeout=0.5",
+                "--idle-timeout=2",
+                "--max-connections=3",
+                "--h2-max-concurrent-streams=7",
+                "--max-body-bytes=1000",
+            ],
+        ]
+        .concat();
+        let l = load(&list, &[]).unwrap().limits;
+        assert_eq!((l.max_header_bytes, l.max_headers, l.max_connections), (8192, 20, Some(3)));
+        assert_eq!((l.header_read_timeout, l.idle_timeout), (Duration::from_millis(500), Duration::from_secs(2)));
+        assert_eq!((l.h2_max_concurrent_streams, l.max_body_bytes), (7, 1000));
+        for (flag, bad) in [
+            ("max_header_bytes", "8191"),
+            ("max_headers", "0"),
+            ("header_read_timeout", "0"),
+            ("idle_timeout", "soon"),
+            ("max_connections", "-1"),
+            ("h2_max_concurrent_streams", "0"),
+            ("max_body_bytes", "1MB"),
+        ] {
+            let e = load(BASE, &[(&format!("MCP_AUTH_EDGE_{}", flag.to_ascii_uppercase()), bad)]).unwrap_err();
+            assert!(matches!(&e, ConfigError::Invalid { source: Origin::Env(name), .. } if *name == flag), "{e}");
+        }
+        let e = load(&[BASE, &["--max-header-bytes", "4096"]].concat(), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --max-header-bytes \"4096\": must be a whole number of bytes from 8192"), "{e}");
     }
 
     #[test]

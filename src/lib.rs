@@ -52,6 +52,8 @@ pub struct State {
     pub headers: respond::Headers,
     /// Set when an upstream MCP server is configured.
     pub gate: Option<proxy::Gate>,
+    /// What the main listener allows its clients.
+    pub limits: serve::Limits,
 }
 
 impl State {
@@ -63,6 +65,7 @@ impl State {
             metrics: metrics::Metrics::default(),
             headers: respond::Headers::new(config.cache_max_age),
             gate: config.upstream.as_ref().map(|upstream| proxy::Gate::new(config, upstream)),
+            limits: config.limits.clone(),
         }
     }
 

@@ -10,10 +10,41 @@ use crate::route::{Doc, Route};
 use crate::snapshot::Snapshots;
 
 const ROUTES: [&str; 4] = ["auth_server_metadata", "resource_metadata", "mcp", "other"];
-const STATUSES: [u16; 12] = [200, 204, 304, 400, 401, 403, 404, 405, 502, 503, 504, 0];
+const STATUSES: [u16; 13] = [200, 204, 304, 400, 401, 403, 404, 405, 413, 502, 503, 504, 0];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// Request and refresh counters.
+/// A limit on clients, as `mcp_auth_edge_limit_hits_total` labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// An HTTP/1.1 request head over `--max-header-bytes` or `--max-headers`, answered 431 by
+    /// hyper (which reports both the same way).
+    Headers,
+    /// A request head not complete within `--header-read-timeout`: 408, or closed when no
+    /// byte of it had come.
+    HeaderReadTimeout,
+    /// A connection closed after `--idle-timeout` without a request.
+    IdleTimeout,
+    /// `--max-connections` open: accepting paused until one closed.
+    Connections,
+    /// A request body over `--max-body-bytes`: 413, or the exchange cut off.
+    Body,
+}
+
+const LIMITS: [&str; 5] = ["headers", "header_read_timeout", "idle_timeout", "connections", "body"];
+
+impl Limit {
+    fn index(self) -> usize {
+        match self {
+            Limit::Headers => 0,
+            Limit::HeaderReadTimeout => 1,
+            Limit::IdleTimeout => 2,
+            Limit::Connections => 3,
+            Limit::Body => 4,
+        }
+    }
+}
+
+/// Request, refresh, limit and connection counters.
 #[derive(Default)]
 pub struct Metrics {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
@@ -23,6 +54,9 @@ pub struct Metrics {
     upstream_responses: [AtomicU64; CLASSES.len()],
     upstream_errors: AtomicU64,
     upstream_timeouts: AtomicU64,
+    limit_hits: [AtomicU64; LIMITS.len()],
+    /// Connections open on the main listener (a gauge).
+    connections_open: AtomicU64,
 }
 
 fn route_index(route: Route) -> usize {
@@ -69,6 +103,24 @@ impl Metrics {
             self.upstream_errors.fetch_add(1, Ordering::Relaxed);
             self.request(Route::Gate, StatusCode::BAD_GATEWAY);
         }
+    }
+
+    /// A client ran into a limit.
+    pub fn limit_hit(&self, limit: Limit) {
+        self.limit_hits[limit.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How often `limit` was hit so far.
+    pub fn limit_hits(&self, limit: Limit) -> u64 {
+        self.limit_hits[limit.index()].load(Ordering::Relaxed)
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn refresh_failed(&self) {
@@ -122,6 +174,15 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        out.push_str("# HELP mcp_auth_edge_limit_hits_total Clients that ran into a limit, by limit.\n");
+        out.push_str("# TYPE mcp_auth_edge_limit_hits_total counter\n");
+        for (limit, value) in LIMITS.iter().zip(&self.limit_hits) {
+            let _ =
+                writeln!(out, "mcp_auth_edge_limit_hits_total{{limit=\"{limit}\"}} {}", value.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP mcp_auth_edge_connections_open Connections open on the main listener.\n");
+        out.push_str("# TYPE mcp_auth_edge_connections_open gauge\n");
+        let _ = writeln!(out, "mcp_auth_edge_connections_open {}", self.connections_open.load(Ordering::Relaxed));
         out.push_str(
             "# HELP mcp_auth_edge_snapshot_age_seconds Seconds since the last good fetch; absent before the first.\n",
         );
@@ -161,5 +222,24 @@ mod tests {
         assert!(text.contains("mcp_auth_edge_refresh_failure_total 1\n"));
         assert!(text.contains("mcp_auth_edge_snapshot_loaded 0\n"));
         assert!(!text.contains("\nmcp_auth_edge_snapshot_age_seconds "));
+        assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"body\"} 0\n"), "{text}");
+        assert!(text.contains("mcp_auth_edge_connections_open 0\n"), "{text}");
+    }
+
+    #[test]
+    fn counts_limits_and_open_connections() {
+        let m = Metrics::default();
+        m.limit_hit(Limit::HeaderReadTimeout);
+        m.limit_hit(Limit::HeaderReadTimeout);
+        m.limit_hit(Limit::Connections);
+        m.connection_opened();
+        m.connection_opened();
+        m.connection_closed();
+        assert_eq!(m.limit_hits(Limit::HeaderReadTimeout), 2);
+        let text = m.render(&Snapshots::new(Bytes::from_static(b"{}")));
+        assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"header_read_timeout\"} 2\n"), "{text}");
+        assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"connections\"} 1\n"), "{text}");
+        assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"headers\"} 0\n"), "{text}");
+        assert!(text.contains("mcp_auth_edge_connections_open 1\n"), "{text}");
     }
 }

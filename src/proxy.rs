@@ -6,9 +6,9 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -35,17 +35,52 @@ pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Up
 
 /// A client's request body on its way upstream, noting when it last moved: the wait for the
 /// MCP server's answer starts when the upload ends or stalls, so a long upload is not cut off
-/// by `--upstream-timeout`.
+/// by `--upstream-timeout`. A body that grows past `--max-body-bytes` ends in an error, which
+/// makes the client abort the upstream request.
 pub struct Upload {
     body: Incoming,
     progress: Arc<Progress>,
+    /// Bytes the body may still bring.
+    left: u64,
+    /// Where a body cut off for its size is counted, whether or not the MCP server had
+    /// answered by then.
+    state: Arc<State>,
 }
 
-/// Milliseconds from the start of the exchange to the upload's last frame.
+/// Why an upload stopped short.
+#[derive(Debug)]
+pub enum UploadError {
+    /// Reading the client's body failed (it went away, or broke its framing).
+    Client(hyper::Error),
+    /// The body went past `--max-body-bytes`.
+    TooLarge,
+}
+
+impl std::fmt::Display for UploadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UploadError::Client(e) => write!(f, "reading the client's body: {e}"),
+            UploadError::TooLarge => f.write_str("the client's body is over --max-body-bytes"),
+        }
+    }
+}
+
+impl std::error::Error for UploadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UploadError::Client(e) => Some(e),
+            UploadError::TooLarge => None,
+        }
+    }
+}
+
+/// Milliseconds from the start of the exchange to the upload's last frame, and whether the
+/// upload was cut off for its size.
 #[derive(Default)]
 struct Progress {
     started: Option<Instant>,
     last_ms: AtomicU64,
+    too_large: AtomicBool,
 }
 
 impl Progress {
@@ -63,17 +98,32 @@ impl Progress {
 
 impl http_body::Body for Upload {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = UploadError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if polled.is_ready() {
-            self.progress.mark();
-        }
-        polled
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, UploadError>>> {
+        let polled = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        self.progress.mark();
+        Poll::Ready(match polled {
+            Some(Ok(frame)) => {
+                let len = frame.data_ref().map_or(0, |data| data.len() as u64);
+                match self.left.checked_sub(len) {
+                    Some(left) => {
+                        self.left = left;
+                        Some(Ok(frame))
+                    }
+                    None => {
+                        self.progress.too_large.store(true, Ordering::Relaxed);
+                        self.state.metrics.limit_hit(crate::metrics::Limit::Body);
+                        Some(Err(UploadError::TooLarge))
+                    }
+                }
+            }
+            Some(Err(e)) => Some(Err(UploadError::Client(e))),
+            None => None,
+        })
     }
 
     fn is_end_stream(&self) -> bool {
@@ -156,6 +206,11 @@ pub async fn forward(
     // check, upload or MCP server must not look like a silent client to the idle watchdog.
     let streaming = Streaming::new(activity);
     let origin = request.headers().get(header::ORIGIN).cloned();
+    // A declared length over the limit is refused before anything else: it would never pass.
+    if http_body::Body::size_hint(request.body()).lower() > gate.max_body_bytes {
+        state.metrics.limit_hit(crate::metrics::Limit::Body);
+        return too_large(&state, gate, origin.as_ref());
+    }
     let claims = match &gate.verifier {
         Some(verifier) => {
             let checked = match crate::gate::credential(request.headers()) {
@@ -213,8 +268,10 @@ pub async fn forward(
         }
     }
 
-    let progress = Arc::new(Progress { started: Some(Instant::now()), last_ms: AtomicU64::new(0) });
-    let request = request.map(|body| Upload { body, progress: Arc::clone(&progress) });
+    let progress = Arc::new(Progress { started: Some(Instant::now()), ..Progress::default() });
+    let left = gate.max_body_bytes;
+    let upload = |body| Upload { body, progress: Arc::clone(&progress), left, state: Arc::clone(&state) };
+    let request = request.map(upload);
     match answer_within(gate.response_timeout, &progress, gate.client.request(request)).await {
         Some(Ok(mut response)) => {
             strip_hop_by_hop(response.headers_mut());
@@ -222,6 +279,10 @@ pub async fn forward(
             state.metrics.upstream(response.status());
             response.map(|body| Body::Upstream(body, streaming))
         }
+        // The upload went over the limit before the MCP server answered: the upstream request
+        // was aborted (and the limit counted), and the client is told why. Had the MCP server
+        // answered first, its response breaks off with the upload.
+        Some(Err(_)) if progress.too_large.load(Ordering::Relaxed) => too_large(&state, gate, origin.as_ref()),
         Some(Err(e)) => {
             state.metrics.upstream_failed(false);
             crate::warn!("upstream request failed: {e}");
@@ -232,6 +293,13 @@ pub async fn forward(
             crate::respond::for_gate(gate, origin.as_ref(), crate::respond::gateway_timeout())
         }
     }
+}
+
+/// The 413 for a body over `--max-body-bytes`.
+fn too_large(state: &State, gate: &Gate, origin: Option<&HeaderValue>) -> Response<Body> {
+    let response = crate::respond::for_gate(gate, origin, crate::respond::content_too_large());
+    state.metrics.request(crate::route::Route::Gate, response.status());
+    response
 }
 
 /// Waits for the MCP server's response head until `timeout` has passed since the upload last
@@ -265,6 +333,8 @@ pub struct Gate {
     pub verifier: Option<Verifier>,
     pub cors: crate::gate::Cors,
     pub strip_authorization: bool,
+    /// `--max-body-bytes`: the largest body forwarded.
+    pub max_body_bytes: u64,
 }
 
 impl Gate {
@@ -279,6 +349,7 @@ impl Gate {
             verifier: Verifier::new(config),
             cors: crate::gate::Cors::new(config),
             strip_authorization: config.strip_authorization,
+            max_body_bytes: config.limits.max_body_bytes,
         }
     }
 }

@@ -116,6 +116,8 @@ const BODY_405: &[u8] =
     br#"{"error":"method_not_allowed","error_description":"This endpoint allows only GET, HEAD and OPTIONS"}"#;
 const BODY_404: &[u8] = br#"{"error":"not_found","error_description":"No resource is served at this path"}"#;
 const BODY_502: &[u8] = br#"{"error":"bad_gateway","error_description":"The MCP server could not be reached"}"#;
+const BODY_413: &[u8] =
+    br#"{"error":"content_too_large","error_description":"The request body is larger than this server accepts"}"#;
 const BODY_504: &[u8] = br#"{"error":"gateway_timeout","error_description":"The MCP server did not answer in time"}"#;
 const BODY_503_KEYS: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server's signing keys have not been fetched yet"}"#;
 const BODY_503_INTROSPECTION: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server could not be asked about this token"}"#;
@@ -326,6 +328,11 @@ pub(crate) fn for_gate(
 
 pub(crate) fn bad_gateway() -> Response<Body> {
     json_error(StatusCode::BAD_GATEWAY, BODY_502, 3)
+}
+
+/// A request body over `--max-body-bytes` (RFC 9110 §15.5.14).
+pub(crate) fn content_too_large() -> Response<Body> {
+    json_error(StatusCode::PAYLOAD_TOO_LARGE, BODY_413, 3)
 }
 
 pub(crate) fn gateway_timeout() -> Response<Body> {

@@ -274,9 +274,10 @@ async fn sse_events_stream_through_as_they_come() {
 
 #[tokio::test]
 async fn a_large_upload_streams_through() {
-    let (_as, edge) = gated_edge(mcp_server().await, &[]).await;
     const CHUNK: usize = 64 * 1024;
     const CHUNKS: usize = 320; // 20 MiB
+                               // Over the default --max-body-bytes (16 MiB), so the limit is raised to fit.
+    let (_as, edge) = gated_edge(mcp_server().await, &["--max-body-bytes", "20971520"]).await;
     let stream = TcpStream::connect(edge.addr).await.expect("connect");
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");

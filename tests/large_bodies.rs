@@ -104,7 +104,11 @@ fn a_hundred_megabytes_each_way_stream_through_in_bounded_memory() {
         let auth = auth_server(&[&key]).await;
         let mcp = McpServer::start().await;
         let upstream = mcp.url();
-        let edge = Edge::ready_for(&auth, &["--upstream", &upstream, "--token-check", "jwt"]).await;
+        // The body limit is raised to the test's size: the default (16 MiB) would cut it off.
+        let max_body = SIZE.to_string();
+        let edge =
+            Edge::ready_for(&auth, &["--upstream", &upstream, "--token-check", "jwt", "--max-body-bytes", &max_body])
+                .await;
         let bearer = format!("Bearer {}", key.sign(&claims(&auth.issuer())));
         let expected = Pattern::expected(SIZE);
 

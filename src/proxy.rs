@@ -4,7 +4,6 @@
 //! reaches the client as soon as the upstream sends it and a large upload passes with flat
 //! memory. Dropping the client's side (it went away) drops the upstream request with it.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -146,9 +145,27 @@ const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
 /// The client the token was issued to: tokens from a client-credentials grant may have no subject.
 const X_AUTH_CLIENT_ID: HeaderName = HeaderName::from_static("x-auth-client-id");
 
+/// Fields that are hop-by-hop whether or not `Connection` names them.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
 /// Removes hop-by-hop fields (RFC 9110 §7.6.1): `Connection` and every field it names, and
 /// the fields defined as hop-by-hop whether or not `Connection` names them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually none is there: a look over the few names present is cheaper than nine removals,
+    // each of which hashes its name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -159,30 +176,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
 /// Sets the `X-Forwarded-*` fields: the client's address appended to any chain already there,
 /// the public scheme of the resource, and the host the client asked for.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, proto: &HeaderValue, host: Option<HeaderValue>) {
-    let ip = peer.ip().to_string();
-    let chain = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {ip}"),
-        None => ip,
+pub fn set_forwarded(headers: &mut HeaderMap, peer_ip: &HeaderValue, proto: &HeaderValue, host: Option<HeaderValue>) {
+    // Formatted only when the client brought a chain; otherwise the connection's value is shared.
+    let chain = match headers.get(X_FORWARDED_FOR).map(|v| (v.to_str(), peer_ip.to_str())) {
+        Some((Ok(previous), Ok(ip))) => HeaderValue::try_from(format!("{previous}, {ip}")).ok(),
+        Some(_) => None,
+        None => Some(peer_ip.clone()),
     };
-    if let Ok(chain) = HeaderValue::try_from(chain) {
+    if let Some(chain) = chain {
         headers.insert(X_FORWARDED_FOR, chain);
     }
     headers.insert(X_FORWARDED_PROTO, proto.clone());
@@ -196,7 +204,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, proto: &HeaderVa
 pub async fn forward(
     state: Arc<State>,
     mut request: Request<Incoming>,
-    peer: SocketAddr,
+    peer_ip: HeaderValue,
     activity: Arc<Activity>,
 ) -> Response<Body> {
     let Some(gate) = state.gate.as_ref() else {
@@ -250,7 +258,7 @@ pub async fn forward(
     let headers = request.headers_mut();
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
-    set_forwarded(headers, peer, &gate.forwarded_proto, host);
+    set_forwarded(headers, &peer_ip, &gate.forwarded_proto, host);
     // SECURITY: these say who the edge verified; a client must never supply them.
     headers.remove(X_AUTH_SUBJECT);
     headers.remove(X_AUTH_SCOPES);
@@ -379,11 +387,15 @@ mod tests {
     #[test]
     fn forwarded_chain_is_appended() {
         let mut h = HeaderMap::new();
-        let peer: SocketAddr = "10.0.0.7:5555".parse().unwrap();
         let proto = HeaderValue::from_static("https");
-        set_forwarded(&mut h, peer, &proto, Some(HeaderValue::from_static("mcp.example")));
+        set_forwarded(
+            &mut h,
+            &HeaderValue::from_static("10.0.0.7"),
+            &proto,
+            Some(HeaderValue::from_static("mcp.example")),
+        );
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.7");
-        set_forwarded(&mut h, "[::1]:1".parse().unwrap(), &proto, None);
+        set_forwarded(&mut h, &HeaderValue::from_static("::1"), &proto, None);
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.7, ::1");
         assert_eq!(h[X_FORWARDED_PROTO], "https");
         assert!(h.get(X_FORWARDED_HOST).is_none());

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -122,6 +123,8 @@ impl Drop for Streaming {
 /// The connection a request arrived on.
 pub struct Connection {
     pub peer: SocketAddr,
+    /// The peer's IP as a header value, made once per connection for `X-Forwarded-For`.
+    pub peer_ip: HeaderValue,
     pub activity: Arc<Activity>,
 }
 
@@ -179,7 +182,7 @@ fn edge(state: Arc<State>) -> impl Fn(Request<Incoming>, &Connection) -> Reply +
         Decision::Forward => Reply::Forward(Box::pin(crate::proxy::forward(
             Arc::clone(&state),
             request,
-            connection.peer,
+            connection.peer_ip.clone(),
             Arc::clone(&connection.activity),
         ))),
     }
@@ -347,7 +350,8 @@ where
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
         let activity = Arc::new(Activity::default());
-        let info = Connection { peer, activity: Arc::clone(&activity) };
+        let peer_ip = HeaderValue::try_from(peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+        let info = Connection { peer, peer_ip, activity: Arc::clone(&activity) };
         let service = service_fn(move |request: Request<Incoming>| {
             // Called on the connection's own task only, so a plain load and store is enough.
             info.activity.mark(&info.activity.active);

@@ -232,7 +232,8 @@ async fn mcp_server() -> SocketAddr {
     addr
 }
 
-async fn edge(server: &AuthServer, extra: &[&str]) -> Edge {
+/// The edge in introspect mode in front of a fresh MCP server, started but not yet ready.
+async fn start_edge(server: &AuthServer, secret: &str, extra: &[&str]) -> Edge {
     let target = format!("http://{}", mcp_server().await);
     let issuer = server.issuer();
     let mut args = vec![
@@ -247,10 +248,14 @@ async fn edge(server: &AuthServer, extra: &[&str]) -> Edge {
         "--introspection-client-id",
         CLIENT_ID,
         "--introspection-client-secret",
-        CLIENT_SECRET,
+        secret,
     ];
     args.extend_from_slice(extra);
-    let edge = Edge::start(&args).await;
+    Edge::start(&args).await
+}
+
+async fn edge(server: &AuthServer, extra: &[&str]) -> Edge {
+    let edge = start_edge(server, CLIENT_SECRET, extra).await;
     edge.wait_ready().await;
     edge
 }
@@ -369,23 +374,7 @@ async fn an_unreachable_or_garbled_server_is_503_never_a_pass() {
 async fn wrong_client_credentials_are_503_not_a_pass() {
     let server = AuthServer::start(false).await;
     server.grant("t1", server.active("mcp:tools", now() + 600));
-    let target = format!("http://{}", mcp_server().await);
-    let issuer = server.issuer();
-    let args = [
-        "--resource",
-        RESOURCE,
-        "--auth-server",
-        &issuer,
-        "--upstream",
-        &target,
-        "--token-check",
-        "introspect",
-        "--introspection-client-id",
-        CLIENT_ID,
-        "--introspection-client-secret",
-        "wrong",
-    ];
-    let edge = Edge::start(&args).await;
+    let edge = start_edge(&server, "wrong", &[]).await;
     edge.wait_ready().await;
     assert_eq!(call(&edge, "t1").await.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(server.refused(), 1);
@@ -416,22 +405,7 @@ async fn scopes_from_the_answer_gate_and_are_passed_on() {
 #[tokio::test]
 async fn no_introspection_endpoint_stops_the_edge_with_a_reason() {
     let server = AuthServer::start(true).await;
-    let target = format!("http://{}", mcp_server().await);
-    let issuer = server.issuer();
-    let args = [
-        "--resource",
-        RESOURCE,
-        "--auth-server",
-        &issuer,
-        "--upstream",
-        &target,
-        "--token-check",
-        "introspect",
-        "--introspection-client-id",
-        CLIENT_ID,
-        "--introspection-client-secret",
-        CLIENT_SECRET,
-    ];
-    let error = Edge::start(&args).await.finished().await.expect_err("the edge cannot check any token");
+    let error =
+        start_edge(&server, CLIENT_SECRET, &[]).await.finished().await.expect_err("the edge cannot check any token");
     assert!(error.to_string().contains("names no introspection_endpoint"), "{error}");
 }

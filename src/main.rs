@@ -62,8 +62,6 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
     };
     let config = Config::from_settings(&settings).map_err(Failure::Config)?;
 
-    let listener = std::net::TcpListener::bind(config.listen)
-        .map_err(|e| Failure::Io(format!("cannot listen on {} (--listen)", config.listen), e))?;
     let admin = match config.admin_listen {
         Some(addr) => Some(
             std::net::TcpListener::bind(addr)
@@ -79,6 +77,11 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
     }
     .map_err(|e| Failure::Io("cannot start the runtime".into(), e))?;
+    // In the runtime's context: a tokio listener registers with its reactor when made.
+    let entered = runtime.enter();
+    let listener = listen(config.listen, config.limits.max_connections)
+        .map_err(|e| Failure::Io(format!("cannot listen on {} (--listen)", config.listen), e))?;
+    drop(entered);
 
     runtime.block_on(async move {
         let io = |what: &str| {
@@ -86,10 +89,9 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             move |e| Failure::Io(what, e)
         };
         let demo_refs = demo_listeners.iter().flatten();
-        for l in [Some(&listener), admin.as_ref()].into_iter().flatten().chain(demo_refs) {
+        for l in admin.iter().chain(demo_refs) {
             l.set_nonblocking(true).map_err(io("listener"))?;
         }
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(io("listener"))?;
         let admin = admin.map(tokio::net::TcpListener::from_std).transpose().map_err(io("admin listener"))?;
         let (trigger, shutdown) = shutdown_channel();
         let trigger = std::sync::Arc::new(trigger);
@@ -148,6 +150,18 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
         info!("stopped");
         result.map_err(io("serving"))
     })
+}
+
+/// Binds the main listener with a listen backlog sized for `--max-connections`: at that limit
+/// the edge stops accepting and new clients wait in this queue (std's `bind` asks for 128).
+/// The kernel caps it at `net.core.somaxconn`.
+fn listen(addr: std::net::SocketAddr, max_connections: Option<usize>) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As std's bind does on Unix: a restarted edge can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let backlog = max_connections.map_or(4096, |n| u32::try_from(n).unwrap_or(u32::MAX)).clamp(1024, 65_535);
+    socket.listen(backlog)
 }
 
 /// Fires shutdown on SIGTERM or SIGINT; reloads the TLS certificate on SIGHUP.

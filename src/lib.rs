@@ -20,6 +20,7 @@
 //! | [`introspect`] | token introspection requests and the judgement of answers |
 //! | [`token`] | the token checker: JWKS snapshot or introspection, and the verdict cache |
 //! | [`proxy`] | streaming forwarding to the MCP server, hop-by-hop stripping |
+//! | [`pool`] | kept-alive HTTP/1.1 connections to a plain-http MCP server |
 //! | [`demo`] | the built-in authorization server behind `--demo` |
 #![forbid(unsafe_code)]
 
@@ -33,6 +34,7 @@ pub mod jwt;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
+pub mod pool;
 pub mod proxy;
 pub mod refresh;
 pub mod respond;

@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
+use crate::pool::{Answer, Pool};
 use crate::respond::Body;
 use crate::serve::{Activity, Streaming};
 use crate::token::{Rejection, Verifier};
@@ -29,8 +30,62 @@ pub struct Upstream {
     pub authority: Authority,
 }
 
-/// The pooled client for the MCP server (HTTP/1.1, or HTTP/2 by ALPN over https).
-pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Upload>;
+/// The client for the MCP server.
+pub enum UpstreamClient {
+    /// `http://`: HTTP/1.1 connections of our own, cheaper per request than hyper-util's.
+    Plain(Arc<Pool>),
+    /// `https://`: hyper-util's pooled client, which speaks HTTP/2 when ALPN picks it (boxed:
+    /// it is many times the size of the other).
+    Tls(Box<Client<hyper_rustls::HttpsConnector<HttpConnector>, Upload>>),
+}
+
+/// Why the MCP server gave no response head.
+#[derive(Debug)]
+pub enum UpstreamError {
+    Pool(crate::pool::Error),
+    Client(hyper_util::client::legacy::Error),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Pool(e) => write!(f, "{e}"),
+            UpstreamError::Client(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl UpstreamClient {
+    fn new(config: &crate::Config, upstream: &Upstream) -> UpstreamClient {
+        if upstream.scheme == Scheme::HTTP {
+            UpstreamClient::Plain(Pool::new(&upstream.authority, config.connect_timeout))
+        } else {
+            UpstreamClient::Tls(Box::new(crate::metadata::https_client(config.connect_timeout)))
+        }
+    }
+
+    /// Sends `request`, its URI in origin-form, to `upstream`; the response head, or why not.
+    async fn send(&self, upstream: &Upstream, mut request: Request<Upload>) -> Result<Response<Answer>, UpstreamError> {
+        match self {
+            UpstreamClient::Plain(pool) => pool.send(request).await.map_err(UpstreamError::Pool),
+            UpstreamClient::Tls(client) => {
+                // hyper-util's client takes the absolute form and sets `Host` from it.
+                let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+                let uri = Uri::builder()
+                    .scheme(upstream.scheme.clone())
+                    .authority(upstream.authority.clone())
+                    .path_and_query(path)
+                    .build();
+                // Scheme, authority and path were each parsed already.
+                if let Ok(uri) = uri {
+                    *request.uri_mut() = uri;
+                }
+                let response = client.request(request).await.map_err(UpstreamError::Client)?;
+                Ok(response.map(Answer::unpooled))
+            }
+        }
+    }
+}
 
 /// A client's request body on its way upstream, noting when it last moved: the wait for the
 /// MCP server's answer starts when the upload ends or stalls, so a long upload is not cut off
@@ -244,15 +299,7 @@ pub async fn forward(
         .cloned()
         .or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let uri = Uri::builder()
-        .scheme(gate.upstream.scheme.clone())
-        .authority(gate.upstream.authority.clone())
-        .path_and_query(path)
-        .build();
-    let Ok(uri) = uri else {
-        return crate::respond::for_gate(gate, origin.as_ref(), crate::respond::bad_gateway());
-    };
-    *request.uri_mut() = uri;
+    *request.uri_mut() = Uri::from(path);
     // The client's HTTP version is its business with the edge; the pool picks the upstream's.
     *request.version_mut() = http::Version::HTTP_11;
     let headers = request.headers_mut();
@@ -280,7 +327,7 @@ pub async fn forward(
     let left = gate.max_body_bytes;
     let upload = |body| Upload { body, progress: Arc::clone(&progress), left, state: Arc::clone(&state) };
     let request = request.map(upload);
-    match answer_within(gate.response_timeout, &progress, gate.client.request(request)).await {
+    match answer_within(gate.response_timeout, &progress, gate.client.send(&gate.upstream, request)).await {
         Some(Ok(mut response)) => {
             strip_hop_by_hop(response.headers_mut());
             crate::respond::cors_for_forwarded(gate, origin.as_ref(), response.headers_mut());
@@ -350,7 +397,7 @@ impl Gate {
         let proto = if config.resource.origin.starts_with("https:") { "https" } else { "http" };
         Gate {
             upstream: upstream.clone(),
-            client: crate::metadata::https_client(config.connect_timeout),
+            client: UpstreamClient::new(config, upstream),
             challenges: crate::gate::Challenges::new(config),
             forwarded_proto: HeaderValue::from_static(proto),
             response_timeout: config.upstream_timeout,

@@ -13,7 +13,6 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use crate::conditional::if_none_match;
 use crate::gate::{self, Credential};
@@ -27,7 +26,7 @@ pub enum Body {
     Full(Full<Bytes>),
     /// A forwarded response, streamed as it arrives. The guard tells the connection's idle
     /// watchdog that a response is still flowing.
-    Upstream(Incoming, Streaming),
+    Upstream(crate::pool::Answer, Streaming),
 }
 
 impl Body {

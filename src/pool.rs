@@ -1,0 +1,241 @@
+//! Kept-alive HTTP/1.1 connections to a plain-http MCP server.
+//!
+//! hyper-util's pooled `Client` costs about 11k instructions and 3-4 allocations per request
+//! (a keyed pool checkout and return, an `Extensions` map per response, a task spawned per
+//! HTTP/1 request to give the connection back). Here a connection is hyper's own
+//! `SendRequest` in a short list behind a mutex: taken when idle and ready, given back by the
+//! response body once it has been read to its end. A connection whose exchange is dropped
+//! half-way is never given back: hyper closes it, which is how the MCP server learns that the
+//! client went away.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::uri::Authority;
+use http::{Request, Response};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::proxy::Upload;
+
+/// Idle connections kept at most; more are closed as they come back.
+const MAX_IDLE: usize = 64;
+/// An idle connection older than this is closed (the MCP server may have timed it out already).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Connections to one `http://` authority.
+pub struct Pool {
+    host: String,
+    port: u16,
+    /// The `Host` field of every request (hyper's connections do not add one).
+    host_header: HeaderValue,
+    connect_timeout: Duration,
+    /// Idle connections, most recently returned last.
+    idle: Mutex<Vec<Idle>>,
+    /// Set once the task that closes expired idle connections runs.
+    reaping: AtomicBool,
+}
+
+struct Idle {
+    sender: SendRequest<Upload>,
+    since: Instant,
+}
+
+/// Why a request got no response head.
+#[derive(Debug)]
+pub enum Error {
+    Connect(std::io::Error),
+    ConnectTimeout,
+    /// The handshake or the exchange failed, or the connection closed before the answer.
+    Http(hyper::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Connect(e) => write!(f, "connecting: {e}"),
+            Error::ConnectTimeout => f.write_str("connecting: timed out"),
+            Error::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Pool {
+    pub fn new(authority: &Authority, connect_timeout: Duration) -> Arc<Pool> {
+        // `Authority::host` keeps an IPv6 literal's brackets; the resolver wants it bare.
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        Arc::new(Pool {
+            host,
+            port: authority.port_u16().unwrap_or(80),
+            // An `Authority` is valid header text.
+            host_header: HeaderValue::from_str(authority.as_str()).unwrap_or(HeaderValue::from_static("")),
+            connect_timeout,
+            idle: Mutex::new(Vec::new()),
+            reaping: AtomicBool::new(false),
+        })
+    }
+
+    /// Sends `request` (its URI in origin-form) on an idle connection, or a new one, and waits
+    /// for the response head. Dropping the future drops the connection with it.
+    pub async fn send(self: &Arc<Self>, mut request: Request<Upload>) -> Result<Response<Answer>, Error> {
+        request.headers_mut().insert(header::HOST, self.host_header.clone());
+        // An idle connection the MCP server closed just as it was taken hands the request
+        // back unsent; it then goes on a new connection, as hyper-util's client does.
+        if let Some(mut sender) = self.checkout() {
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.answer(response, sender)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(Error::Http(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok(self.answer(response, sender)),
+            Err(e) => Err(Error::Http(e)),
+        }
+    }
+
+    /// The response with its connection attached, to come back here when the body ends.
+    fn answer(self: &Arc<Self>, response: Response<Incoming>, sender: SendRequest<Upload>) -> Response<Answer> {
+        let mut answer = response.map(|body| Answer { body, checkin: Some((Arc::clone(self), sender)) });
+        // An empty body (a 202 to a notification) may never be polled.
+        answer.body_mut().check_end();
+        answer
+    }
+
+    /// The most recently returned connection that is ready for a request. Closed or expired
+    /// ones met on the way are dropped; busy ones (still finishing an upload) stay.
+    fn checkout(&self) -> Option<SendRequest<Upload>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            let conn = &idle[i];
+            if conn.sender.is_closed() || now.duration_since(conn.since) > IDLE_TIMEOUT {
+                idle.remove(i);
+            } else if conn.sender.is_ready() {
+                return Some(idle.remove(i).sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(self: &Arc<Self>, sender: SendRequest<Upload>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() >= MAX_IDLE {
+            idle.retain(|conn| !conn.sender.is_closed());
+            if idle.len() >= MAX_IDLE {
+                // The oldest goes: the newest is the likeliest to be warm on both ends.
+                idle.remove(0);
+            }
+        }
+        idle.push(Idle { sender, since: Instant::now() });
+    }
+
+    /// A new connection, ready for a request: TCP with `TCP_NODELAY` within the connect
+    /// timeout, then hyper's HTTP/1.1 handshake, its connection driven by a task of its own.
+    async fn connect(self: &Arc<Self>) -> Result<SendRequest<Upload>, Error> {
+        self.start_reaping();
+        let connecting = TcpStream::connect((self.host.as_str(), self.port));
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(Error::Connect(e)),
+            Err(_) => return Err(Error::ConnectTimeout),
+        };
+        stream.set_nodelay(true).map_err(Error::Connect)?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(Error::Http)?;
+        tokio::spawn(async move {
+            // Its failure reaches the request on it, which reports it.
+            let _ = connection.await;
+        });
+        sender.ready().await.map_err(Error::Http)?;
+        Ok(sender)
+    }
+
+    /// Starts, once, the task that closes idle connections past `IDLE_TIMEOUT` when no
+    /// request comes to do it; it ends with the pool.
+    fn start_reaping(self: &Arc<Self>) {
+        if self.reaping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let pool: Weak<Pool> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(IDLE_TIMEOUT / 3);
+            loop {
+                every.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                let now = Instant::now();
+                let mut idle = pool.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                idle.retain(|conn| !conn.sender.is_closed() && now.duration_since(conn.since) <= IDLE_TIMEOUT);
+            }
+        });
+    }
+}
+
+/// A response body from a pooled connection. Read to its end, it gives the connection back;
+/// dropped before (the client went away) or failed, the connection closes with it.
+pub struct Answer {
+    body: Incoming,
+    checkin: Option<(Arc<Pool>, SendRequest<Upload>)>,
+}
+
+impl Answer {
+    /// A body from hyper-util's client, which gives its connections back itself.
+    pub fn unpooled(body: Incoming) -> Answer {
+        Answer { body, checkin: None }
+    }
+
+    fn check_end(&mut self) {
+        if self.body.is_end_stream() {
+            if let Some((pool, sender)) = self.checkin.take() {
+                pool.checkin(sender);
+            }
+        }
+    }
+}
+
+impl http_body::Body for Answer {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = std::task::ready!(Pin::new(&mut self.body).poll_frame(cx));
+        match &polled {
+            Some(Ok(_)) => self.check_end(),
+            None => {
+                if let Some((pool, sender)) = self.checkin.take() {
+                    pool.checkin(sender);
+                }
+            }
+            Some(Err(_)) => self.checkin = None,
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import sys
-import traceback
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -50,6 +49,8 @@ from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import LATEST_PROTOCOL_VERSION
 from pydantic import AnyUrl
 
+from pychecks import Checks
+
 
 def env(name: str) -> str:
     value = os.environ.get(name)
@@ -68,32 +69,6 @@ RESOURCE_DOC = env("RESOURCE_DOC")
 RESOURCE_PATH = urlparse(RESOURCE).path
 REDIRECT = "http://127.0.0.1:33418/callback"
 TIMEOUT = httpx2.Timeout(5.0)
-
-
-class Checks:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, title: str, ok: bool, detail: str = "") -> bool:
-        if ok:
-            self.passed += 1
-            print(f"  ok   {title}")
-        else:
-            self.failed += 1
-            print(f"  FAIL {title}" + ("\n       " + detail.replace("\n", "\n       ") if detail else ""))
-        return ok
-
-    def equal(self, title: str, actual: Any, expected: Any) -> bool:
-        return self.check(title, actual == expected, f"expected {expected!r}\ngot      {actual!r}")
-
-    def failure(self, title: str, error: BaseException) -> None:
-        self.check(title, False, "threw " + "".join(traceback.format_exception(error)).rstrip())
-
-    def finish(self) -> int:
-        print(f"RESULT {self.name} passed={self.passed} failed={self.failed}")
-        return 0 if self.failed == 0 and self.passed > 0 else 1
 
 
 def field_diff(a: dict[str, Any], b: dict[str, Any], la: str = "a", lb: str = "b") -> list[str]:

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import sys
-import traceback
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlparse
@@ -32,6 +31,8 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
+
+from pychecks import Checks
 
 
 def env(name: str) -> str:
@@ -55,32 +56,6 @@ REDIRECT = "http://127.0.0.1:33418/callback"
 LOGIN = "bob@e2e.example"
 TIMEOUT = httpx2.Timeout(10.0, read=30.0)
 STEP = 20.0
-
-
-class Checks:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, title: str, ok: bool, detail: str = "") -> bool:
-        if ok:
-            self.passed += 1
-            print(f"  ok   {title}")
-        else:
-            self.failed += 1
-            print(f"  FAIL {title}" + ("\n       " + detail.replace("\n", "\n       ") if detail else ""))
-        return ok
-
-    def equal(self, title: str, actual: Any, expected: Any) -> bool:
-        return self.check(title, actual == expected, f"expected {expected!r}\ngot      {actual!r}")
-
-    def failure(self, title: str, error: BaseException) -> None:
-        self.check(title, False, "threw " + "".join(traceback.format_exception(error)).rstrip())
-
-    def finish(self) -> int:
-        print(f"RESULT {self.name} passed={self.passed} failed={self.failed}")
-        return 0 if self.failed == 0 and self.passed > 0 else 1
 
 
 c = Checks("py_verify")

@@ -320,7 +320,12 @@ impl Server {
         Server::start(|listener, stop| async move {
             let (trigger, shutdown) = shutdown_channel();
             let state = Arc::new(state());
-            let server = tokio::spawn(mcp_auth_edge::serve::run(listener, state, shutdown, Duration::from_secs(1)));
+            let server = tokio::spawn(mcp_auth_edge::serve::run(
+                listener,
+                Arc::new(mcp_auth_edge::Live::new(state)),
+                shutdown,
+                Duration::from_secs(1),
+            ));
             let _ = stop.await;
             trigger.fire();
             let _ = server.await;

@@ -10,14 +10,14 @@ use tokio::net::TcpListener;
 
 use crate::respond::{Body, Reply};
 use crate::serve::{self, Shutdown};
-use crate::State;
+use crate::{Live, State};
 
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const PROMETHEUS: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
 
 /// Serves `/healthz`, `/readyz` and `/metrics` until shutdown.
-pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
-    serve::serve(listener, shutdown, drain, move |request, _| Reply::Ready(Some(handle(&state, &request)))).await
+pub async fn run(listener: TcpListener, live: Arc<Live>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
+    serve::serve(listener, shutdown, drain, move |request, _| Reply::Ready(Some(handle(&live.load(), &request)))).await
 }
 
 /// Answers one admin request.

@@ -10,6 +10,7 @@
 //! | [`metadata`] | discovery order, upstream fetch and document validation |
 //! | [`snapshot`] | pre-built documents behind an `ArcSwap` |
 //! | [`refresh`] | the background task that keeps the snapshot fresh |
+//! | [`reload`] | a new configuration primed beside the running one, then swapped in |
 //! | [`respond`] | responses built from snapshots |
 //! | [`serve`] | listeners, connections, graceful shutdown |
 //! | [`tls`] | TLS on the main listener: the certificate store and its reloading |
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod pool;
 pub mod proxy;
 pub mod refresh;
+pub mod reload;
 pub mod respond;
 pub mod route;
 pub mod serve;
@@ -46,11 +48,12 @@ pub mod token;
 
 pub use config::Config;
 
-/// Everything the request path reads, shared by every connection.
+/// Everything the request path reads, shared by every connection. A configuration reload
+/// builds a new one and swaps it in whole (see [`Live`]); only the metrics carry over.
 pub struct State {
     pub paths: route::Paths,
     pub snapshots: snapshot::Snapshots,
-    pub metrics: metrics::Metrics,
+    pub metrics: std::sync::Arc<metrics::Metrics>,
     pub headers: respond::Headers,
     /// Set when an upstream MCP server is configured.
     pub gate: Option<proxy::Gate>,
@@ -58,13 +61,22 @@ pub struct State {
     pub limits: serve::Limits,
 }
 
+/// The state in service. Requests load it as they arrive; a reload stores a new one.
+pub type Live = arc_swap::ArcSwap<State>;
+
 impl State {
-    /// Builds the state for a configuration; the resource document is made here, once.
+    /// Builds the state for a configuration, with metrics of its own; the resource document
+    /// is made here, once.
     pub fn new(config: &Config) -> State {
+        State::with_metrics(config, std::sync::Arc::default())
+    }
+
+    /// Builds the state for a configuration that counts into `metrics` (kept across reloads).
+    pub fn with_metrics(config: &Config, metrics: std::sync::Arc<metrics::Metrics>) -> State {
         State {
             paths: route::Paths::from_config(config),
             snapshots: snapshot::Snapshots::new(snapshot::resource_metadata(config)),
-            metrics: metrics::Metrics::default(),
+            metrics,
             headers: respond::Headers::new(config.cache_max_age),
             gate: config.upstream.as_ref().map(|upstream| proxy::Gate::new(config, upstream)),
             limits: config.limits.clone(),
@@ -79,21 +91,35 @@ impl State {
 }
 
 /// Runs the edge on listeners the caller has bound (the binary binds the configured
-/// addresses, tests bind `127.0.0.1:0`): the refresh task, the main listener and, when given,
-/// the admin listener. Returns once `shutdown` has fired and connections have drained, or
-/// with an error when the authorization server turns out unable to support the configured
-/// token check (no `jwks_uri` in jwt mode, no `introspection_endpoint` in introspect mode).
+/// addresses, tests bind `127.0.0.1:0`), without reloads. See [`run_with_reloads`].
 pub async fn run(
     config: &Config,
     listener: tokio::net::TcpListener,
     admin: Option<tokio::net::TcpListener>,
-    mut shutdown: serve::Shutdown,
+    shutdown: serve::Shutdown,
 ) -> std::io::Result<()> {
-    let state = std::sync::Arc::new(State::new(config));
-    let fetcher = metadata::Fetcher::new(config);
+    let (_keep, reloads) = tokio::sync::watch::channel(None);
+    run_with_reloads(config, listener, admin, shutdown, reloads).await
+}
+
+/// Runs the edge: the refresh task, the main listener, the admin listener when given, and
+/// the reloader taking new configurations from `reloads`. Returns once `shutdown` has fired
+/// and connections have drained, or with an error when the first authorization server turns
+/// out unable to support the configured token check (no `jwks_uri` in jwt mode, no
+/// `introspection_endpoint` in introspect mode).
+pub async fn run_with_reloads(
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+    mut shutdown: serve::Shutdown,
+    reloads: tokio::sync::watch::Receiver<Option<reload::Reload>>,
+) -> std::io::Result<()> {
+    use std::sync::Arc;
+    let state = Arc::new(State::new(config));
+    let live = Arc::new(Live::new(Arc::clone(&state)));
     // Our own signal: the caller's, or the refresh task finding the configuration unusable.
     let (trigger, stop) = serve::shutdown_channel();
-    let trigger = std::sync::Arc::new(trigger);
+    let trigger = Arc::new(trigger);
     let relay = {
         let trigger = trigger.clone();
         tokio::spawn(async move {
@@ -101,33 +127,26 @@ pub async fn run(
             trigger.fire();
         })
     };
-    let refresh = {
-        let task = refresh::run(state.clone(), fetcher, config.refresh, config.scopes.clone(), stop.clone());
-        tokio::spawn(async move {
-            let outcome = task.await;
-            if outcome.is_err() {
-                trigger.fire();
-            }
-            outcome
-        })
-    };
+    let fatal = Arc::new(reload::Fatal::new());
+    let first = reload::Generation::start(state, config, Some((trigger, Arc::clone(&fatal))));
+    let reloader = tokio::spawn(reload::run(live.clone(), first, config.clone(), reloads, stop.clone()));
     let admin =
-        admin.map(|listener| tokio::spawn(admin::run(listener, state.clone(), stop.clone(), config.drain_timeout)));
+        admin.map(|listener| tokio::spawn(admin::run(listener, live.clone(), stop.clone(), config.drain_timeout)));
     let result = match &config.tls {
-        None => serve::run(listener, state, stop, config.drain_timeout).await,
+        None => serve::run(listener, live, stop, config.drain_timeout).await,
         Some(tls) => {
             tokio::spawn(tls.clone().watch(stop.clone()));
-            serve::run_tls(listener, state, stop, config.drain_timeout, tls).await
+            serve::run_tls(listener, live, stop, config.drain_timeout, tls).await
         }
     };
     relay.abort();
     // Both stop on the same signal; waiting keeps their last log lines before ours.
-    let fatal = refresh.await;
+    let _ = reloader.await;
     if let Some(admin) = admin {
         let _ = admin.await;
     }
-    match fatal {
-        Ok(Err(refresh::Unusable(reason))) => Err(std::io::Error::other(reason)),
-        _ => result,
+    match fatal.get() {
+        Some(reason) => Err(std::io::Error::other(*reason)),
+        None => result,
     }
 }

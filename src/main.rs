@@ -7,7 +7,8 @@ use mcp_auth_edge::serve::shutdown_channel;
 use mcp_auth_edge::{demo, error, info, Config};
 
 fn main() -> ExitCode {
-    let settings = match Settings::load(std::env::args().skip(1), |name| std::env::var(name).ok()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let settings = match Settings::load(args.clone(), |name| std::env::var(name).ok()) {
         Ok(settings) => settings,
         Err(e @ (ConfigError::HelpRequested | ConfigError::VersionRequested)) => {
             println!("{e}");
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
         }
         Err(e) => return config_error(&e),
     };
-    match try_main(settings) {
+    match try_main(settings, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(e)) => config_error(&e),
         Err(Failure::Io(context, e)) => {
@@ -35,7 +36,7 @@ enum Failure {
     Io(String, std::io::Error),
 }
 
-fn try_main(mut settings: Settings) -> Result<(), Failure> {
+fn try_main(mut settings: Settings, args: Vec<String>) -> Result<(), Failure> {
     let demo = settings.demo().map_err(Failure::Config)?;
     // The demo's servers must have their ports before the configuration can name them, so
     // they are bound first, on loopback.
@@ -47,20 +48,24 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
         };
         let (auth_server, auth_addr) = bind("demo authorization server")?;
         let (mcp, mcp_addr) = bind("demo MCP server")?;
-        settings.set("auth_server", format!("http://{auth_addr}"));
-        if !settings.has("resource") {
-            let listen = settings.listen().map_err(Failure::Config)?;
-            let scheme = if settings.has("tls_cert") { "https" } else { "http" };
-            settings.set("resource", format!("{scheme}://{listen}/mcp"));
-        }
-        if !settings.has("upstream") {
-            settings.set("upstream", format!("http://{mcp_addr}"));
-        }
-        Some([auth_server, mcp])
+        Some(([auth_server, mcp], Demo { auth_addr, mcp_addr }))
     } else {
         None
     };
+    let demo_addrs = demo_listeners.as_ref().map(|(_, addrs)| *addrs);
+    let demo_listeners = demo_listeners.map(|(listeners, _)| listeners);
+    if let Some(addrs) = &demo_addrs {
+        addrs.apply(&mut settings).map_err(Failure::Config)?;
+    }
     let config = Config::from_settings(&settings).map_err(Failure::Config)?;
+    // SIGHUP reads the configuration again the same way: flags, environment, file.
+    let reread = move || {
+        let mut settings = Settings::load(args.clone(), |name| std::env::var(name).ok())?;
+        if let Some(addrs) = &demo_addrs {
+            addrs.apply(&mut settings)?;
+        }
+        Config::from_settings(&settings)
+    };
 
     let admin = match config.admin_listen {
         Some(addr) => Some(
@@ -139,8 +144,9 @@ fn try_main(mut settings: Settings) -> Result<(), Failure> {
             println!("{}", demo::banner(&edge, &config.issuer.url, &config.resource.path));
         }
 
-        tokio::spawn(signals(trigger.clone(), config.tls.clone()));
-        let result = mcp_auth_edge::run(&config, listener, admin, shutdown).await;
+        let (reload, reloads) = tokio::sync::watch::channel(None);
+        tokio::spawn(signals(trigger.clone(), config.tls.clone(), reload, reread));
+        let result = mcp_auth_edge::run_with_reloads(&config, listener, admin, shutdown, reloads).await;
         // The edge may stop on its own (an unusable authorization server); the demo servers
         // go with it.
         trigger.fire();
@@ -164,8 +170,38 @@ fn listen(addr: std::net::SocketAddr, max_connections: Option<usize>) -> std::io
     socket.listen(backlog)
 }
 
-/// Fires shutdown on SIGTERM or SIGINT; reloads the TLS certificate on SIGHUP.
-async fn signals(trigger: std::sync::Arc<mcp_auth_edge::serve::Trigger>, tls: Option<mcp_auth_edge::tls::Tls>) {
+/// Where the demo's own servers listen; the configuration is pointed at them.
+#[derive(Clone, Copy)]
+struct Demo {
+    auth_addr: std::net::SocketAddr,
+    mcp_addr: std::net::SocketAddr,
+}
+
+impl Demo {
+    /// The authorization server is always the demo's; the resource and the MCP server are
+    /// unless the operator named others.
+    fn apply(&self, settings: &mut Settings) -> Result<(), ConfigError> {
+        settings.set("auth_server", format!("http://{}", self.auth_addr));
+        if !settings.has("resource") {
+            let listen = settings.listen()?;
+            let scheme = if settings.has("tls_cert") { "https" } else { "http" };
+            settings.set("resource", format!("{scheme}://{listen}/mcp"));
+        }
+        if !settings.has("upstream") {
+            settings.set("upstream", format!("http://{}", self.mcp_addr));
+        }
+        Ok(())
+    }
+}
+
+/// Fires shutdown on SIGTERM or SIGINT. SIGHUP reloads the TLS certificate and reads the
+/// configuration again (`reread`), handing it to the reloader, which validates and primes it.
+async fn signals(
+    trigger: std::sync::Arc<mcp_auth_edge::serve::Trigger>,
+    tls: Option<mcp_auth_edge::tls::Tls>,
+    reload: tokio::sync::watch::Sender<Option<mcp_auth_edge::reload::Reload>>,
+    reread: impl Fn() -> mcp_auth_edge::reload::Reload,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         error!("cannot install signal handlers; stop the process with SIGKILL");
@@ -183,14 +219,17 @@ async fn signals(trigger: std::sync::Arc<mcp_auth_edge::serve::Trigger>, tls: Op
                 info!("SIGINT: draining");
                 break;
             }
-            Some(()) = async { hup.as_mut()?.recv().await } => match &tls {
-                Some(tls) => {
+            Some(()) = async { hup.as_mut()?.recv().await } => {
+                if let Some(tls) = &tls {
                     info!("SIGHUP: reloading the TLS certificate");
                     // The outcome is logged; a failure keeps the certificate in service.
                     let _ = tls.reload().await;
                 }
-                None => info!("SIGHUP: nothing to reload (no --tls-cert)"),
-            },
+                info!("SIGHUP: reading the configuration again");
+                // Read now, so the file as it is at this signal is what gets primed; a newer
+                // signal's reading replaces it if it has not been taken yet.
+                reload.send_replace(Some(reread()));
+            }
         }
     }
     trigger.fire();

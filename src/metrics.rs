@@ -57,6 +57,8 @@ pub struct Metrics {
     limit_hits: [AtomicU64; LIMITS.len()],
     /// Connections open on the main listener (a gauge).
     connections_open: AtomicU64,
+    reloads_applied: AtomicU64,
+    reloads_refused: AtomicU64,
 }
 
 fn route_index(route: Route) -> usize {
@@ -113,6 +115,12 @@ impl Metrics {
     /// How often `limit` was hit so far.
     pub fn limit_hits(&self, limit: Limit) -> u64 {
         self.limit_hits[limit.index()].load(Ordering::Relaxed)
+    }
+
+    /// A configuration reload put in service, or refused.
+    pub fn reloaded(&self, applied: bool) {
+        let counter = if applied { &self.reloads_applied } else { &self.reloads_refused };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn connection_opened(&self) {
@@ -179,6 +187,15 @@ impl Metrics {
         for (limit, value) in LIMITS.iter().zip(&self.limit_hits) {
             let _ =
                 writeln!(out, "mcp_auth_edge_limit_hits_total{{limit=\"{limit}\"}} {}", value.load(Ordering::Relaxed));
+        }
+        out.push_str("# HELP mcp_auth_edge_config_reloads_total Configuration reloads, by outcome.\n");
+        out.push_str("# TYPE mcp_auth_edge_config_reloads_total counter\n");
+        for (outcome, value) in [("applied", &self.reloads_applied), ("refused", &self.reloads_refused)] {
+            let _ = writeln!(
+                out,
+                "mcp_auth_edge_config_reloads_total{{outcome=\"{outcome}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         out.push_str("# HELP mcp_auth_edge_connections_open Connections open on the main listener.\n");
         out.push_str("# TYPE mcp_auth_edge_connections_open gauge\n");

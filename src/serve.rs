@@ -33,8 +33,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Limit;
+use crate::metrics::Metrics;
 use crate::respond::{self, Decision, Reply};
-use crate::State;
+use crate::Live;
 
 /// The limits a listener enforces on its clients. The defaults are the flags' defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,37 +155,48 @@ impl Shutdown {
     }
 }
 
-/// Serves the edge on `listener` until `shutdown`, then drains, within `state.limits`.
-pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
-    let limits = state.limits.clone();
-    let counters = Counters(Some(Arc::clone(&state)));
-    accept(listener, shutdown, drain, None, &limits, counters, edge(state)).await
+/// Serves the edge on `listener` until `shutdown`, then drains. Each request is answered by
+/// the state in service when it arrives; the listener's limits are those at start.
+pub async fn run(listener: TcpListener, live: Arc<Live>, shutdown: Shutdown, drain: Duration) -> io::Result<()> {
+    let (limits, counters) = {
+        let state = live.load();
+        (state.limits.clone(), Counters(Some(Arc::clone(&state.metrics))))
+    };
+    accept(listener, shutdown, drain, None, &limits, counters, edge(live)).await
 }
 
 /// Like [`run`], with TLS on every connection.
 pub async fn run_tls(
     listener: TcpListener,
-    state: Arc<State>,
+    live: Arc<Live>,
     shutdown: Shutdown,
     drain: Duration,
     tls: &crate::tls::Tls,
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(tls.server_config());
-    let limits = state.limits.clone();
-    let counters = Counters(Some(Arc::clone(&state)));
-    accept(listener, shutdown, drain, Some((acceptor, tls.handshake_timeout)), &limits, counters, edge(state)).await
+    let (limits, counters) = {
+        let state = live.load();
+        (state.limits.clone(), Counters(Some(Arc::clone(&state.metrics))))
+    };
+    accept(listener, shutdown, drain, Some((acceptor, tls.handshake_timeout)), &limits, counters, edge(live)).await
 }
 
-/// The main listener's handler: answered here, or forwarded past the gate.
-fn edge(state: Arc<State>) -> impl Fn(Request<Incoming>, &Connection) -> Reply + Send + Sync + 'static {
-    move |request, connection| match respond::handle(&state, &request) {
-        Decision::Answer(response) => Reply::Ready(Some(response)),
-        Decision::Forward => Reply::Forward(Box::pin(crate::proxy::forward(
-            Arc::clone(&state),
-            request,
-            connection.peer_ip.clone(),
-            Arc::clone(&connection.activity),
-        ))),
+/// The main listener's handler: answered here, or forwarded past the gate. A forwarded
+/// request keeps the state it started with until it ends, whatever reloads happen meanwhile.
+fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply + Send + Sync + 'static {
+    move |request, connection| {
+        // A guard, not a counted reference: nothing is allocated or contended for answers
+        // the edge makes itself.
+        let state = live.load();
+        match respond::handle(&state, &request) {
+            Decision::Answer(response) => Reply::Ready(Some(response)),
+            Decision::Forward => Reply::Forward(Box::pin(crate::proxy::forward(
+                arc_swap::Guard::into_inner(state),
+                request,
+                connection.peer_ip.clone(),
+                Arc::clone(&connection.activity),
+            ))),
+        }
     }
 }
 
@@ -202,12 +214,12 @@ where
 
 /// Where a listener counts what its limits did: the main listener's metrics, or nowhere.
 #[derive(Clone)]
-struct Counters(Option<Arc<State>>);
+struct Counters(Option<Arc<Metrics>>);
 
 impl Counters {
     fn hit(&self, limit: Limit) {
-        if let Some(state) = &self.0 {
-            state.metrics.limit_hit(limit);
+        if let Some(metrics) = &self.0 {
+            metrics.limit_hit(limit);
         }
     }
 
@@ -238,8 +250,8 @@ struct Slot {
 
 impl Slot {
     fn new(permit: Option<OwnedSemaphorePermit>, draining: Watcher, counters: Counters) -> Slot {
-        if let Some(state) = &counters.0 {
-            state.metrics.connection_opened();
+        if let Some(metrics) = &counters.0 {
+            metrics.connection_opened();
         }
         Slot { _permit: permit, _draining: draining, counters }
     }
@@ -247,8 +259,8 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(state) = &self.counters.0 {
-            state.metrics.connection_closed();
+        if let Some(metrics) = &self.counters.0 {
+            metrics.connection_closed();
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mcp_auth_edge::config::Settings;
-use mcp_auth_edge::{serve, Config, State};
+use mcp_auth_edge::{serve, Config, Live, State};
 
 /// Counts allocations and reallocations, then hands every call to the system allocator.
 struct Counting;
@@ -81,7 +81,7 @@ fn discovery_requests_allocate_no_more_than_bare_hyper() {
         let edge = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the edge");
         let floor = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the floor");
         let addrs = (edge.local_addr().expect("edge address"), floor.local_addr().expect("floor address"));
-        tokio::spawn(serve::run(edge, state, shutdown, Duration::from_secs(1)));
+        tokio::spawn(serve::run(edge, Arc::new(Live::new(state)), shutdown, Duration::from_secs(1)));
         tokio::spawn(floor_service::serve(floor, Bytes::from_static(AS_DOCUMENT)));
         addrs
     });

@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mcp_auth_edge::config::Settings;
+use mcp_auth_edge::reload::Reload;
 use mcp_auth_edge::serve::{shutdown_channel, Trigger};
 use mcp_auth_edge::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -241,6 +242,20 @@ impl Edge {
         let (trigger, shutdown) = shutdown_channel();
         let task = tokio::spawn(async move { mcp_auth_edge::run(&config, listener, Some(admin), shutdown).await });
         Edge { addr, admin: admin_addr, trigger, task: Some(task) }
+    }
+
+    /// Like [`Edge::start_config`], with the sender that hands the edge new configurations,
+    /// as SIGHUP does in the binary.
+    pub async fn start_reloadable(config: Config) -> (Edge, tokio::sync::watch::Sender<Option<Reload>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the edge");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind the admin listener");
+        let (addr, admin_addr) = (listener.local_addr().expect("address"), admin.local_addr().expect("address"));
+        let (trigger, shutdown) = shutdown_channel();
+        let (reload, reloads) = tokio::sync::watch::channel(None);
+        let task = tokio::spawn(async move {
+            mcp_auth_edge::run_with_reloads(&config, listener, Some(admin), shutdown, reloads).await
+        });
+        (Edge { addr, admin: admin_addr, trigger, task: Some(task) }, reload)
     }
 
     /// Starts the edge for [`RESOURCE`] in front of `upstream`, with `extra` flags.

@@ -1,0 +1,217 @@
+//! Configuration reload. A new configuration is primed beside the one in service: its own
+//! state is built and its refresh task started, and only once that state is ready (metadata
+//! fetched, and in jwt mode keys too) is it swapped in whole. Anything short of that leaves
+//! the running configuration as it was. Requests already started keep the state they began
+//! with, since each holds its own reference to it.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::refresh::{self, Unusable};
+use crate::serve::{shutdown_channel, Shutdown, Trigger};
+use crate::{info, warn, Live, State};
+
+/// How often priming looks whether the new state has become ready.
+const PRIME_POLL: Duration = Duration::from_millis(20);
+
+/// One configuration's background work: its refresh task and the trigger that ends it.
+/// Dropping it ends the task too (a dropped trigger reads as fired).
+pub struct Generation {
+    trigger: Trigger,
+    refresh: JoinHandle<Result<(), Unusable>>,
+}
+
+impl Generation {
+    /// Starts the refresh task for `state`. When `fatal` is given, a first document unusable
+    /// for the token check records the reason there and fires the trigger given with it.
+    pub fn start(state: Arc<State>, config: &Config, fatal: Option<(Arc<Trigger>, Arc<Fatal>)>) -> Generation {
+        let (trigger, stop) = shutdown_channel();
+        let task =
+            refresh::run(state, crate::metadata::Fetcher::new(config), config.refresh, config.scopes.clone(), stop);
+        let refresh = tokio::spawn(async move {
+            let outcome = task.await;
+            if let (Err(Unusable(reason)), Some((edge, record))) = (&outcome, fatal) {
+                let _ = record.set(reason);
+                edge.fire();
+            }
+            outcome
+        });
+        Generation { trigger, refresh }
+    }
+
+    /// Stops the refresh task and waits for it to end.
+    pub async fn stop(self) {
+        self.trigger.fire();
+        let _ = self.refresh.await;
+    }
+}
+
+/// Why the first configuration could not serve: set once, read when the edge stops.
+pub type Fatal = OnceLock<&'static str>;
+
+/// Why a new configuration was not put in service.
+#[derive(Debug)]
+pub enum Refused {
+    /// Its authorization server's metadata (or keys) could not be fetched in time.
+    NotReady(Duration),
+    /// Its authorization server cannot support its token check.
+    Unusable(&'static str),
+    /// The edge began to stop while the new configuration was being primed.
+    Stopping,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::NotReady(after) => write!(
+                f,
+                "its authorization server's metadata (or, in jwt mode, its keys) could not be fetched within {} s",
+                after.as_secs_f64()
+            ),
+            Refused::Unusable(reason) => f.write_str(reason),
+            Refused::Stopping => f.write_str("the edge is stopping"),
+        }
+    }
+}
+
+/// The settings a reload cannot change: they shape listeners and the runtime made at start.
+/// Returns the names of those that differ between `running` and `next`.
+pub fn restart_only(running: &Config, next: &Config) -> Vec<&'static str> {
+    let mut differ = Vec::new();
+    let mut check = |name, same: bool| {
+        if !same {
+            differ.push(name);
+        }
+    };
+    check("listen", running.listen == next.listen);
+    check("admin_listen", running.admin_listen == next.admin_listen);
+    check("threads", running.threads == next.threads);
+    check("tls_cert/tls_key", running.tls == next.tls);
+    check("drain_timeout", running.drain_timeout == next.drain_timeout);
+    let (a, b) = (&running.limits, &next.limits);
+    check("max_header_bytes", a.max_header_bytes == b.max_header_bytes);
+    check("max_headers", a.max_headers == b.max_headers);
+    check("header_read_timeout", a.header_read_timeout == b.header_read_timeout);
+    check("idle_timeout", a.idle_timeout == b.idle_timeout);
+    check("max_connections", a.max_connections == b.max_connections);
+    check("h2_max_concurrent_streams", a.h2_max_concurrent_streams == b.h2_max_concurrent_streams);
+    differ
+}
+
+/// Builds the state for `config` and waits until it is ready to serve, up to twice the fetch
+/// timeout plus the first retry's second.
+pub async fn prime(config: &Config, metrics: Arc<Metrics>) -> Result<(Arc<State>, Generation), Refused> {
+    let state = Arc::new(State::with_metrics(config, metrics));
+    let mut generation = Generation::start(Arc::clone(&state), config, None);
+    let allowed = config.fetch_timeout * 2 + Duration::from_secs(1);
+    let deadline = tokio::time::Instant::now() + allowed;
+    loop {
+        if state.ready() {
+            return Ok((state, generation));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Refused::NotReady(allowed));
+        }
+        tokio::select! {
+            outcome = &mut generation.refresh => return Err(match outcome {
+                Ok(Err(Unusable(reason))) => Refused::Unusable(reason),
+                _ => Refused::Stopping,
+            }),
+            _ = tokio::time::sleep(PRIME_POLL) => {}
+        }
+    }
+}
+
+/// What a reload request brings: the configuration read again, or why it could not be.
+pub type Reload = Result<Config, ConfigError>;
+
+/// Takes new configurations from `reloads` until `stop`, swapping each into `live` once
+/// primed. Only the latest matters: one sent while another is being primed replaces any
+/// still waiting. Ends by stopping the generation then in service.
+pub async fn run(
+    live: Arc<Live>,
+    mut current: Generation,
+    mut running: Config,
+    mut reloads: watch::Receiver<Option<Reload>>,
+    mut stop: Shutdown,
+) {
+    let metrics = Arc::clone(&live.load().metrics);
+    loop {
+        let next = tokio::select! {
+            changed = reloads.changed() => changed.ok().map(|()| reloads.borrow_and_update().clone()),
+            _ = stop.wait() => break,
+        };
+        // Every sender is gone: nothing more can arrive.
+        let next = match next {
+            Some(Some(Ok(next))) => next,
+            Some(None) => continue,
+            Some(Some(Err(invalid))) => {
+                metrics.reloaded(false);
+                warn!("configuration reload refused, the running configuration stays: {invalid}");
+                continue;
+            }
+            None => {
+                stop.wait().await;
+                break;
+            }
+        };
+        let primed = tokio::select! {
+            primed = prime(&next, Arc::clone(&metrics)) => primed,
+            _ = stop.wait() => Err(Refused::Stopping),
+        };
+        match primed {
+            Ok((state, generation)) => {
+                live.store(state);
+                std::mem::replace(&mut current, generation).stop().await;
+                metrics.reloaded(true);
+                info!(
+                    "configuration reloaded: resource {} with authorization server {}",
+                    next.resource.url, next.issuer.url
+                );
+                let ignored = restart_only(&running, &next);
+                if !ignored.is_empty() {
+                    warn!("changed settings that take effect only on restart: {}", ignored.join(", "));
+                }
+                running = next;
+            }
+            Err(Refused::Stopping) => break,
+            Err(refused) => {
+                metrics.reloaded(false);
+                warn!("configuration reload refused, the running configuration stays: {refused}");
+            }
+        }
+    }
+    current.stop().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn config(extra: &[&str]) -> Config {
+        let mut args = vec!["--resource", "https://mcp.example/mcp", "--auth-server", "https://as.example"];
+        args.extend_from_slice(extra);
+        Config::from_settings(&Settings::load(args.into_iter().map(String::from), |_| None).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn reloadable_settings_are_not_reported() {
+        let running = config(&[]);
+        let next = config(&["--scope", "tools", "--upstream", "http://127.0.0.1:9", "--refresh", "60"]);
+        assert!(restart_only(&running, &next).is_empty());
+    }
+
+    #[test]
+    fn listener_and_limit_changes_are_named() {
+        let running = config(&[]);
+        let next = config(&["--listen", "127.0.0.1:9999", "--max-connections", "10", "--idle-timeout", "3"]);
+        assert_eq!(restart_only(&running, &next), ["listen", "idle_timeout", "max_connections"]);
+    }
+}

@@ -57,6 +57,7 @@ const KEYS: &[Key] = &[
     Key::value("max_connections", "N", "connections served at once; more wait to be accepted (default 4096)"),
     Key::value("h2_max_concurrent_streams", "N", "streams open at once on one HTTP/2 connection (default 128)"),
     Key::value("max_body_bytes", "BYTES", "largest request body forwarded to --upstream (default 16777216)"),
+    Key::value("access_log", "FILE", "JSON line per request, appended to FILE (- for stdout); off by default"),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
     Key::value("config", "FILE", "JSON file with any of these settings, snake_case"),
@@ -101,6 +102,8 @@ pub struct Config {
     pub tls: Option<crate::tls::Tls>,
     /// What clients of the main listener may send and hold.
     pub limits: crate::serve::Limits,
+    /// Where the access log goes; `None` writes none.
+    pub access_log: Option<crate::observe::Target>,
 }
 
 /// How the gate checks bearer tokens.
@@ -753,7 +756,19 @@ impl Config {
             }
         };
         let limits = limits(s)?;
+        let access_log = match s.one("access_log") {
+            None => None,
+            Some((_, "-")) => Some(crate::observe::Target::Stdout),
+            Some((o, v)) => {
+                // Opened (and created) now, so a path the edge cannot write stops start-up.
+                std::fs::OpenOptions::new().create(true).append(true).open(v).map_err(|_| {
+                    invalid(o, v, "cannot be opened for appending (does its directory exist, is it writable?)")
+                })?;
+                Some(crate::observe::Target::File(v.into()))
+            }
+        };
         Ok(Config {
+            access_log,
             limits,
             tls,
             cors_origins,

@@ -15,7 +15,8 @@
 //! | [`serve`] | listeners, connections, graceful shutdown |
 //! | [`tls`] | TLS on the main listener: the certificate store and its reloading |
 //! | [`admin`] | health, readiness and metrics |
-//! | [`metrics`] | counters and their Prometheus rendering |
+//! | [`metrics`] | counters and latency histograms, and their Prometheus rendering |
+//! | [`observe`] | request ids and the access log |
 //! | [`gate`] | the bearer credential and the 401 challenges |
 //! | [`jwt`] | JWKS parsing and JWT access-token verification |
 //! | [`introspect`] | token introspection requests and the judgement of answers |
@@ -35,6 +36,7 @@ pub mod jwt;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
+pub mod observe;
 pub mod pool;
 pub mod proxy;
 pub mod refresh;
@@ -54,6 +56,8 @@ pub struct State {
     pub paths: route::Paths,
     pub snapshots: snapshot::Snapshots,
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// The access log, when `--access-log` is set; like the metrics, kept across reloads.
+    pub access: Option<std::sync::Arc<observe::AccessLog>>,
     pub headers: respond::Headers,
     /// Set when an upstream MCP server is configured.
     pub gate: Option<proxy::Gate>,
@@ -68,12 +72,18 @@ impl State {
     /// Builds the state for a configuration, with metrics of its own; the resource document
     /// is made here, once.
     pub fn new(config: &Config) -> State {
-        State::with_metrics(config, std::sync::Arc::default())
+        State::with_metrics(config, std::sync::Arc::default(), None)
     }
 
-    /// Builds the state for a configuration that counts into `metrics` (kept across reloads).
-    pub fn with_metrics(config: &Config, metrics: std::sync::Arc<metrics::Metrics>) -> State {
+    /// Builds the state for a configuration that counts into `metrics` and logs into `access`
+    /// (both kept across reloads).
+    pub fn with_metrics(
+        config: &Config,
+        metrics: std::sync::Arc<metrics::Metrics>,
+        access: Option<std::sync::Arc<observe::AccessLog>>,
+    ) -> State {
         State {
+            access,
             paths: route::Paths::from_config(config),
             snapshots: snapshot::Snapshots::new(snapshot::resource_metadata(config)),
             metrics,
@@ -115,7 +125,15 @@ pub async fn run_with_reloads(
     reloads: tokio::sync::watch::Receiver<Option<reload::Reload>>,
 ) -> std::io::Result<()> {
     use std::sync::Arc;
-    let state = Arc::new(State::new(config));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (access, writer) = match &config.access_log {
+        Some(target) => {
+            let (log, writer) = observe::AccessLog::open(target, Arc::clone(&metrics)).await?;
+            (Some(Arc::new(log)), Some(tokio::spawn(writer)))
+        }
+        None => (None, None),
+    };
+    let state = Arc::new(State::with_metrics(config, metrics, access));
     let live = Arc::new(Live::new(Arc::clone(&state)));
     // Our own signal: the caller's, or the refresh task finding the configuration unusable.
     let (trigger, stop) = serve::shutdown_channel();
@@ -133,10 +151,10 @@ pub async fn run_with_reloads(
     let admin =
         admin.map(|listener| tokio::spawn(admin::run(listener, live.clone(), stop.clone(), config.drain_timeout)));
     let result = match &config.tls {
-        None => serve::run(listener, live, stop, config.drain_timeout).await,
+        None => serve::run(listener, Arc::clone(&live), stop, config.drain_timeout).await,
         Some(tls) => {
             tokio::spawn(tls.clone().watch(stop.clone()));
-            serve::run_tls(listener, live, stop, config.drain_timeout, tls).await
+            serve::run_tls(listener, Arc::clone(&live), stop, config.drain_timeout, tls).await
         }
     };
     relay.abort();
@@ -144,6 +162,12 @@ pub async fn run_with_reloads(
     let _ = reloader.await;
     if let Some(admin) = admin {
         let _ = admin.await;
+    }
+    // The last state goes with `live`, and with it the last sender to the access log, whose
+    // writer then writes out what is queued and ends.
+    drop(live);
+    if let Some(writer) = writer {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
     }
     match fatal.get() {
         Some(reason) => Err(std::io::Error::other(*reason)),

@@ -9,6 +9,14 @@ pub fn write(level: &str, message: std::fmt::Arguments<'_>) {
     eprintln!("{} {level:<5} {message}", timestamp(now.as_secs()));
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a time since the Unix epoch.
+pub(crate) fn timestamp_millis(since_epoch: std::time::Duration) -> String {
+    let mut stamp = timestamp(since_epoch.as_secs());
+    stamp.pop();
+    stamp.push_str(&format!(".{:03}Z", since_epoch.subsec_millis()));
+    stamp
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (proleptic Gregorian calendar).
 fn timestamp(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
@@ -48,5 +56,7 @@ mod tests {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::timestamp(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(super::timestamp(1_795_435_200), "2026-11-23T12:00:00Z");
+        let millis = std::time::Duration::from_millis(1_795_435_200_042);
+        assert_eq!(super::timestamp_millis(millis), "2026-11-23T12:00:00.042Z");
     }
 }

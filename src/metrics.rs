@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use http::StatusCode;
 
@@ -44,10 +45,89 @@ impl Limit {
     }
 }
 
+/// Upper bounds of the latency buckets, in seconds: from a discovery answer (microseconds) to
+/// a slow tool call (seconds).
+const BUCKETS: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// The same bounds in nanoseconds, for comparing without floating point on the request path.
+const BUCKET_NANOS: [u64; 16] = {
+    let mut nanos = [0u64; 16];
+    let mut i = 0;
+    while i < 16 {
+        nanos[i] = (BUCKETS[i] * 1e9) as u64;
+        i += 1;
+    }
+    nanos
+};
+
+/// A Prometheus histogram of durations: one counter per bucket (the last for `+Inf`), kept
+/// non-cumulative so that an observation touches one bucket, summed up when rendered.
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = BUCKET_NANOS.iter().position(|&bound| nanos <= bound).unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines; `labels` is empty or ends with a comma.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            match BUCKETS.get(i) {
+                Some(bound) => {
+                    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {cumulative}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let labels = labels.trim_end_matches(',');
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// Why the gate refused a bearer token, as `mcp_auth_edge_token_rejections_total` labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// Bad signature, claims, form or an inactive token: 401.
+    Invalid,
+    /// A required scope missing: 403.
+    InsufficientScope,
+    /// No JWKS to check against: 503.
+    NoKeys,
+    /// The introspection endpoint gave no usable answer: 503.
+    IntrospectionFailed,
+}
+
+const REJECTIONS: [&str; 4] = ["invalid", "insufficient_scope", "no_keys", "introspection_failed"];
+
 /// Request, refresh, limit and connection counters.
 #[derive(Default)]
 pub struct Metrics {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
+    /// Time to the response head, by route and status class.
+    latency: [[Histogram; CLASSES.len()]; ROUTES.len()],
+    /// Time from sending a request to the MCP server to its response head.
+    upstream_latency: Histogram,
+    token_rejections: [AtomicU64; REJECTIONS.len()],
+    jwks_ok: AtomicU64,
+    jwks_failed: AtomicU64,
+    access_log_dropped: AtomicU64,
     refresh_ok: AtomicU64,
     refresh_failed: AtomicU64,
     refresh_changed: AtomicU64,
@@ -59,6 +139,11 @@ pub struct Metrics {
     connections_open: AtomicU64,
     reloads_applied: AtomicU64,
     reloads_refused: AtomicU64,
+}
+
+/// The `route` label of a request.
+pub fn route_label(route: Route) -> &'static str {
+    ROUTES[route_index(route)]
 }
 
 fn route_index(route: Route) -> usize {
@@ -77,9 +162,44 @@ fn status_index(status: StatusCode) -> usize {
     STATUSES.iter().position(|&s| s == code).unwrap_or(STATUSES.len() - 1)
 }
 
+fn class_index(status: StatusCode) -> usize {
+    usize::from(status.as_u16() / 100).saturating_sub(1).min(CLASSES.len() - 1)
+}
+
 impl Metrics {
-    pub fn request(&self, route: Route, status: StatusCode) {
-        self.requests[route_index(route)][status_index(status)].fetch_add(1, Ordering::Relaxed);
+    /// A request answered: counted by route and status, its time to the response head
+    /// observed by route and status class.
+    pub fn request(&self, route: Route, status: StatusCode, elapsed: Duration) {
+        let r = route_index(route);
+        self.requests[r][status_index(status)].fetch_add(1, Ordering::Relaxed);
+        self.latency[r][class_index(status)].observe(elapsed);
+    }
+
+    /// Requests of `route` whose time was observed with a status of `status`'s class.
+    pub fn latency_count(&self, route: Route, status: StatusCode) -> u64 {
+        self.latency[route_index(route)][class_index(status)].count()
+    }
+
+    /// A bearer token the gate refused.
+    pub fn token_rejected(&self, why: TokenRejection) {
+        let i = match why {
+            TokenRejection::Invalid => 0,
+            TokenRejection::InsufficientScope => 1,
+            TokenRejection::NoKeys => 2,
+            TokenRejection::IntrospectionFailed => 3,
+        };
+        self.token_rejections[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A fetch of the authorization server's JWKS (jwt mode), good or not.
+    pub fn jwks_fetched(&self, ok: bool) {
+        let counter = if ok { &self.jwks_ok } else { &self.jwks_failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An access log line lost because the writer fell behind.
+    pub fn access_log_dropped(&self) {
+        self.access_log_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn refresh_succeeded(&self, changed: bool) {
@@ -89,22 +209,17 @@ impl Metrics {
         }
     }
 
-    /// A response from the MCP server, by status class; and the request counted on the gate.
-    pub fn upstream(&self, status: StatusCode) {
-        let class = usize::from(status.as_u16() / 100).saturating_sub(1).min(CLASSES.len() - 1);
-        self.upstream_responses[class].fetch_add(1, Ordering::Relaxed);
-        self.request(Route::Gate, status);
+    /// A response head from the MCP server, by status class, `elapsed` after the request
+    /// was sent. (The request itself is counted on the gate route when answered.)
+    pub fn upstream(&self, status: StatusCode, elapsed: Duration) {
+        self.upstream_responses[class_index(status)].fetch_add(1, Ordering::Relaxed);
+        self.upstream_latency.observe(elapsed);
     }
 
     /// A forwarded request that got no response: unreachable (502) or too slow (504).
     pub fn upstream_failed(&self, timed_out: bool) {
-        if timed_out {
-            self.upstream_timeouts.fetch_add(1, Ordering::Relaxed);
-            self.request(Route::Gate, StatusCode::GATEWAY_TIMEOUT);
-        } else {
-            self.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            self.request(Route::Gate, StatusCode::BAD_GATEWAY);
-        }
+        let counter = if timed_out { &self.upstream_timeouts } else { &self.upstream_errors };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A client ran into a limit.
@@ -154,7 +269,49 @@ impl Metrics {
                 }
             }
         }
+        out.push_str(
+            "# HELP mcp_auth_edge_request_duration_seconds Time from a request's arrival to its response head, by route and status class.\n",
+        );
+        out.push_str("# TYPE mcp_auth_edge_request_duration_seconds histogram\n");
+        for (r, route) in ROUTES.iter().enumerate() {
+            for (c, class) in CLASSES.iter().enumerate() {
+                let histogram = &self.latency[r][c];
+                if histogram.count() > 0 {
+                    let labels = format!("route=\"{route}\",class=\"{class}\",");
+                    histogram.render(&mut out, "mcp_auth_edge_request_duration_seconds", &labels);
+                }
+            }
+        }
+        out.push_str(
+            "# HELP mcp_auth_edge_upstream_duration_seconds Time from sending a request to the MCP server to its response head.\n",
+        );
+        out.push_str("# TYPE mcp_auth_edge_upstream_duration_seconds histogram\n");
+        self.upstream_latency.render(&mut out, "mcp_auth_edge_upstream_duration_seconds", "");
+        out.push_str("# HELP mcp_auth_edge_token_rejections_total Bearer tokens the gate refused, by reason.\n");
+        out.push_str("# TYPE mcp_auth_edge_token_rejections_total counter\n");
+        for (reason, value) in REJECTIONS.iter().zip(&self.token_rejections) {
+            let _ = writeln!(
+                out,
+                "mcp_auth_edge_token_rejections_total{{reason=\"{reason}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         let counters = [
+            (
+                "jwks_refresh_success_total",
+                "Good fetches of the authorization server's JWKS (jwt mode).",
+                &self.jwks_ok,
+            ),
+            (
+                "jwks_refresh_failure_total",
+                "Failed fetches of the authorization server's JWKS (jwt mode).",
+                &self.jwks_failed,
+            ),
+            (
+                "access_log_dropped_total",
+                "Access log lines lost because the writer fell behind.",
+                &self.access_log_dropped,
+            ),
             ("refresh_success_total", "Good fetches of the authorization server metadata.", &self.refresh_ok),
             ("refresh_failure_total", "Failed fetches of the authorization server metadata.", &self.refresh_failed),
             ("refresh_changed_total", "Good fetches that brought a changed document.", &self.refresh_changed),
@@ -223,9 +380,9 @@ mod tests {
     fn counts_by_route_and_status() {
         let m = Metrics::default();
         let doc = Route::Document { doc: Doc::AuthServer, head: false };
-        m.request(doc, StatusCode::OK);
-        m.request(doc, StatusCode::OK);
-        m.request(Route::NotFound, StatusCode::IM_A_TEAPOT);
+        m.request(doc, StatusCode::OK, Duration::from_micros(50));
+        m.request(doc, StatusCode::OK, Duration::from_millis(3));
+        m.request(Route::NotFound, StatusCode::IM_A_TEAPOT, Duration::from_secs(60));
         m.refresh_succeeded(true);
         m.refresh_failed();
         assert_eq!(m.requests(doc, StatusCode::OK), 2);
@@ -241,6 +398,25 @@ mod tests {
         assert!(!text.contains("\nmcp_auth_edge_snapshot_age_seconds "));
         assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"body\"} 0\n"), "{text}");
         assert!(text.contains("mcp_auth_edge_connections_open 0\n"), "{text}");
+        // Cumulative buckets: one answer under 100 µs, the other between 2.5 and 5 ms.
+        let series = "mcp_auth_edge_request_duration_seconds";
+        for (le, n) in [("0.0001", 1), ("0.0025", 1), ("0.005", 2), ("+Inf", 2)] {
+            let line = format!("{series}_bucket{{route=\"auth_server_metadata\",class=\"2xx\",le=\"{le}\"}} {n}\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(
+            text.contains(&format!("{series}_sum{{route=\"auth_server_metadata\",class=\"2xx\"}} 0.00305\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{series}_count{{route=\"auth_server_metadata\",class=\"2xx\"}} 2\n")),
+            "{text}"
+        );
+        // A minute is past every bound but +Inf.
+        assert!(text.contains(&format!("{series}_bucket{{route=\"other\",class=\"4xx\",le=\"10\"}} 0\n")), "{text}");
+        assert!(text.contains(&format!("{series}_bucket{{route=\"other\",class=\"4xx\",le=\"+Inf\"}} 1\n")), "{text}");
+        assert!(!text.contains("class=\"5xx\",le="), "empty histograms are left out: {text}");
+        assert!(text.contains("mcp_auth_edge_upstream_duration_seconds_count{} 0\n"), "{text}");
     }
 
     #[test]

@@ -17,8 +17,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
+use crate::metrics::TokenRejection;
 use crate::pool::{Answer, Pool};
 use crate::respond::Body;
+use crate::route::Route;
 use crate::serve::{Activity, Streaming};
 use crate::token::{Rejection, Verifier};
 use crate::State;
@@ -255,11 +257,30 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer_ip: &HeaderValue, proto: &Hea
     };
 }
 
-/// Forwards `request` to the upstream and streams its answer back.
+/// Forwards `request` to the upstream and streams its answer back. The request id (the
+/// client's or a new one) goes upstream and back to the client; the answer is counted, timed
+/// from `started` to its head, and logged.
 pub async fn forward(
     state: Arc<State>,
     mut request: Request<Incoming>,
     peer_ip: HeaderValue,
+    activity: Arc<Activity>,
+    started: std::time::Instant,
+) -> Response<Body> {
+    let id = crate::observe::request_id(request.headers());
+    request.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
+    let seen = crate::observe::Seen::of(&state, &request);
+    let mut response = exchange(&state, request, &peer_ip, activity).await;
+    response.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
+    crate::observe::answered(&state, Route::Gate, response.status(), started, seen, &peer_ip, Some(id));
+    response
+}
+
+/// The gate's token check, then the exchange with the MCP server.
+async fn exchange(
+    state: &Arc<State>,
+    mut request: Request<Incoming>,
+    peer_ip: &HeaderValue,
     activity: Arc<Activity>,
 ) -> Response<Body> {
     let Some(gate) = state.gate.as_ref() else {
@@ -272,7 +293,7 @@ pub async fn forward(
     // A declared length over the limit is refused before anything else: it would never pass.
     if http_body::Body::size_hint(request.body()).lower() > gate.max_body_bytes {
         state.metrics.limit_hit(crate::metrics::Limit::Body);
-        return too_large(&state, gate, origin.as_ref());
+        return too_large(gate, origin.as_ref());
     }
     let claims = match &gate.verifier {
         Some(verifier) => {
@@ -284,9 +305,13 @@ pub async fn forward(
             match checked {
                 Ok(claims) => Some(claims),
                 Err(rejection) => {
-                    let response = crate::respond::rejected(gate, origin.as_ref(), &rejection);
-                    state.metrics.request(crate::route::Route::Gate, response.status());
-                    return response;
+                    state.metrics.token_rejected(match rejection {
+                        Rejection::Invalid(_) => TokenRejection::Invalid,
+                        Rejection::InsufficientScope => TokenRejection::InsufficientScope,
+                        Rejection::NoKeys => TokenRejection::NoKeys,
+                        Rejection::IntrospectionFailed => TokenRejection::IntrospectionFailed,
+                    });
+                    return crate::respond::rejected(gate, origin.as_ref(), &rejection);
                 }
             }
         }
@@ -305,7 +330,7 @@ pub async fn forward(
     let headers = request.headers_mut();
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
-    set_forwarded(headers, &peer_ip, &gate.forwarded_proto, host);
+    set_forwarded(headers, peer_ip, &gate.forwarded_proto, host);
     // SECURITY: these say who the edge verified; a client must never supply them.
     headers.remove(X_AUTH_SUBJECT);
     headers.remove(X_AUTH_SCOPES);
@@ -325,19 +350,20 @@ pub async fn forward(
 
     let progress = Arc::new(Progress { started: Some(Instant::now()), ..Progress::default() });
     let left = gate.max_body_bytes;
-    let upload = |body| Upload { body, progress: Arc::clone(&progress), left, state: Arc::clone(&state) };
+    let upload = |body| Upload { body, progress: Arc::clone(&progress), left, state: Arc::clone(state) };
     let request = request.map(upload);
+    let sent = Instant::now();
     match answer_within(gate.response_timeout, &progress, gate.client.send(&gate.upstream, request)).await {
         Some(Ok(mut response)) => {
             strip_hop_by_hop(response.headers_mut());
             crate::respond::cors_for_forwarded(gate, origin.as_ref(), response.headers_mut());
-            state.metrics.upstream(response.status());
+            state.metrics.upstream(response.status(), sent.elapsed());
             response.map(|body| Body::Upstream(body, streaming))
         }
         // The upload went over the limit before the MCP server answered: the upstream request
         // was aborted (and the limit counted), and the client is told why. Had the MCP server
         // answered first, its response breaks off with the upload.
-        Some(Err(_)) if progress.too_large.load(Ordering::Relaxed) => too_large(&state, gate, origin.as_ref()),
+        Some(Err(_)) if progress.too_large.load(Ordering::Relaxed) => too_large(gate, origin.as_ref()),
         Some(Err(e)) => {
             state.metrics.upstream_failed(false);
             crate::warn!("upstream request failed: {e}");
@@ -351,10 +377,8 @@ pub async fn forward(
 }
 
 /// The 413 for a body over `--max-body-bytes`.
-fn too_large(state: &State, gate: &Gate, origin: Option<&HeaderValue>) -> Response<Body> {
-    let response = crate::respond::for_gate(gate, origin, crate::respond::content_too_large());
-    state.metrics.request(crate::route::Route::Gate, response.status());
-    response
+fn too_large(gate: &Gate, origin: Option<&HeaderValue>) -> Response<Body> {
+    crate::respond::for_gate(gate, origin, crate::respond::content_too_large())
 }
 
 /// Waits for the MCP server's response head until `timeout` has passed since the upload last

@@ -55,7 +55,11 @@ pub async fn run(
                     // The JWKS is refreshed with the metadata, so rotated keys are picked up
                     // within one period (an unknown kid also triggers a refetch on demand).
                     let needs = verifier.needs();
-                    match verifier.refresh(&body).await {
+                    let fetched = verifier.refresh(&body).await;
+                    if verifier.needs() == "JWKS" {
+                        state.metrics.jwks_fetched(fetched.is_ok());
+                    }
+                    match fetched {
                         Ok(()) if !keys_ok => {
                             crate::info!("{needs} loaded; tokens can be checked");
                             keys_ok = true;

@@ -12,7 +12,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
-use crate::metrics::Metrics;
 use crate::refresh::{self, Unusable};
 use crate::serve::{shutdown_channel, Shutdown, Trigger};
 use crate::{info, warn, Live, State};
@@ -94,6 +93,7 @@ pub fn restart_only(running: &Config, next: &Config) -> Vec<&'static str> {
     check("threads", running.threads == next.threads);
     check("tls_cert/tls_key", running.tls == next.tls);
     check("drain_timeout", running.drain_timeout == next.drain_timeout);
+    check("access_log", running.access_log == next.access_log);
     let (a, b) = (&running.limits, &next.limits);
     check("max_header_bytes", a.max_header_bytes == b.max_header_bytes);
     check("max_headers", a.max_headers == b.max_headers);
@@ -104,10 +104,10 @@ pub fn restart_only(running: &Config, next: &Config) -> Vec<&'static str> {
     differ
 }
 
-/// Builds the state for `config` and waits until it is ready to serve, up to twice the fetch
+/// Builds the state for `config`, counting and logging where `running` does, and waits until it is ready to serve, up to twice the fetch
 /// timeout plus the first retry's second.
-pub async fn prime(config: &Config, metrics: Arc<Metrics>) -> Result<(Arc<State>, Generation), Refused> {
-    let state = Arc::new(State::with_metrics(config, metrics));
+pub async fn prime(config: &Config, running: &State) -> Result<(Arc<State>, Generation), Refused> {
+    let state = Arc::new(State::with_metrics(config, Arc::clone(&running.metrics), running.access.clone()));
     let mut generation = Generation::start(Arc::clone(&state), config, None);
     let allowed = config.fetch_timeout * 2 + Duration::from_secs(1);
     let deadline = tokio::time::Instant::now() + allowed;
@@ -161,8 +161,9 @@ pub async fn run(
                 break;
             }
         };
+        let running_state = live.load_full();
         let primed = tokio::select! {
-            primed = prime(&next, Arc::clone(&metrics)) => primed,
+            primed = prime(&next, &running_state) => primed,
             _ = stop.wait() => Err(Refused::Stopping),
         };
         match primed {

@@ -63,7 +63,8 @@ impl http_body::Body for Body {
 
 /// What the edge does with a request: answer it here, or forward it past the gate.
 pub enum Decision {
-    Answer(Response<Body>),
+    /// The edge's own answer, and the route it was given on (for counting and logging).
+    Answer(Response<Body>, Route),
     Forward,
 }
 
@@ -136,7 +137,7 @@ impl Headers {
 }
 
 /// Answers a request on the main listener: the whole of it for discovery, the gate's check
-/// for the MCP endpoint. Counts what it answers; forwarded requests are counted upstream.
+/// for the MCP endpoint. Pure: the caller counts and logs what was answered.
 pub fn handle<B>(state: &State, request: &Request<B>) -> Decision {
     let route = route::classify(&state.paths, request.method(), request.uri().path());
     let response = match route {
@@ -155,8 +156,7 @@ pub fn handle<B>(state: &State, request: &Request<B>) -> Decision {
         Route::MethodNotAllowed(_) => method_not_allowed(),
         Route::NotFound => not_found(),
     };
-    state.metrics.request(route, response.status());
-    Decision::Answer(response)
+    Decision::Answer(response, route)
 }
 
 /// The gate: a preflight or a request without a usable credential is answered here; `None`
@@ -196,8 +196,9 @@ fn guard<B>(state: &State, request: &Request<B>) -> Option<Response<Body>> {
 fn with_headers(status: StatusCode, body: Bytes, capacity: usize) -> Response<Body> {
     let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
-    // One allocation for the map, sized so inserting never grows it.
-    *response.headers_mut() = HeaderMap::with_capacity(capacity);
+    // One allocation for the map, sized so inserting never grows it, with room for an
+    // `X-Request-Id` the client sent to be echoed.
+    *response.headers_mut() = HeaderMap::with_capacity(capacity + 1);
     response
 }
 
@@ -367,7 +368,7 @@ mod tests {
 
     fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
         match super::handle(state, request) {
-            Decision::Answer(response) => response,
+            Decision::Answer(response, _) => response,
             Decision::Forward => panic!("no upstream is configured"),
         }
     }
@@ -430,7 +431,6 @@ mod tests {
         let r = handle(&s, &request(Method::GET, path, &[]));
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(&body(&r)[..], b"{\"issuer\":\"https://as.example\"}");
-        assert_eq!(s.metrics.requests(Route::Document { doc: route::Doc::AuthServer, head: false }, StatusCode::OK), 1);
     }
 
     #[test]

@@ -34,7 +34,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Limit;
 use crate::metrics::Metrics;
+use crate::observe;
 use crate::respond::{self, Decision, Reply};
+use crate::route::Route;
 use crate::Live;
 
 /// The limits a listener enforces on its clients. The defaults are the flags' defaults.
@@ -187,14 +189,29 @@ fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply + S
     move |request, connection| {
         // A guard, not a counted reference: nothing is allocated or contended for answers
         // the edge makes itself.
+        let started = std::time::Instant::now();
         let state = live.load();
         match respond::handle(&state, &request) {
-            Decision::Answer(response) => Reply::Ready(Some(response)),
+            Decision::Answer(mut response, route) => {
+                // The gate's own answers carry a request id, the client's or a new one; the
+                // documents echo the client's only, so that serving them allocates nothing.
+                let id = match route {
+                    Route::Gate => Some(observe::request_id(request.headers())),
+                    _ => request.headers().get(observe::X_REQUEST_ID).filter(|id| observe::usable_id(id)).cloned(),
+                };
+                if let Some(id) = &id {
+                    response.headers_mut().insert(observe::X_REQUEST_ID, id.clone());
+                }
+                let seen = observe::Seen::of(&state, &request);
+                observe::answered(&state, route, response.status(), started, seen, &connection.peer_ip, id);
+                Reply::Ready(Some(response))
+            }
             Decision::Forward => Reply::Forward(Box::pin(crate::proxy::forward(
                 arc_swap::Guard::into_inner(state),
                 request,
                 connection.peer_ip.clone(),
                 Arc::clone(&connection.activity),
+                started,
             ))),
         }
     }

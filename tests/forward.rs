@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::jwt::{auth_server, claims, Signer};
 use support::mcp::{EventStream, McpServer};
-use support::{raw_exchange, without_date, Edge, Upstream, PATIENCE};
+use support::{normalized, raw_exchange, Edge, Upstream, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -72,7 +72,7 @@ impl Setup {
 
     /// The whole response to `request` (written as is), date masked.
     async fn raw(&self, request: &str) -> String {
-        without_date(&raw_exchange(self.edge.addr, request).await)
+        normalized(&raw_exchange(self.edge.addr, request).await)
     }
 
     fn raw_get(&self, path: &str) -> String {
@@ -408,7 +408,8 @@ async fn a_client_leaving_before_the_response_head_cancels_the_upstream_request(
 fn json_error(status: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\naccess-control-allow-origin: *\r\n\
-         cache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\ndate: <date>\r\n\r\n{body}",
+         cache-control: no-store\r\nx-request-id: <id>\r\nconnection: close\r\ncontent-length: {}\r\n\
+         date: <date>\r\n\r\n{body}",
         body.len()
     )
 }

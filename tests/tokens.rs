@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::jwt::{self, auth_server, claims, now, Signer};
 use support::mcp::McpServer;
-use support::{raw_exchange, request, without_date, Canned, Edge, Upstream, AS_PATH, RESOURCE};
+use support::{normalized, raw_exchange, request, Canned, Edge, Upstream, AS_PATH, RESOURCE};
 
 /// The `resource_metadata` every challenge here names (RFC 9728 §5.1).
 const PRM: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
@@ -67,7 +67,7 @@ async fn raw_post(edge: &Edge, headers: &str) -> String {
          Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    without_date(&raw_exchange(edge.addr, &request).await)
+    normalized(&raw_exchange(edge.addr, &request).await)
 }
 
 /// An answer of the gate, as hyper writes it for a client that sent `Connection: close`.
@@ -75,8 +75,8 @@ fn gate_answer(status: &str, challenge: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\nwww-authenticate: {challenge}\r\ncontent-type: application/json\r\n\
          cache-control: no-store\r\naccess-control-allow-origin: *\r\n\
-         access-control-expose-headers: WWW-Authenticate\r\nconnection: close\r\ncontent-length: {}\r\n\
-         date: <date>\r\n\r\n{body}",
+         access-control-expose-headers: WWW-Authenticate\r\nx-request-id: <id>\r\nconnection: close\r\n\
+         content-length: {}\r\ndate: <date>\r\n\r\n{body}",
         body.len()
     )
 }
@@ -176,8 +176,9 @@ async fn a_preflight_is_answered_at_the_edge_byte_for_byte() {
                     access-control-allow-headers: Authorization, Content-Type, Accept, Mcp-Session-Id, \
                     MCP-Protocol-Version, Last-Event-ID\r\n\
                     access-control-expose-headers: Mcp-Session-Id, WWW-Authenticate\r\n\
-                    access-control-max-age: 86400\r\nconnection: close\r\ndate: <date>\r\n\r\n";
-    assert_eq!(without_date(&raw_exchange(s.edge.addr, preflight).await), expected);
+                    access-control-max-age: 86400\r\nx-request-id: <id>\r\nconnection: close\r\n\
+                    date: <date>\r\n\r\n";
+    assert_eq!(normalized(&raw_exchange(s.edge.addr, preflight).await), expected);
 
     // With a list of origins, a listed one is echoed and caches are told the answer varies.
     let mcp = McpServer::start().await;
@@ -191,9 +192,9 @@ async fn a_preflight_is_answered_at_the_edge_byte_for_byte() {
         "access-control-allow-origin: *\r\n",
         "vary: Origin\r\naccess-control-allow-origin: https://app.example\r\n",
     );
-    assert_eq!(without_date(&raw_exchange(listed.addr, preflight).await), expected);
+    assert_eq!(normalized(&raw_exchange(listed.addr, preflight).await), expected);
     let other = preflight.replace("https://app.example", "https://evil.example");
-    let refused = without_date(&raw_exchange(listed.addr, &other).await);
+    let refused = normalized(&raw_exchange(listed.addr, &other).await);
     assert!(
         refused.starts_with("HTTP/1.1 204 No Content\r\nvary: Origin\r\naccess-control-allow-methods"),
         "{refused}"
@@ -399,8 +400,8 @@ async fn no_keys_yet_means_503_byte_for_byte_never_a_pass() {
     let body = r#"{"error":"temporarily_unavailable","error_description":"The authorization server's signing keys have not been fetched yet"}"#;
     let expected = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\naccess-control-allow-origin: *\r\n\
-         cache-control: no-store\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\
-         date: <date>\r\n\r\n{body}",
+         cache-control: no-store\r\nretry-after: 5\r\nx-request-id: <id>\r\nconnection: close\r\n\
+         content-length: {}\r\ndate: <date>\r\n\r\n{body}",
         body.len()
     );
     let token = key.sign(&claims(&auth.issuer()));

@@ -425,17 +425,23 @@ pub fn split_head(raw: &[u8]) -> (String, &[u8]) {
     (String::from_utf8(raw[..end].to_vec()).expect("a text head"), &raw[end + 4..])
 }
 
-/// A raw HTTP/1.1 response as text with the `date` field's value replaced by `<date>`, the
-/// one part of a response that changes from run to run, so the rest can be compared byte
-/// for byte.
-pub fn without_date(raw: &[u8]) -> String {
+/// A raw HTTP/1.1 response as text with the values that change from run to run replaced:
+/// `date` by `<date>`, `x-request-id` by `<id>`, so the rest can be compared byte for byte.
+pub fn normalized(raw: &[u8]) -> String {
     let text = String::from_utf8(raw.to_vec()).expect("a text response");
-    let Some(start) = text.find("\r\ndate: ") else {
-        return text;
+    let text = replace_value(&text, "date", "<date>");
+    replace_value(&text, "x-request-id", "<id>")
+}
+
+/// `text` with the value of its first `name` header line replaced by `placeholder`.
+fn replace_value(text: &str, name: &str, placeholder: &str) -> String {
+    let marker = format!("\r\n{name}: ");
+    let Some(start) = text.find(&marker) else {
+        return text.to_string();
     };
-    let value = start + "\r\ndate: ".len();
-    let end = value + text[value..].find("\r\n").expect("a complete date line");
-    format!("{}<date>{}", &text[..value], &text[end..])
+    let value = start + marker.len();
+    let end = value + text[value..].find("\r\n").expect("a complete header line");
+    format!("{}{placeholder}{}", &text[..value], &text[end..])
 }
 
 /// A header's value in a raw response head, matched case-insensitively.

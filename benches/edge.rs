@@ -131,7 +131,7 @@ fn respond(c: &mut Criterion) {
     let mut group = c.benchmark_group("respond");
     for (name, request, status) in &cases {
         let answered = match respond::handle(&state, request) {
-            respond::Decision::Answer(response) => response.status(),
+            respond::Decision::Answer(response, _) => response.status(),
             respond::Decision::Forward => panic!("{name}: no upstream is configured, nothing is forwarded"),
         };
         assert_eq!(answered, *status, "{name}");

@@ -32,7 +32,7 @@ pub fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
                 b"not ready: authorization server metadata (or, in jwt mode, its keys) not fetched yet\n",
             ),
         ),
-        "/metrics" => (StatusCode::OK, PROMETHEUS, Bytes::from(state.metrics.render(&state.snapshots))),
+        "/metrics" => (StatusCode::OK, PROMETHEUS, Bytes::from(state.metrics.render(&state.resources))),
         _ => (StatusCode::NOT_FOUND, TEXT, Bytes::from_static(b"not found\n")),
     };
     let mut response = Response::new(Body::full(body));

@@ -60,8 +60,35 @@ const KEYS: &[Key] = &[
     Key::value("access_log", "FILE", "JSON line per request, appended to FILE (- for stdout); off by default"),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
-    Key::value("config", "FILE", "JSON file with any of these settings, snake_case"),
+    Key::value(
+        "config",
+        "FILE",
+        "JSON file with any of these settings, snake_case; its \"resources\" array adds protected resources",
+    ),
 ];
+
+/// The settings an entry of the file's `resources` array gives for its own resource.
+const PER_RESOURCE: &[&str] = &[
+    "resource",
+    "auth_server",
+    "auth_server_metadata",
+    "scope",
+    "resource_name",
+    "resource_documentation",
+    "upstream",
+    "token_check",
+    "introspection_client_id",
+    "introspection_client_secret",
+    "introspection_cache",
+    "audience",
+    "required_scope",
+    "cors_origin",
+    "strip_authorization",
+];
+
+/// The settings an entry may give and otherwise takes from the top level.
+const INHERITED: &[&str] =
+    &["refresh", "connect_timeout", "fetch_timeout", "max_metadata_bytes", "upstream_timeout", "max_body_bytes"];
 
 const ENV_PREFIX: &str = "MCP_AUTH_EDGE_";
 
@@ -104,6 +131,10 @@ pub struct Config {
     pub limits: crate::serve::Limits,
     /// Where the access log goes; `None` writes none.
     pub access_log: Option<crate::observe::Target>,
+    /// Further protected resources, from the file's `resources` array. Each is validated as a
+    /// configuration of its own (inheriting the top level's timings); only its per-resource
+    /// settings are used. The top level's resource is the first, the default.
+    pub resources: Vec<Config>,
 }
 
 /// How the gate checks bearer tokens.
@@ -300,10 +331,14 @@ pub fn usage() -> String {
     out
 }
 
+type Values = BTreeMap<&'static str, (Origin, Raw)>;
+
 /// Raw values gathered from the three sources, before validation.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
-    values: BTreeMap<&'static str, (Origin, Raw)>,
+    values: Values,
+    /// The file's `resources` entries, each with where it is (`FILE, resources[N]`).
+    resources: Vec<(String, Values)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -325,18 +360,18 @@ impl Settings {
             Raw::One(path) => Some(path.clone()),
             Raw::Many(_) => None,
         });
-        let file = match file_path {
+        let (file, resources) = match file_path {
             Some(path) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
                 parse_file(&path, &text)?
             }
-            None => BTreeMap::new(),
+            None => (BTreeMap::new(), Vec::new()),
         };
         let mut values = file;
         values.extend(env);
         values.extend(flags);
-        Ok(Settings { values })
+        Ok(Settings { values, resources })
     }
 
     /// Sets a value as if it had been given on the command line; the demo fills in its own
@@ -442,13 +477,47 @@ fn parse_env(env: impl Fn(&str) -> Option<String>) -> BTreeMap<&'static str, (Or
         .collect()
 }
 
-/// Parses the `--config` file: a JSON object whose keys are the settings' snake_case names.
-fn parse_file(path: &str, text: &str) -> Result<BTreeMap<&'static str, (Origin, Raw)>, ConfigError> {
+/// Parses the `--config` file: a JSON object whose keys are the settings' snake_case names,
+/// and optionally `resources`, an array of objects each describing one more protected resource.
+fn parse_file(path: &str, text: &str) -> Result<(Values, Vec<(String, Values)>), ConfigError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ConfigError::File { path: path.to_string(), reason: format!("not valid JSON: {e}") })?;
-    let serde_json::Value::Object(map) = value else {
+    let serde_json::Value::Object(mut map) = value else {
         return Err(ConfigError::File { path: path.to_string(), reason: "must hold a JSON object".into() });
     };
+    let mut resources = Vec::new();
+    if let Some(list) = map.remove("resources") {
+        let wrong = || ConfigError::FileType {
+            path: path.to_string(),
+            key: "resources".into(),
+            expected: "an array of objects",
+        };
+        let serde_json::Value::Array(items) = list else { return Err(wrong()) };
+        for (i, item) in items.into_iter().enumerate() {
+            let serde_json::Value::Object(entry) = item else { return Err(wrong()) };
+            let at = format!("{path}, resources[{i}]");
+            if let Some(name) =
+                entry.keys().find(|k| !PER_RESOURCE.contains(&k.as_str()) && !INHERITED.contains(&k.as_str()))
+            {
+                return Err(ConfigError::File {
+                    path: at,
+                    reason: format!("\"{name}\" is not a per-resource setting; set it at the top level"),
+                });
+            }
+            for required in ["resource", "auth_server"] {
+                if !entry.contains_key(required) {
+                    return Err(ConfigError::File { path: at, reason: format!("a resource needs \"{required}\"") });
+                }
+            }
+            let values = parse_object(&at, entry)?;
+            resources.push((at, values));
+        }
+    }
+    Ok((parse_object(path, map)?, resources))
+}
+
+/// Parses the settings of one JSON object of the file; `path` says where it is.
+fn parse_object(path: &str, map: serde_json::Map<String, serde_json::Value>) -> Result<Values, ConfigError> {
     let mut out = BTreeMap::new();
     for (name, value) in map {
         let key = key_by_name(&name)
@@ -620,7 +689,43 @@ fn parse_issuer(origin: &Origin, v: &str) -> Result<Issuer, ConfigError> {
     }
 }
 
+/// Validates the file's `resources` entries, each with the top level's timings where it gives
+/// none, and checks that every resource has a path of its own.
+fn more_resources(s: &Settings, first: &Resource) -> Result<Vec<Config>, ConfigError> {
+    let mut paths = vec![first.path.clone()];
+    let mut out = Vec::new();
+    for (_, entry) in &s.resources {
+        let mut values = entry.clone();
+        for key in INHERITED {
+            if let (false, Some(value)) = (values.contains_key(key), s.values.get(key)) {
+                values.insert(key, value.clone());
+            }
+        }
+        let config = Config::from_settings(&Settings { values, resources: Vec::new() })?;
+        if paths.contains(&config.resource.path) {
+            let (origin, value) = entry.get("resource").map(|(o, v)| (o, v)).ok_or(ConfigError::Missing("resource"))?;
+            let value = match value {
+                Raw::One(v) => v.clone(),
+                Raw::Many(v) => v.join(" "),
+            };
+            return Err(invalid(
+                origin,
+                &value,
+                "has the same path as another resource; each needs a path of its own for its metadata and gate",
+            ));
+        }
+        paths.push(config.resource.path.clone());
+        out.push(config);
+    }
+    Ok(out)
+}
+
 impl Config {
+    /// Every protected resource: the top level's first, then the file's `resources`.
+    pub fn protected(&self) -> impl Iterator<Item = &Config> + Clone {
+        std::iter::once(self).chain(&self.resources)
+    }
+
     /// Validates the gathered settings into a `Config`, naming the first bad value.
     pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
         let listen = s.listen()?;
@@ -756,6 +861,7 @@ impl Config {
             }
         };
         let limits = limits(s)?;
+        let resources = more_resources(s, &resource)?;
         let access_log = match s.one("access_log") {
             None => None,
             Some((_, "-")) => Some(crate::observe::Target::Stdout),
@@ -768,6 +874,7 @@ impl Config {
             }
         };
         Ok(Config {
+            resources,
             access_log,
             limits,
             tls,

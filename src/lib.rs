@@ -50,17 +50,43 @@ pub mod token;
 
 pub use config::Config;
 
+/// One protected resource: the paths that lead to it, its documents and its gate.
+pub struct Protected {
+    /// The resource URL, for logs and metric labels.
+    pub resource: String,
+    pub paths: route::Paths,
+    pub snapshots: snapshot::Snapshots,
+    /// Set when an upstream MCP server is configured.
+    pub gate: Option<proxy::Gate>,
+}
+
+impl Protected {
+    /// The resource's part of the state; its metadata document is made here, once.
+    fn new(config: &Config) -> Protected {
+        Protected {
+            resource: config.resource.url.clone(),
+            paths: route::Paths::from_config(config),
+            snapshots: snapshot::Snapshots::new(snapshot::resource_metadata(config)),
+            gate: config.upstream.as_ref().map(|upstream| proxy::Gate::new(config, upstream)),
+        }
+    }
+
+    /// Ready to serve: the metadata is loaded and tokens can be checked (jwt mode: the keys
+    /// are loaded; introspect mode: the endpoint is known).
+    pub fn ready(&self) -> bool {
+        self.snapshots.ready() && self.gate.as_ref().and_then(|g| g.verifier.as_ref()).is_none_or(|v| v.ready())
+    }
+}
+
 /// Everything the request path reads, shared by every connection. A configuration reload
 /// builds a new one and swaps it in whole (see [`Live`]); only the metrics carry over.
 pub struct State {
-    pub paths: route::Paths,
-    pub snapshots: snapshot::Snapshots,
+    /// The protected resources, the default (the top level's) first; never empty.
+    pub resources: Vec<Protected>,
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// The access log, when `--access-log` is set; like the metrics, kept across reloads.
     pub access: Option<std::sync::Arc<observe::AccessLog>>,
     pub headers: respond::Headers,
-    /// Set when an upstream MCP server is configured.
-    pub gate: Option<proxy::Gate>,
     /// What the main listener allows its clients.
     pub limits: serve::Limits,
 }
@@ -84,19 +110,16 @@ impl State {
     ) -> State {
         State {
             access,
-            paths: route::Paths::from_config(config),
-            snapshots: snapshot::Snapshots::new(snapshot::resource_metadata(config)),
+            resources: config.protected().map(Protected::new).collect(),
             metrics,
             headers: respond::Headers::new(config.cache_max_age),
-            gate: config.upstream.as_ref().map(|upstream| proxy::Gate::new(config, upstream)),
             limits: config.limits.clone(),
         }
     }
 
-    /// Ready to serve: the metadata is loaded and tokens can be checked (jwt mode: the keys
-    /// are loaded; introspect mode: the endpoint is known).
+    /// Ready to serve: every resource is.
     pub fn ready(&self) -> bool {
-        self.snapshots.ready() && self.gate.as_ref().and_then(|g| g.verifier.as_ref()).is_none_or(|v| v.ready())
+        self.resources.iter().all(Protected::ready)
     }
 }
 

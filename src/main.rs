@@ -125,26 +125,15 @@ fn try_main(mut settings: Settings, args: Vec<String>) -> Result<(), Failure> {
         if let Some(admin) = &admin {
             info!("admin endpoints on http://{}", admin.local_addr().map_err(io("admin listener"))?);
         }
-        info!("resource {} with authorization server {}", config.resource.url, config.issuer.url);
-        match (&config.upstream, config.token_check) {
-            (None, _) => info!("no --upstream: only the discovery documents are served"),
-            (Some(up), mcp_auth_edge::config::TokenCheck::Jwt) => {
-                info!("gate: tokens verified at the edge (jwt) before forwarding to {}://{}", up.scheme, up.authority)
-            }
-            (Some(up), mcp_auth_edge::config::TokenCheck::Introspect) => info!(
-                "gate: tokens introspected at the authorization server (RFC 7662) before forwarding to {}://{}",
-                up.scheme, up.authority
-            ),
-            (Some(up), mcp_auth_edge::config::TokenCheck::Presence) => info!(
-                "gate: tokens checked for presence only; {}://{} must validate them itself",
-                up.scheme, up.authority
-            ),
+        for resource in config.protected() {
+            log_resource(resource);
         }
         if demo {
             println!("{}", demo::banner(&edge, &config.issuer.url, &config.resource.path));
         }
 
         let (reload, reloads) = tokio::sync::watch::channel(None);
+
         tokio::spawn(signals(trigger.clone(), config.tls.clone(), reload, reread));
         let result = mcp_auth_edge::run_with_reloads(&config, listener, admin, shutdown, reloads).await;
         // The edge may stop on its own (an unusable authorization server); the demo servers
@@ -156,6 +145,27 @@ fn try_main(mut settings: Settings, args: Vec<String>) -> Result<(), Failure> {
         info!("stopped");
         result.map_err(io("serving"))
     })
+}
+
+/// Logs what one protected resource is and how its gate checks tokens.
+fn log_resource(config: &Config) {
+    use mcp_auth_edge::config::TokenCheck;
+    let resource = &config.resource.url;
+    info!("resource {resource} with authorization server {}", config.issuer.url);
+    match (&config.upstream, config.token_check) {
+        (None, _) => info!("{resource}: no upstream, only its discovery documents are served"),
+        (Some(up), TokenCheck::Jwt) => {
+            info!("{resource}: tokens verified at the edge (jwt) before forwarding to {}://{}", up.scheme, up.authority)
+        }
+        (Some(up), TokenCheck::Introspect) => info!(
+            "{resource}: tokens introspected at the authorization server (RFC 7662) before forwarding to {}://{}",
+            up.scheme, up.authority
+        ),
+        (Some(up), TokenCheck::Presence) => info!(
+            "{resource}: tokens checked for presence only; {}://{} must validate them itself",
+            up.scheme, up.authority
+        ),
+    }
 }
 
 /// Binds the main listener with a listen backlog sized for `--max-connections`: at that limit

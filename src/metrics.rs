@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::route::{Doc, Route};
-use crate::snapshot::Snapshots;
+use crate::Protected;
 
 const ROUTES: [&str; 4] = ["auth_server_metadata", "resource_metadata", "mcp", "other"];
 const STATUSES: [u16; 13] = [200, 204, 304, 400, 401, 403, 404, 405, 413, 502, 503, 504, 0];
@@ -96,8 +96,11 @@ impl Histogram {
             }
         }
         let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let labels = labels.trim_end_matches(',');
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {cumulative}");
+        let labels = match labels.trim_end_matches(',') {
+            "" => String::new(),
+            labels => format!("{{{labels}}}"),
+        };
+        let _ = writeln!(out, "{name}_sum{labels} {sum}\n{name}_count{labels} {cumulative}");
     }
 }
 
@@ -256,7 +259,7 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text exposition format.
-    pub fn render(&self, snapshots: &Snapshots) -> String {
+    pub fn render(&self, resources: &[Protected]) -> String {
         let mut out = String::with_capacity(2048);
         out.push_str("# HELP mcp_auth_edge_requests_total Requests answered, by route and status.\n");
         out.push_str("# TYPE mcp_auth_edge_requests_total counter\n");
@@ -358,15 +361,31 @@ impl Metrics {
         out.push_str("# TYPE mcp_auth_edge_connections_open gauge\n");
         let _ = writeln!(out, "mcp_auth_edge_connections_open {}", self.connections_open.load(Ordering::Relaxed));
         out.push_str(
-            "# HELP mcp_auth_edge_snapshot_age_seconds Seconds since the last good fetch; absent before the first.\n",
+            "# HELP mcp_auth_edge_snapshot_age_seconds Seconds since the last good fetch, by resource; absent before the first.\n",
         );
         out.push_str("# TYPE mcp_auth_edge_snapshot_age_seconds gauge\n");
-        if let Some(age) = snapshots.age() {
-            let _ = writeln!(out, "mcp_auth_edge_snapshot_age_seconds {:.3}", age.as_secs_f64());
+        for r in resources {
+            if let Some(age) = r.snapshots.age() {
+                let _ = writeln!(
+                    out,
+                    "mcp_auth_edge_snapshot_age_seconds{{resource=\"{}\"}} {:.3}",
+                    r.resource,
+                    age.as_secs_f64()
+                );
+            }
         }
-        out.push_str("# HELP mcp_auth_edge_snapshot_loaded Whether authorization server metadata is in service.\n");
+        out.push_str(
+            "# HELP mcp_auth_edge_snapshot_loaded Whether authorization server metadata is in service, by resource.\n",
+        );
         out.push_str("# TYPE mcp_auth_edge_snapshot_loaded gauge\n");
-        let _ = writeln!(out, "mcp_auth_edge_snapshot_loaded {}", u8::from(snapshots.ready()));
+        for r in resources {
+            let _ = writeln!(
+                out,
+                "mcp_auth_edge_snapshot_loaded{{resource=\"{}\"}} {}",
+                r.resource,
+                u8::from(r.snapshots.ready())
+            );
+        }
         out
     }
 }
@@ -374,7 +393,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[test]
     fn counts_by_route_and_status() {
@@ -386,7 +404,7 @@ mod tests {
         m.refresh_succeeded(true);
         m.refresh_failed();
         assert_eq!(m.requests(doc, StatusCode::OK), 2);
-        let text = m.render(&Snapshots::new(Bytes::from_static(b"{}")));
+        let text = m.render(&[]);
         assert!(
             text.contains("mcp_auth_edge_requests_total{route=\"auth_server_metadata\",status=\"200\"} 2\n"),
             "{text}"
@@ -394,8 +412,6 @@ mod tests {
         assert!(text.contains("mcp_auth_edge_requests_total{route=\"other\",status=\"other\"} 1\n"));
         assert!(text.contains("mcp_auth_edge_refresh_success_total 1\n"));
         assert!(text.contains("mcp_auth_edge_refresh_failure_total 1\n"));
-        assert!(text.contains("mcp_auth_edge_snapshot_loaded 0\n"));
-        assert!(!text.contains("\nmcp_auth_edge_snapshot_age_seconds "));
         assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"body\"} 0\n"), "{text}");
         assert!(text.contains("mcp_auth_edge_connections_open 0\n"), "{text}");
         // Cumulative buckets: one answer under 100 µs, the other between 2.5 and 5 ms.
@@ -416,7 +432,7 @@ mod tests {
         assert!(text.contains(&format!("{series}_bucket{{route=\"other\",class=\"4xx\",le=\"10\"}} 0\n")), "{text}");
         assert!(text.contains(&format!("{series}_bucket{{route=\"other\",class=\"4xx\",le=\"+Inf\"}} 1\n")), "{text}");
         assert!(!text.contains("class=\"5xx\",le="), "empty histograms are left out: {text}");
-        assert!(text.contains("mcp_auth_edge_upstream_duration_seconds_count{} 0\n"), "{text}");
+        assert!(text.contains("mcp_auth_edge_upstream_duration_seconds_count 0\n"), "{text}");
     }
 
     #[test]
@@ -429,7 +445,7 @@ mod tests {
         m.connection_opened();
         m.connection_closed();
         assert_eq!(m.limit_hits(Limit::HeaderReadTimeout), 2);
-        let text = m.render(&Snapshots::new(Bytes::from_static(b"{}")));
+        let text = m.render(&[]);
         assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"header_read_timeout\"} 2\n"), "{text}");
         assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"connections\"} 1\n"), "{text}");
         assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"headers\"} 0\n"), "{text}");

@@ -262,6 +262,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer_ip: &HeaderValue, proto: &Hea
 /// from `started` to its head, and logged.
 pub async fn forward(
     state: Arc<State>,
+    index: usize,
     mut request: Request<Incoming>,
     peer_ip: HeaderValue,
     activity: Arc<Activity>,
@@ -270,7 +271,7 @@ pub async fn forward(
     let id = crate::observe::request_id(request.headers());
     request.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
     let seen = crate::observe::Seen::of(&state, &request);
-    let mut response = exchange(&state, request, &peer_ip, activity).await;
+    let mut response = exchange(&state, index, request, &peer_ip, activity).await;
     response.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
     crate::observe::answered(&state, Route::Gate, response.status(), started, seen, &peer_ip, Some(id));
     response
@@ -279,11 +280,12 @@ pub async fn forward(
 /// The gate's token check, then the exchange with the MCP server.
 async fn exchange(
     state: &Arc<State>,
+    index: usize,
     mut request: Request<Incoming>,
     peer_ip: &HeaderValue,
     activity: Arc<Activity>,
 ) -> Response<Body> {
-    let Some(gate) = state.gate.as_ref() else {
+    let Some(gate) = state.resources.get(index).and_then(|r| r.gate.as_ref()) else {
         return crate::respond::not_found();
     };
     // From here until the response body ends, the connection is busy, not idle: a slow token

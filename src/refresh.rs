@@ -16,15 +16,25 @@ use crate::State;
 #[derive(Debug)]
 pub struct Unusable(pub &'static str);
 
-/// Refreshes until `shutdown` fires. The first fetch starts at once.
+/// Refreshes the documents of the resource with this index in `state` until `shutdown`
+/// fires. The first fetch starts at once.
 pub async fn run(
     state: Arc<State>,
+    index: usize,
     fetcher: Fetcher,
     period: Duration,
     scopes: Vec<String>,
     mut shutdown: Shutdown,
 ) -> Result<(), Unusable> {
-    let verifier = state.gate.as_ref().and_then(|g| g.verifier.as_ref());
+    let Some(protected) = state.resources.get(index) else {
+        return Ok(());
+    };
+    let verifier = protected.gate.as_ref().and_then(|g| g.verifier.as_ref());
+    // With several resources, each line says whose documents it is about.
+    let whose = match state.resources.len() {
+        1 => String::new(),
+        _ => format!("[{}] ", protected.resource),
+    };
     let first_retry = period.min(Duration::from_secs(1));
     let mut retry = first_retry;
     // The failure last logged; `None` while healthy.
@@ -41,7 +51,7 @@ pub async fn run(
             (Ok(body), Some(v)) => match v.requirement(&body) {
                 Ok(()) => Ok(body),
                 Err(reason) if !loaded => {
-                    crate::error!("{reason}; stopping");
+                    crate::error!("{whose}{reason}; stopping");
                     return Err(Unusable(reason));
                 }
                 Err(reason) => Err(reason.to_string()),
@@ -50,7 +60,7 @@ pub async fn run(
         };
         let wait = match outcome {
             Ok(body) => {
-                let changed = state.snapshots.offer(body.clone());
+                let changed = protected.snapshots.offer(body.clone());
                 if let Some(verifier) = verifier {
                     // The JWKS is refreshed with the metadata, so rotated keys are picked up
                     // within one period (an unknown kid also triggers a refetch on demand).
@@ -61,12 +71,12 @@ pub async fn run(
                     }
                     match fetched {
                         Ok(()) if !keys_ok => {
-                            crate::info!("{needs} loaded; tokens can be checked");
+                            crate::info!("{whose}{needs} loaded; tokens can be checked");
                             keys_ok = true;
                         }
                         Ok(()) => {}
                         Err(e) if keys_ok || !keys_warned => {
-                            crate::warn!("{needs} not loaded, tokens cannot be checked until it is: {e}");
+                            crate::warn!("{whose}{needs} not loaded, tokens cannot be checked until it is: {e}");
                             keys_ok = false;
                             keys_warned = true;
                         }
@@ -77,18 +87,18 @@ pub async fn run(
                     let unlisted = metadata::unlisted_scopes(&body, &scopes);
                     if !unlisted.is_empty() {
                         crate::warn!(
-                            "scopes {unlisted:?} are not in the authorization server's scopes_supported; \
+                            "{whose}scopes {unlisted:?} are not in the authorization server's scopes_supported; \
                              clients that register with them may be refused"
                         );
                     }
                 }
                 state.metrics.refresh_succeeded(changed);
                 if !loaded {
-                    crate::info!("authorization server metadata loaded; ready");
+                    crate::info!("{whose}authorization server metadata loaded; ready");
                 } else if failing.is_some() {
-                    crate::info!("authorization server metadata fetched again; refresh recovered");
+                    crate::info!("{whose}authorization server metadata fetched again; refresh recovered");
                 } else if changed {
-                    crate::info!("authorization server metadata changed; new snapshot in service");
+                    crate::info!("{whose}authorization server metadata changed; new snapshot in service");
                 }
                 loaded = true;
                 failing = None;
@@ -99,9 +109,11 @@ pub async fn run(
                 state.metrics.refresh_failed();
                 if failing.as_deref() != Some(message.as_str()) {
                     if loaded {
-                        crate::warn!("metadata refresh failed, still serving the last good document: {message}");
+                        crate::warn!("{whose}metadata refresh failed, still serving the last good document: {message}");
                     } else {
-                        crate::warn!("metadata fetch failed, discovery answers 503 until it succeeds: {message}");
+                        crate::warn!(
+                            "{whose}metadata fetch failed, discovery answers 503 until it succeeds: {message}"
+                        );
                     }
                     failing = Some(message);
                 }

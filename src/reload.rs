@@ -23,31 +23,50 @@ const PRIME_POLL: Duration = Duration::from_millis(20);
 /// Dropping it ends the task too (a dropped trigger reads as fired).
 pub struct Generation {
     trigger: Trigger,
-    refresh: JoinHandle<Result<(), Unusable>>,
+    /// One refresh task per protected resource.
+    refresh: Vec<JoinHandle<Result<(), Unusable>>>,
 }
 
 impl Generation {
-    /// Starts the refresh task for `state`. When `fatal` is given, a first document unusable
-    /// for the token check records the reason there and fires the trigger given with it.
+    /// Starts a refresh task for each resource of `state`. When `fatal` is given, a first
+    /// document unusable for the token check records the reason there and fires the trigger
+    /// given with it.
     pub fn start(state: Arc<State>, config: &Config, fatal: Option<(Arc<Trigger>, Arc<Fatal>)>) -> Generation {
         let (trigger, stop) = shutdown_channel();
-        let task =
-            refresh::run(state, crate::metadata::Fetcher::new(config), config.refresh, config.scopes.clone(), stop);
-        let refresh = tokio::spawn(async move {
-            let outcome = task.await;
-            if let (Err(Unusable(reason)), Some((edge, record))) = (&outcome, fatal) {
-                let _ = record.set(reason);
-                edge.fire();
-            }
-            outcome
-        });
+        let refresh = config
+            .protected()
+            .enumerate()
+            .map(|(index, resource)| {
+                let fetcher = crate::metadata::Fetcher::new(resource);
+                let scopes = resource.scopes.clone();
+                let task = refresh::run(Arc::clone(&state), index, fetcher, resource.refresh, scopes, stop.clone());
+                let fatal = fatal.clone();
+                tokio::spawn(async move {
+                    let outcome = task.await;
+                    if let (Err(Unusable(reason)), Some((edge, record))) = (&outcome, fatal) {
+                        let _ = record.set(reason);
+                        edge.fire();
+                    }
+                    outcome
+                })
+            })
+            .collect();
         Generation { trigger, refresh }
     }
 
-    /// Stops the refresh task and waits for it to end.
+    /// Stops the refresh tasks and waits for them to end.
     pub async fn stop(self) {
         self.trigger.fire();
-        let _ = self.refresh.await;
+        for task in self.refresh {
+            let _ = task.await;
+        }
+    }
+
+    /// The outcome of a refresh task that has ended, if one has: they end only when stopped
+    /// or when a first document is unusable.
+    async fn ended(&mut self) -> Option<Result<Result<(), Unusable>, tokio::task::JoinError>> {
+        let at = self.refresh.iter().position(JoinHandle::is_finished)?;
+        Some(self.refresh.swap_remove(at).await)
     }
 }
 
@@ -118,13 +137,13 @@ pub async fn prime(config: &Config, running: &State) -> Result<(Arc<State>, Gene
         if tokio::time::Instant::now() >= deadline {
             return Err(Refused::NotReady(allowed));
         }
-        tokio::select! {
-            outcome = &mut generation.refresh => return Err(match outcome {
+        if let Some(outcome) = generation.ended().await {
+            return Err(match outcome {
                 Ok(Err(Unusable(reason))) => Refused::Unusable(reason),
                 _ => Refused::Stopping,
-            }),
-            _ = tokio::time::sleep(PRIME_POLL) => {}
+            });
         }
+        tokio::time::sleep(PRIME_POLL).await;
     }
 }
 

@@ -65,7 +65,8 @@ impl http_body::Body for Body {
 pub enum Decision {
     /// The edge's own answer, and the route it was given on (for counting and logging).
     Answer(Response<Body>, Route),
-    Forward,
+    /// Past the gate of the resource with this index in [`State::resources`].
+    Forward(usize),
 }
 
 /// The service future: ready at once for everything the edge answers itself (no boxing on
@@ -139,15 +140,19 @@ impl Headers {
 /// Answers a request on the main listener: the whole of it for discovery, the gate's check
 /// for the MCP endpoint. Pure: the caller counts and logs what was answered.
 pub fn handle<B>(state: &State, request: &Request<B>) -> Decision {
-    let route = route::classify(&state.paths, request.method(), request.uri().path());
+    let paths = state.resources.iter().map(|r| &r.paths);
+    let (index, route) = route::classify_among(paths, request.method(), request.uri().path());
+    let Some(protected) = state.resources.get(index) else {
+        return Decision::Answer(not_found(), Route::NotFound);
+    };
     let response = match route {
-        Route::Gate => match guard(state, request) {
+        Route::Gate => match guard(protected, request) {
             Some(response) => response,
-            None => return Decision::Forward,
+            None => return Decision::Forward(index),
         },
         Route::Document { doc, head } => match doc {
-            route::Doc::Resource => document(state, state.snapshots.resource(), head, request.headers()),
-            route::Doc::AuthServer => match &*state.snapshots.auth_server() {
+            route::Doc::Resource => document(state, protected.snapshots.resource(), head, request.headers()),
+            route::Doc::AuthServer => match &*protected.snapshots.auth_server() {
                 Some(current) => document(state, current, head, request.headers()),
                 None => unavailable(),
             },
@@ -161,8 +166,8 @@ pub fn handle<B>(state: &State, request: &Request<B>) -> Decision {
 
 /// The gate: a preflight or a request without a usable credential is answered here; `None`
 /// lets the request through.
-fn guard<B>(state: &State, request: &Request<B>) -> Option<Response<Body>> {
-    let Some(gate) = state.gate.as_ref() else {
+fn guard<B>(protected: &crate::Protected, request: &Request<B>) -> Option<Response<Body>> {
+    let Some(gate) = protected.gate.as_ref() else {
         return Some(not_found());
     };
     if request.method() == Method::OPTIONS {
@@ -369,7 +374,7 @@ mod tests {
     fn handle<B>(state: &State, request: &Request<B>) -> Response<Body> {
         match super::handle(state, request) {
             Decision::Answer(response, _) => response,
-            Decision::Forward => panic!("no upstream is configured"),
+            Decision::Forward(_) => panic!("no upstream is configured"),
         }
     }
 
@@ -416,7 +421,10 @@ mod tests {
         let r = handle(&s, &request(Method::HEAD, path, &[]));
         assert_eq!(r.status(), StatusCode::OK);
         assert!(body(&r).is_empty());
-        assert_eq!(r.headers()[header::CONTENT_LENGTH], s.snapshots.resource().body.len().to_string().as_str());
+        assert_eq!(
+            r.headers()[header::CONTENT_LENGTH],
+            s.resources[0].snapshots.resource().body.len().to_string().as_str()
+        );
     }
 
     #[test]
@@ -427,7 +435,7 @@ mod tests {
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "5");
         assert_eq!(&body(&r)[..], BODY_503);
-        s.snapshots.offer(Bytes::from_static(b"{\"issuer\":\"https://as.example\"}"));
+        s.resources[0].snapshots.offer(Bytes::from_static(b"{\"issuer\":\"https://as.example\"}"));
         let r = handle(&s, &request(Method::GET, path, &[]));
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(&body(&r)[..], b"{\"issuer\":\"https://as.example\"}");

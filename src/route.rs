@@ -38,6 +38,8 @@ pub struct Paths {
     resource: Vec<Box<str>>,
     /// Whether paths that are not discovery documents go through the gate.
     gated: bool,
+    /// The resource's path: with several resources, requests under it go to its gate.
+    prefix: Box<str>,
 }
 
 const AS_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
@@ -56,12 +58,19 @@ impl Paths {
             auth_server.push(format!("{OIDC_WELL_KNOWN}{issuer_path}").into());
             auth_server.push(format!("{issuer_path}{OIDC_WELL_KNOWN}").into());
         }
+        if !resource_path.is_empty() && resource_path != issuer_path {
+            // Clients of the 2025-03-26 MCP authorization spec look for the authorization
+            // server's metadata from the MCP server's URL, path inserted first (the TypeScript
+            // SDK does); with several resources, this is how each finds its own.
+            auth_server.push(format!("{AS_WELL_KNOWN}{resource_path}").into());
+            auth_server.push(format!("{OIDC_WELL_KNOWN}{resource_path}").into());
+        }
         let mut resource: Vec<Box<str>> = vec![PRM_WELL_KNOWN.into()];
         if !resource_path.is_empty() {
             // RFC 9728 §3.1: the well-known segment goes between the host and the path.
             resource.push(format!("{PRM_WELL_KNOWN}{resource_path}").into());
         }
-        Paths { auth_server, resource, gated: false }
+        Paths { auth_server, resource, gated: false, prefix: resource_path.into() }
     }
 
     /// The same paths, with every other path sent through the gate.
@@ -94,6 +103,44 @@ impl Paths {
         } else {
             None
         }
+    }
+
+    /// How closely `path` falls under this resource's path: the length of the match, or
+    /// `None` when it is not under it (`/mcp` covers `/mcp` and `/mcp/x`, not `/mcpx`).
+    fn covers(&self, path: &str) -> Option<usize> {
+        let rest = path.strip_prefix(&*self.prefix)?;
+        (rest.is_empty() || rest.starts_with('/') || self.prefix.ends_with('/')).then_some(self.prefix.len())
+    }
+}
+
+/// Classifies a request among several resources: which one (its index) and what to do.
+///
+/// A discovery path of any resource goes to that resource, the first listed winning where
+/// paths are shared (the root documents). Any other path goes to the gate of the gated
+/// resource whose path covers it most closely, and failing that to the first resource, so
+/// that one resource alone gates every path.
+pub fn classify_among<'a, I>(resources: I, method: &Method, path: &str) -> (usize, Route)
+where
+    I: IntoIterator<Item = &'a Paths>,
+    I::IntoIter: Clone,
+{
+    let resources = resources.into_iter();
+    for (i, paths) in resources.clone().enumerate() {
+        if paths.doc_for(path).is_some() {
+            return (i, classify(paths, method, path));
+        }
+    }
+    let mut best: Option<(usize, usize)> = None;
+    for (i, paths) in resources.clone().enumerate() {
+        if let (true, Some(len)) = (paths.gated, paths.covers(path)) {
+            if best.is_none_or(|(_, longest)| len > longest) {
+                best = Some((i, len));
+            }
+        }
+    }
+    match best {
+        Some((i, _)) => (i, Route::Gate),
+        None => (0, resources.clone().next().map_or(Route::NotFound, |first| classify(first, method, path))),
     }
 }
 
@@ -179,5 +226,33 @@ mod tests {
     fn matching_is_case_sensitive() {
         let p = Paths::new("", "");
         assert_eq!(classify(&p, &Method::GET, "/.WELL-KNOWN/oauth-protected-resource"), Route::NotFound);
+    }
+
+    #[test]
+    fn several_resources_each_get_their_documents_and_their_gate() {
+        let resources =
+            [Paths::new("", "/a/mcp").gated(), Paths::new("/tenant", "/a/mcp/deep").gated(), Paths::new("", "/docs")];
+        let among = |method: &Method, path| classify_among(&resources, method, path);
+        let get = Method::GET;
+        let doc = |doc| Route::Document { doc, head: false };
+        // Root documents: the first resource's.
+        assert_eq!(among(&get, "/.well-known/oauth-protected-resource"), (0, doc(Doc::Resource)));
+        assert_eq!(among(&get, "/.well-known/oauth-authorization-server"), (0, doc(Doc::AuthServer)));
+        // Path-inserted documents: each resource's own, by its path or its issuer's.
+        assert_eq!(among(&get, "/.well-known/oauth-protected-resource/a/mcp/deep"), (1, doc(Doc::Resource)));
+        assert_eq!(among(&get, "/.well-known/oauth-authorization-server/a/mcp/deep"), (1, doc(Doc::AuthServer)));
+        assert_eq!(among(&get, "/.well-known/openid-configuration/tenant"), (1, doc(Doc::AuthServer)));
+        assert_eq!(among(&get, "/.well-known/oauth-protected-resource/docs"), (2, doc(Doc::Resource)));
+        // The gate: the closest covering path, on segment boundaries.
+        assert_eq!(among(&Method::POST, "/a/mcp"), (0, Route::Gate));
+        assert_eq!(among(&Method::POST, "/a/mcp/x"), (0, Route::Gate));
+        assert_eq!(among(&Method::POST, "/a/mcp/deep"), (1, Route::Gate));
+        assert_eq!(among(&Method::POST, "/a/mcp/deep/er"), (1, Route::Gate));
+        assert_eq!(among(&Method::POST, "/a/mcp/deeper"), (0, Route::Gate));
+        // An ungated resource's path is no gate; anything unclaimed falls to the first.
+        assert_eq!(among(&Method::POST, "/docs/x"), (0, Route::Gate));
+        assert_eq!(among(&Method::POST, "/elsewhere"), (0, Route::Gate));
+        let ungated = [Paths::new("", "/a"), Paths::new("", "/b")];
+        assert_eq!(classify_among(&ungated, &Method::POST, "/b"), (0, Route::NotFound));
     }
 }

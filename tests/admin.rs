@@ -2,6 +2,10 @@
 
 mod support;
 
+/// The snapshot gauges of the one resource these tests configure.
+const LOADED: &str = "mcp_auth_edge_snapshot_loaded{resource=\"https://mcp.example.com/mcp\"}";
+const AGE: &str = "mcp_auth_edge_snapshot_age_seconds{resource=\"https://mcp.example.com/mcp\"}";
+
 use http::{Method, StatusCode};
 use support::{free_port, metric, request, Canned, Edge, Upstream, AS_PATH, PRM_PATH, RESOURCE};
 
@@ -42,8 +46,8 @@ async fn metrics_count_requests_by_route_and_status() {
     assert_eq!(count("other", "404"), Some(1.0), "{text}");
     assert!(metric(&text, "mcp_auth_edge_refresh_success_total").is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(metric(&text, "mcp_auth_edge_refresh_failure_total"), Some(0.0), "{text}");
-    assert_eq!(metric(&text, "mcp_auth_edge_snapshot_loaded"), Some(1.0), "{text}");
-    let age = metric(&text, "mcp_auth_edge_snapshot_age_seconds").expect("snapshot age once loaded");
+    assert_eq!(metric(&text, LOADED), Some(1.0), "{text}");
+    let age = metric(&text, AGE).expect("snapshot age once loaded");
     assert!((0.0..60.0).contains(&age), "{age}");
 }
 
@@ -58,12 +62,12 @@ async fn metrics_count_refresh_failures_and_leave_out_age_before_the_first_load(
     assert!(reply.header("content-type").starts_with("text/plain"));
     let text = reply.text();
     assert_eq!(metric(&text, "mcp_auth_edge_refresh_success_total"), Some(0.0), "{text}");
-    assert_eq!(metric(&text, "mcp_auth_edge_snapshot_loaded"), Some(0.0), "{text}");
-    assert_eq!(metric(&text, "mcp_auth_edge_snapshot_age_seconds"), None, "{text}");
+    assert_eq!(metric(&text, LOADED), Some(0.0), "{text}");
+    assert_eq!(metric(&text, AGE), None, "{text}");
 
     upstream.set(AS_PATH, Canned::ok(upstream.metadata(1)));
     edge.wait_ready().await;
     let text = edge.metrics().await;
-    assert!(metric(&text, "mcp_auth_edge_snapshot_age_seconds").is_some(), "{text}");
-    assert_eq!(metric(&text, "mcp_auth_edge_snapshot_loaded"), Some(1.0), "{text}");
+    assert!(metric(&text, AGE).is_some(), "{text}");
+    assert_eq!(metric(&text, LOADED), Some(1.0), "{text}");
 }

@@ -72,7 +72,7 @@ fn discovery_requests_allocate_no_more_than_bare_hyper() {
     let config =
         Config::from_settings(&Settings::load(args, |_| None).expect("settings load")).expect("a valid configuration");
     let state = Arc::new(State::new(&config));
-    state.snapshots.offer(Bytes::from_static(AS_DOCUMENT));
+    state.resources[0].snapshots.offer(Bytes::from_static(AS_DOCUMENT));
 
     // One current-thread runtime, as the edge runs with `--threads 1`, serves both.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

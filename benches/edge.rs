@@ -40,7 +40,7 @@ fn config() -> Config {
 /// The edge's state with the document in service, as after the first good fetch.
 fn state() -> State {
     let state = State::new(&config());
-    state.snapshots.offer(document());
+    state.resources[0].snapshots.offer(document());
     state
 }
 
@@ -69,7 +69,7 @@ fn classify(c: &mut Criterion) {
 
 fn if_none_match(c: &mut Criterion) {
     let state = state();
-    let etag = state.snapshots.auth_server().as_ref().expect("offered above").etag.clone();
+    let etag = state.resources[0].snapshots.auth_server().as_ref().expect("offered above").etag.clone();
     let matching = format!("W/\"other\", {}", etag.to_str().expect("ASCII"));
     // Tens of kilobytes of near misses (same length, last character differs), then the match.
     let near = format!("{}x\"", &etag.to_str().expect("ASCII")[..etag.len() - 2]);
@@ -106,7 +106,7 @@ fn validate(c: &mut Criterion) {
 
 fn respond(c: &mut Criterion) {
     let state = state();
-    let etag = state.snapshots.auth_server().as_ref().expect("offered above").etag.clone();
+    let etag = state.resources[0].snapshots.auth_server().as_ref().expect("offered above").etag.clone();
     let request = |method: Method, headers: &[(&str, &str)]| {
         let mut r = Request::builder().method(method).uri(AS_PATH);
         for (k, v) in headers {
@@ -132,7 +132,7 @@ fn respond(c: &mut Criterion) {
     for (name, request, status) in &cases {
         let answered = match respond::handle(&state, request) {
             respond::Decision::Answer(response, _) => response.status(),
-            respond::Decision::Forward => panic!("{name}: no upstream is configured, nothing is forwarded"),
+            respond::Decision::Forward(_) => panic!("{name}: no upstream is configured, nothing is forwarded"),
         };
         assert_eq!(answered, *status, "{name}");
         group.bench_function(*name, |b| b.iter(|| respond::handle(black_box(&state), black_box(request))));

@@ -2,7 +2,7 @@
 # The load benchmark: whole processes under wrk, each pinned to one core with wrk on the other,
 # keep-alive. Prints requests/s, p99 latency and the server's CPU time per request
 # (user+system from /proc/PID/stat over the requests wrk completed), medians of alternating
-# rounds, with ratios and the bars they are held to. Three scenarios:
+# rounds, with ratios and the bars they are held to. Three scenarios by default:
 #
 #   discovery  the same ~1.3 KB authorization-server metadata document served by mcp-auth-edge,
 #              by nginx (`return 200` with the same headers) and by a bare hyper floor;
@@ -11,13 +11,25 @@
 #   forward    a JSON-RPC POST with a valid JWT through the edge (jwt mode, token cache warm)
 #              and through nginx `proxy_pass`, both to the same echo MCP server.
 #
-#   bash benches/load.sh                      # all three, 3 rounds of 6 s per server
+# and two more on request, over TLS 1.3 (a throwaway self-signed P-256 ECDSA certificate made
+# with openssl in the temporary directory at each run, the same one for both servers):
+#
+#   https      the discovery document from the edge (--tls-cert/--tls-key) and from nginx
+#              (`return 200`, the same headers, benches/nginx/tls.conf.in) over HTTP/1.1 on
+#              TLS, loaded by wrk (keep-alive, no ALPN offered, as wrk does);
+#   h2         the same two servers over HTTP/2 (ALPN h2), loaded by h2load with
+#              H2_CONNECTIONS connections of H2_STREAMS concurrent streams each. h2load reports
+#              no percentiles: its table shows the mean request time instead of p99.
+#
+#   bash benches/load.sh                      # the first three, 3 rounds of 6 s per server
 #   ROUNDS=5 DURATION=10 bash benches/load.sh
 #   SCENARIOS=forward bash benches/load.sh
+#   SCENARIOS="https h2" bash benches/load.sh # the TLS scenarios (need openssl; h2 needs h2load)
 #
-# Settings (environment): SCENARIOS ("discovery challenge forward"), ROUNDS (3), DURATION
-# seconds per run (6), CONNECTIONS (50), WARMUP seconds per server before the rounds (2),
-# BASE_PORT (18080; uses the next eleven ports too), SERVER_CPU (0), LOAD_CPU (1), EDGE_BIN
+# Settings (environment): SCENARIOS ("discovery challenge forward"; known: those and https h2),
+# ROUNDS (3), DURATION seconds per run (6), CONNECTIONS (50, wrk's), H2_CONNECTIONS (50) and
+# H2_STREAMS (10, h2load's -c and -m), WARMUP seconds per server before the rounds (2),
+# BASE_PORT (18080; uses the next fourteen ports too), SERVER_CPU (0), LOAD_CPU (1), EDGE_BIN
 # (the release build; set it to compare another build of the edge against the same floor and
 # nginx).
 #
@@ -29,6 +41,8 @@ SCENARIOS=${SCENARIOS:-discovery challenge forward}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-6}
 CONNECTIONS=${CONNECTIONS:-50}
+H2_CONNECTIONS=${H2_CONNECTIONS:-50}
+H2_STREAMS=${H2_STREAMS:-10}
 WARMUP=${WARMUP:-2}
 BASE_PORT=${BASE_PORT:-18080}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -47,6 +61,10 @@ GATE_PORT=$((BASE_PORT + 8))
 GATE_ADMIN_PORT=$((BASE_PORT + 9))
 PROXY_PORT=$((BASE_PORT + 10))
 PRESENCE_PORT=$((BASE_PORT + 11))
+# https and h2
+TLS_EDGE_PORT=$((BASE_PORT + 12))
+TLS_ADMIN_PORT=$((BASE_PORT + 13))
+TLS_NGINX_PORT=$((BASE_PORT + 14))
 ISSUER="http://127.0.0.1:$UPSTREAM_PORT"
 DOC_PATH=/.well-known/oauth-authorization-server
 # What an MCP client posts first after initialising; small, like most MCP calls.
@@ -62,8 +80,8 @@ die() {
 
 for s in $SCENARIOS; do
     case $s in
-    discovery | challenge | forward) ;;
-    *) die "unknown scenario '$s' in SCENARIOS; known: discovery challenge forward" ;;
+    discovery | challenge | forward | https | h2) ;;
+    *) die "unknown scenario '$s' in SCENARIOS; known: discovery challenge forward https h2" ;;
     esac
 done
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
@@ -76,6 +94,10 @@ need nginx "install it with: sudo apt-get install nginx-light"
 need taskset "install it with: sudo apt-get install util-linux"
 need curl "install it with: sudo apt-get install curl"
 need cargo "install Rust from https://rustup.rs"
+if wants https || wants h2; then
+    need openssl "install it with: sudo apt-get install openssl"
+fi
+wants h2 && need h2load "install it with: sudo apt-get install nghttp2-client"
 [ "$(nproc)" -ge 2 ] || echo "load.sh: warning: fewer than 2 CPUs; server and wrk will share one" >&2
 
 echo "== building release binaries" >&2
@@ -125,12 +147,14 @@ port_free() {
     ! curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null
 }
 
-# Waits up to 15 s for URL to answer 200.
+# Waits up to 15 s for URL to answer 200 (an https URL: with the run's certificate, verified).
 wait_ok() {
     local url=$1 pid=$2 name=$3
+    local -a ca=()
+    [[ "$url" != https:* ]] || ca=(--cacert "$WORK/tls/cert.pem")
     for _ in $(seq 150); do
         kill -0 "$pid" 2>/dev/null || die "$name exited; its log:$(printf '\n')$(cat "$WORK/$name.log")"
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ] && return 0
+        [ "$(curl -s "${ca[@]}" -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ] && return 0
         sleep 0.1
     done
     die "$name did not answer 200 on $url within 15 s; its log:$(printf '\n')$(cat "$WORK/$name.log")"
@@ -166,13 +190,14 @@ start_nginx() {
     NGINX_STARTED="$master $workers"
 }
 
-for port in $(seq $((BASE_PORT + 1)) $((BASE_PORT + 11))); do
+for port in $(seq $((BASE_PORT + 1)) $((BASE_PORT + 14))); do
     port_free "$port" || die "127.0.0.1:$port is in use; set BASE_PORT to another range"
 done
 
 # What each measured target is: the URL wrk loads, the processes whose CPU time counts, a
 # label for the tables, and, for POSTs, the wrk script and the status every answer must have.
-declare -A URL LABEL TARGET_PIDS SCRIPT EXPECT AUX_PIDS
+# TOOL is the load generator, wrk unless set to h2load.
+declare -A URL LABEL TARGET_PIDS SCRIPT EXPECT AUX_PIDS TOOL
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 shopt -u patsub_replacement 2>/dev/null || true
 
@@ -200,7 +225,7 @@ probe() {
     [ "$status" = "$expect" ] || die "$name answered $status, not $expect:$(printf '\n')$(cat "$WORK/$name.body")"
 }
 
-if wants discovery; then
+if wants discovery || wants https || wants h2; then
     # The document, its issuer the loopback upstream the edge relays it from.
     sed "s|@ISSUER@|$ISSUER|g" "$ROOT/benches/fixtures/as-metadata.json.in" >"$WORK/metadata.json"
     echo "== document: $(wc -c <"$WORK/metadata.json") bytes, issuer $ISSUER" >&2
@@ -208,7 +233,39 @@ if wants discovery; then
     # The edge's upstream: idle while the edge is under load, and kept off the server's core.
     start upstream taskset -c "$LOAD_CPU" "$FLOOR_BIN" "127.0.0.1:$UPSTREAM_PORT" "$WORK/metadata.json"
     wait_ok "$ISSUER$DOC_PATH" "$STARTED" upstream
+fi
 
+# Writes $WORK/NAME/nginx.conf from benches/nginx/TEMPLATE serving the document on PORT with
+# the edge's entity tag $ETAG, so that both send the same header bytes.
+nginx_doc_conf() {
+    local template=$1 name=$2 port=$3 conf
+    conf=$(<"$ROOT/benches/nginx/$template")
+    conf=${conf//@PREFIX@/$WORK/$name}
+    conf=${conf//@PORT@/$port}
+    conf=${conf//@ETAG@/$ETAG}
+    conf=${conf//@CERT@/$WORK/tls/cert.pem}
+    conf=${conf//@KEY@/$WORK/tls/key.pem}
+    conf=${conf//@BODY@/$(<"$WORK/metadata.json")}
+    mkdir -p "$WORK/$name"
+    printf '%s\n' "$conf" >"$WORK/$name/nginx.conf"
+}
+
+# The entity tag the edge at URL sends for the document (curl options before the URL).
+edge_etag() {
+    curl -s -D - -o /dev/null --max-time 5 "$@" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" { print $2 }'
+}
+
+# Target NAME's answer, fetched by probe, is the document with the discovery headers.
+check_doc() {
+    local s=$1 h
+    cmp -s "$WORK/$s.body" "$WORK/metadata.json" || die "$s served a different body"
+    for h in "etag: $ETAG" "cache-control: public, max-age=300" "access-control-allow-origin: *" \
+        "content-type: application/json" "content-length: $(wc -c <"$WORK/metadata.json")"; do
+        tr -d '\r' <"$WORK/$s.headers" | grep -qixF "$h" || die "$s lacks the header '$h'"
+    done
+}
+
+if wants discovery; then
     start edge taskset -c "$SERVER_CPU" "$EDGE_BIN" --threads 1 \
         --listen "127.0.0.1:$EDGE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
         --resource "http://127.0.0.1:$EDGE_PORT/mcp" --auth-server "$ISSUER"
@@ -220,16 +277,9 @@ if wants discovery; then
     wait_ok "http://127.0.0.1:$FLOOR_PORT$DOC_PATH" "$STARTED" floor
 
     # nginx gets the edge's entity tag so that all three send the same header bytes.
-    ETAG=$(curl -s -D - -o /dev/null "http://127.0.0.1:$EDGE_PORT$DOC_PATH" | tr -d '\r' |
-        awk -F': ' 'tolower($1) == "etag" { print $2 }')
+    ETAG=$(edge_etag "http://127.0.0.1:$EDGE_PORT$DOC_PATH")
     [ -n "$ETAG" ] || die "the edge sent no ETag"
-    CONF=$(<"$ROOT/benches/nginx/nginx.conf.in")
-    CONF=${CONF//@PREFIX@/$WORK/nginx}
-    CONF=${CONF//@PORT@/$NGINX_PORT}
-    CONF=${CONF//@ETAG@/$ETAG}
-    CONF=${CONF//@BODY@/$(<"$WORK/metadata.json")}
-    mkdir -p "$WORK/nginx"
-    printf '%s\n' "$CONF" >"$WORK/nginx/nginx.conf"
+    nginx_doc_conf nginx.conf.in nginx "$NGINX_PORT"
     start_nginx nginx "http://127.0.0.1:$NGINX_PORT$DOC_PATH"
     TARGET_PIDS[nginx]=$NGINX_STARTED
 
@@ -243,13 +293,97 @@ if wants discovery; then
     # Same status, body and discovery headers from each before anything is measured.
     for s in edge nginx floor; do
         probe "$s" 200 "${URL[$s]}"
-        cmp -s "$WORK/$s.body" "$WORK/metadata.json" || die "$s served a different body"
-        for h in "etag: $ETAG" "cache-control: public, max-age=300" "access-control-allow-origin: *" \
-            "content-type: application/json" "content-length: $(wc -c <"$WORK/metadata.json")"; do
-            tr -d '\r' <"$WORK/$s.headers" | grep -qixF "$h" || die "$s lacks the header '$h'"
-        done
+        check_doc "$s"
     done
     echo "== discovery: all three answer 200 with the same body and headers" >&2
+fi
+
+# What openssl negotiates with the TLS server on PORT, offering ALPN h2 if $2 is "h2" and no
+# ALPN otherwise (as wrk): "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519 h2". wrk and h2load use the
+# same OpenSSL library with its default client settings, so they negotiate the same.
+tls_params() {
+    local port=$1 alpn=${2:-} out
+    local -a offer=()
+    [ -z "$alpn" ] || offer=(-alpn "$alpn")
+    # An h2 server's first frames come after the session summary; their NUL bytes are dropped.
+    out=$(timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$WORK/tls/cert.pem" \
+        -verify_return_error "${offer[@]}" </dev/null 2>/dev/null | tr -d '\000') ||
+        die "no verified TLS handshake with 127.0.0.1:$port"
+    awk '/^New, TLS/ { sub(/,$/, "", $2); v = $2; c = $NF }
+        /^Server Temp Key:/ { sub(/,$/, "", $4); k = $4 }
+        /^ALPN protocol:/ { a = $3 } /^No ALPN negotiated/ { a = "no-ALPN" }
+        END { print v, c, k, a }' <<<"$out"
+}
+
+if wants https || wants h2; then
+    # A throwaway certificate for both servers: self-signed P-256 ECDSA, valid for a day, for
+    # the loopback address, made afresh at each run and removed with the temporary directory.
+    mkdir -p "$WORK/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=127.0.0.1" \
+        -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" \
+        >"$WORK/openssl.log" 2>&1 || die "openssl could not make a certificate:$(printf '\n')$(cat "$WORK/openssl.log")"
+
+    start edge-tls taskset -c "$SERVER_CPU" "$EDGE_BIN" --threads 1 \
+        --listen "127.0.0.1:$TLS_EDGE_PORT" --admin-listen "127.0.0.1:$TLS_ADMIN_PORT" \
+        --resource "https://127.0.0.1:$TLS_EDGE_PORT/mcp" --auth-server "$ISSUER" \
+        --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem"
+    EDGE_TLS_PID=$STARTED
+    wait_ok "http://127.0.0.1:$TLS_ADMIN_PORT/readyz" "$STARTED" edge-tls
+
+    # The ETag derives from the bytes: the same as the cleartext edge's, if that one runs.
+    TLS_ETAG=$(edge_etag --cacert "$WORK/tls/cert.pem" "https://127.0.0.1:$TLS_EDGE_PORT$DOC_PATH")
+    [ -n "$TLS_ETAG" ] || die "the TLS edge sent no ETag"
+    [ -z "${ETAG:-}" ] || [ "$ETAG" = "$TLS_ETAG" ] || die "the TLS edge's ETag $TLS_ETAG is not the cleartext edge's $ETAG"
+    ETAG=$TLS_ETAG
+    nginx_doc_conf tls.conf.in nginx-tls "$TLS_NGINX_PORT"
+    start_nginx nginx-tls "https://127.0.0.1:$TLS_NGINX_PORT$DOC_PATH"
+    NGINX_TLS_PIDS=$NGINX_STARTED
+
+    # Both servers negotiate the same protocol version, cipher suite and key exchange with
+    # the clients' OpenSSL, without ALPN (wrk) and offering h2 (h2load).
+    for alpn in "" h2; do
+        edge_tls=$(tls_params "$TLS_EDGE_PORT" "$alpn")
+        nginx_tls=$(tls_params "$TLS_NGINX_PORT" "$alpn")
+        [ "$edge_tls" = "$nginx_tls" ] ||
+            die "the edge negotiates '$edge_tls' and nginx '$nginx_tls' (ALPN offered: ${alpn:-none})"
+        case $alpn in
+        "") TLS_H1=$edge_tls ;;
+        h2) TLS_H2=$edge_tls ;;
+        esac
+    done
+    [[ "$TLS_H1" == TLSv1.3\ * ]] || die "TLS 1.3 was not negotiated: $TLS_H1"
+    [[ "$TLS_H2" == *\ h2 ]] || die "ALPN h2 was not negotiated: $TLS_H2"
+    echo "== TLS: both servers negotiate $TLS_H1 without ALPN and $TLS_H2 offering h2" >&2
+
+    if wants https; then
+        URL[https-edge]="https://127.0.0.1:$TLS_EDGE_PORT$DOC_PATH"
+        URL[https-nginx]="https://127.0.0.1:$TLS_NGINX_PORT$DOC_PATH"
+        TARGET_PIDS[https-edge]=$EDGE_TLS_PID
+        TARGET_PIDS[https-nginx]=$NGINX_TLS_PIDS
+        LABEL[https-edge]="mcp-auth-edge (--threads 1), rustls"
+        LABEL[https-nginx]="nginx $NGINX_VERSION, 1 worker, return 200, OpenSSL"
+        for s in https-edge https-nginx; do
+            probe "$s" 200 "${URL[$s]}" --cacert "$WORK/tls/cert.pem" --http1.1
+            check_doc "$s"
+            head -n1 "$WORK/$s.headers" | grep -q '^HTTP/1\.1 200' || die "$s did not answer over HTTP/1.1"
+        done
+        echo "== https: both answer 200 over HTTP/1.1 on TLS with the same body and headers" >&2
+    fi
+    if wants h2; then
+        URL[h2-edge]="https://127.0.0.1:$TLS_EDGE_PORT$DOC_PATH"
+        URL[h2-nginx]="https://127.0.0.1:$TLS_NGINX_PORT$DOC_PATH"
+        TARGET_PIDS[h2-edge]=$EDGE_TLS_PID
+        TARGET_PIDS[h2-nginx]=$NGINX_TLS_PIDS
+        LABEL[h2-edge]="mcp-auth-edge (--threads 1), rustls"
+        LABEL[h2-nginx]="nginx $NGINX_VERSION, 1 worker, return 200, OpenSSL"
+        for s in h2-edge h2-nginx; do
+            TOOL[$s]=h2load
+            probe "$s" 200 "${URL[$s]}" --cacert "$WORK/tls/cert.pem" --http2
+            check_doc "$s"
+            head -n1 "$WORK/$s.headers" | grep -q '^HTTP/2 200' || die "$s did not answer over HTTP/2"
+        done
+        echo "== h2: both answer 200 over HTTP/2 (ALPN h2) with the same body and headers" >&2
+    fi
 fi
 
 if wants challenge || wants forward; then
@@ -368,24 +502,75 @@ to_ms() {
     }'
 }
 
-# Runs wrk against target $1 for $2 seconds; unless $3 is "warmup", appends
-# "target rps p99_ms cpu_us_per_req round aux_cpu_us_per_req busy_percent" to $WORK/results.
+# Reads h2load's output $2 for target $1 and sets requests, rps and p99 (measure's locals; for
+# h2load p99 holds the mean request time, as it gives no percentiles); dies unless every
+# request was answered 2xx over h2, with no failure, error or timeout.
+read_h2load() {
+    local s=$1 out=$2 counts
+    grep -q '^Application protocol: h2$' "$out" || die "h2load against $s did not negotiate h2:$(printf '\n')$(cat "$out")"
+    # done succeeded failed errored timeout 2xx 3xx 4xx 5xx
+    counts=$(awk '/^requests:/ { r = $6 " " $8 " " $10 " " $12 " " $14 }
+        /^status codes:/ { c = $3 " " $5 " " $7 " " $9 } END { print r, c }' "$out")
+    read -r requests succeeded failed errored timedout s2xx s3xx s4xx s5xx <<<"$counts"
+    [ -n "$s5xx" ] || die "could not read h2load's output for $s:$(printf '\n')$(cat "$out")"
+    [ "$failed" = 0 ] && [ "$errored" = 0 ] && [ "$timedout" = 0 ] && [ "$succeeded" = "$requests" ] &&
+        [ "$s3xx" = 0 ] && [ "$s4xx" = 0 ] && [ "$s5xx" = 0 ] && [ "$s2xx" -ge "$requests" ] ||
+        die "h2load against $s saw failed requests or answers other than 2xx:$(printf '\n')$(cat "$out")"
+    rps=$(awk '/^finished in/ { sub(/,$/, "", $4); print $4 }' "$out")
+    p99=$(awk '/^time for request:/ { print $6 }' "$out")
+    [ -n "$requests" ] && [ "$requests" -gt 0 ] && [ -n "$rps" ] && [ -n "$p99" ] ||
+        die "could not read h2load's output for $s:$(printf '\n')$(cat "$out")"
+}
+
+# Runs wrk (or h2load, for targets whose TOOL says so) against target $1 for $2 seconds; unless
+# $3 is "warmup", appends "target rps p99_ms cpu_us_per_req round aux_cpu_us_per_req
+# busy_percent" to $WORK/results (for h2load the third column is the mean request time).
 measure() {
     local s=$1 secs=$2 kind=${3:-round}
     local -a pids aux=() script=()
     read -r -a pids <<<"${TARGET_PIDS[$s]}"
     [ -z "${AUX_PIDS[$s]:-}" ] || read -r -a aux <<<"${AUX_PIDS[$s]}"
     [ -z "${SCRIPT[$s]:-}" ] || script=(-s "${SCRIPT[$s]}")
-    local before after aux_before=0 aux_after=0 out
+    local before after aux_before=0 aux_after=0 out tool=${TOOL[$s]:-wrk}
+    local requests rps p99 non2xx succeeded failed errored timedout s2xx s3xx s4xx s5xx
     before=$(cpu_ticks "${pids[@]}")
     [ ${#aux[@]} = 0 ] || aux_before=$(cpu_ticks "${aux[@]}")
-    out=$WORK/wrk-$s.out
-    timeout $((secs + 30)) taskset -c "$LOAD_CPU" \
-        wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --latency "${script[@]}" "${URL[$s]}" >"$out" 2>&1 ||
-        die "wrk against $s failed:$(printf '\n')$(cat "$out")"
-    after=$(cpu_ticks "${pids[@]}")
-    [ ${#aux[@]} = 0 ] || aux_after=$(cpu_ticks "${aux[@]}")
-    local requests rps p99 non2xx
+    out=$WORK/$tool-$s.out
+    if [ "$tool" = h2load ]; then
+        timeout $((secs + 30)) taskset -c "$LOAD_CPU" \
+            h2load -t1 -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -D"$secs" "${URL[$s]}" >"$out" 2>&1 ||
+            die "h2load against $s failed:$(printf '\n')$(cat "$out")"
+        after=$(cpu_ticks "${pids[@]}")
+        [ ${#aux[@]} = 0 ] || aux_after=$(cpu_ticks "${aux[@]}")
+        read_h2load "$s" "$out"
+    else
+        timeout $((secs + 30)) taskset -c "$LOAD_CPU" \
+            wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --latency "${script[@]}" "${URL[$s]}" >"$out" 2>&1 ||
+            die "wrk against $s failed:$(printf '\n')$(cat "$out")"
+        after=$(cpu_ticks "${pids[@]}")
+        [ ${#aux[@]} = 0 ] || aux_after=$(cpu_ticks "${aux[@]}")
+        read_wrk "$s" "$out"
+    fi
+    local cpu_us aux_us=- busy
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
+    [ ${#aux[@]} = 0 ] ||
+        aux_us=$(awk -v t=$((aux_after - aux_before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
+    # The share of one core the server used: near 100 it was the bottleneck, well below it
+    # waited on the load generator (or, forwarding, on the upstream) on the other core.
+    busy=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.0f", t * 100 / hz / s }')
+    if [ "$kind" != warmup ]; then
+        local lat=p99
+        [ "$tool" = wrk ] || lat=mean
+        echo "$s $rps $(to_ms "$p99") $cpu_us $ROUND $aux_us $busy" >>"$WORK/results"
+        printf '   %-12s %10.0f req/s  %-4s %7.3f ms  %7.3f CPU us/req  %3s%% busy\n' \
+            "$s" "$rps" "$lat" "$(to_ms "$p99")" "$cpu_us" "$busy" >&2
+    fi
+}
+
+# Reads wrk's output $2 for target $1 and sets requests, rps and p99 (measure's locals); dies
+# on socket errors or answers of another status than expected.
+read_wrk() {
+    local s=$1 out=$2
     requests=$(awk '/requests in/ { print $1 }' "$out")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     p99=$(awk '$1 == "99%" { print $2 }' "$out")
@@ -401,17 +586,14 @@ measure() {
         [ "$non2xx" = "$requests" ] ||
             die "wrk against $s saw ${non2xx:-no} non-2xx answers of $requests, expected all ${EXPECT[$s]}:$(printf '\n')$(cat "$out")"
     fi
-    local cpu_us aux_us=- busy
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
-    [ ${#aux[@]} = 0 ] ||
-        aux_us=$(awk -v t=$((aux_after - aux_before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.3f", t * 1e6 / hz / n }')
-    # The share of one core the server used: near 100 it was the bottleneck, well below it
-    # waited on wrk (or, forwarding, on the upstream) on the other core.
-    busy=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.0f", t * 100 / hz / s }')
-    if [ "$kind" != warmup ]; then
-        echo "$s $rps $(to_ms "$p99") $cpu_us $ROUND $aux_us $busy" >>"$WORK/results"
-        printf '   %-12s %10.0f req/s  p99 %7.3f ms  %7.3f CPU us/req  %3s%% busy\n' \
-            "$s" "$rps" "$(to_ms "$p99")" "$cpu_us" "$busy" >&2
+}
+
+# The load generator's command line for scenario $1, as the rounds run it.
+loadgen() {
+    if [ "$1" = h2 ]; then
+        echo "h2load -t1 -c$H2_CONNECTIONS -m$H2_STREAMS -D$DURATION"
+    else
+        echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency"
     fi
 }
 
@@ -426,7 +608,7 @@ run_scenario() {
     for s in "${targets[@]}"; do measure "$s" "$WARMUP" warmup; done
     for r in $(seq "$ROUNDS"); do
         ROUND=$r
-        echo "== $name: round $r of $ROUNDS: wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency, server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU" >&2
+        echo "== $name: round $r of $ROUNDS: $(loadgen "$name"), server on CPU $SERVER_CPU, load on CPU $LOAD_CPU" >&2
         for i in $(seq 0 $((n - 1))); do
             measure "${targets[$(((i + r - 1) % n))]}" "$DURATION"
         done
@@ -437,6 +619,8 @@ run_scenario() {
 wants discovery && run_scenario discovery edge nginx floor
 wants challenge && run_scenario challenge gate-doc gate-401
 wants forward && run_scenario forward edge-fwd presence-fwd nginx-fwd
+wants https && run_scenario https https-edge https-nginx
+wants h2 && run_scenario h2 h2-edge h2-nginx
 
 # Median of column $2 for target $1.
 median() {
@@ -524,4 +708,45 @@ if wants forward; then
     echo "Edge (jwt) CPU/req, median of per-round ratios: ÷ nginx $fwd_nginx, ÷ presence mode $fwd_presence."
     echo
     echo "Bar (on the per-round ratios): edge CPU/req, token checked, at or below nginx's: $(at_most "$fwd_nginx" 1.00) ($fwd_nginx)."
+fi
+
+if wants https || wants h2; then
+    TLS_SETUP="The document ($(wc -c <"$WORK/metadata.json") bytes) over TLS: a self-signed P-256 ECDSA certificate made for the run, the same for both servers; the edge with \`--tls-cert\`/\`--tls-key\` (rustls, ring provider), nginx with \`ssl_certificate\` (OpenSSL $(openssl version | awk '{ print $2 }')), both offering TLS 1.3 and 1.2. Server on CPU $SERVER_CPU (taskset), the load generator on CPU $LOAD_CPU."
+    TLS_NOTE="Medians of $ROUNDS alternating rounds. CPU µs/req: the server's user+system time (/proc/PID/stat, all threads; nginx master and worker) over the requests completed; connections are opened once per run, so handshakes weigh next to nothing."
+fi
+
+if wants https; then
+    echo
+    echo "### HTTPS (HTTP/1.1 over TLS)"
+    echo
+    echo "$TLS_SETUP \`$(loadgen https)\` (OpenSSL, no ALPN), keep-alive. Negotiated: $TLS_H1."
+    echo "$TLS_NOTE"
+    echo
+    echo "| server | requests/s | p99 | CPU µs/req | CPU/req ÷ nginx |"
+    echo "|---|---|---|---|---|"
+    for s in https-edge https-nginx; do
+        printf '| %s | %.0f | %.2f ms | %.2f | %s |\n' "${LABEL[$s]}" "${RPS[$s]}" "${P99[$s]}" "${CPU[$s]}" \
+            "$(ratio "${CPU[$s]}" "${CPU[https-nginx]}")"
+    done
+    echo
+    https_nginx=$(paired https-edge https-nginx)
+    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$https_nginx" 1.00) ($https_nginx)."
+fi
+
+if wants h2; then
+    echo
+    echo "### HTTP/2 over TLS"
+    echo
+    echo "$TLS_SETUP \`$(loadgen h2)\` ($H2_CONNECTIONS connections, up to $H2_STREAMS requests in flight on each), ALPN h2. Negotiated: $TLS_H2."
+    echo "$TLS_NOTE h2load gives no percentiles: the latency column is its mean request time."
+    echo
+    echo "| server | requests/s | mean latency | CPU µs/req | CPU/req ÷ nginx |"
+    echo "|---|---|---|---|---|"
+    for s in h2-edge h2-nginx; do
+        printf '| %s | %.0f | %.2f ms | %.2f | %s |\n' "${LABEL[$s]}" "${RPS[$s]}" "${P99[$s]}" "${CPU[$s]}" \
+            "$(ratio "${CPU[$s]}" "${CPU[h2-nginx]}")"
+    done
+    echo
+    h2_nginx=$(paired h2-edge h2-nginx)
+    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$h2_nginx" 1.00) ($h2_nginx)."
 fi

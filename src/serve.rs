@@ -36,7 +36,6 @@ use crate::metrics::Limit;
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::respond::{self, Decision, Reply};
-use crate::route::Route;
 use crate::Live;
 
 /// The limits a listener enforces on its clients. The defaults are the flags' defaults.
@@ -193,12 +192,10 @@ fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply + S
         let state = live.load();
         match respond::handle(&state, &request) {
             Decision::Answer(mut response, route) => {
-                // The gate's own answers carry a request id, the client's or a new one; the
-                // documents echo the client's only, so that serving them allocates nothing.
-                let id = match route {
-                    Route::Gate => Some(observe::request_id(request.headers())),
-                    _ => request.headers().get(observe::X_REQUEST_ID).filter(|id| observe::usable_id(id)).cloned(),
-                };
+                // Answered before any token check (documents, challenges, preflights): the
+                // client's request id is echoed, none is made, so these answers stay as cheap
+                // as they were. Requests that reach the token check get one in `forward`.
+                let id = request.headers().get(observe::X_REQUEST_ID).filter(|id| observe::usable_id(id)).cloned();
                 if let Some(id) = &id {
                     response.headers_mut().insert(observe::X_REQUEST_ID, id.clone());
                 }

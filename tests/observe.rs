@@ -56,12 +56,17 @@ async fn request_ids_are_kept_or_made_and_passed_on() {
     let reply = s.call(&[("authorization", &s.token), ("x-request-id", "two words")]).await;
     assert!(is_generated_id(reply.header("x-request-id")));
     assert_eq!(s.mcp.requests().last().expect("forwarded").header("x-request-id"), reply.header("x-request-id"));
-    // The gate's own answers carry one too; a fresh one each time.
-    let first = s.call(&[]).await;
-    let second = s.call(&[]).await;
+    // Refused by the token check: a fresh id each time.
+    let first = s.call(&[("authorization", "Bearer not.a.jwt")]).await;
+    let second = s.call(&[("authorization", "Bearer not.a.jwt")]).await;
     assert_eq!(first.status, StatusCode::UNAUTHORIZED);
     assert!(is_generated_id(first.header("x-request-id")));
     assert_ne!(first.header("x-request-id"), second.header("x-request-id"));
+    // Challenged before any check: the client's id echoed, none made.
+    let challenged = s.call(&[("x-request-id", "no-token-1")]).await;
+    assert_eq!(challenged.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(challenged.header("x-request-id"), "no-token-1");
+    assert!(s.call(&[]).await.headers.get("x-request-id").is_none());
     // Discovery echoes the client's id and makes none of its own.
     let prm = format!("{PRM_PATH}/mcp");
     let echoed = request(s.edge.addr, Method::GET, &prm, &[("x-request-id", "doc-7")]).await;
@@ -115,7 +120,7 @@ async fn the_access_log_has_a_json_line_per_request() {
     let s = Setup::new(&["--access-log", log.path()]).await;
     let prm = format!("{PRM_PATH}/mcp");
     request(s.edge.addr, Method::GET, &prm, &[("x-request-id", "doc-1")]).await;
-    let refused = s.call(&[]).await;
+    let refused = s.call(&[("authorization", "Bearer not.a.jwt")]).await;
     let forwarded = s.call(&[("authorization", &s.token)]).await;
     s.edge.stop().await.expect("a clean stop");
 

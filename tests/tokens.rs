@@ -75,15 +75,20 @@ fn gate_answer(status: &str, challenge: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\nwww-authenticate: {challenge}\r\ncontent-type: application/json\r\n\
          cache-control: no-store\r\naccess-control-allow-origin: *\r\n\
-         access-control-expose-headers: WWW-Authenticate\r\nx-request-id: <id>\r\nconnection: close\r\n\
+         access-control-expose-headers: WWW-Authenticate\r\nconnection: close\r\n\
          content-length: {}\r\ndate: <date>\r\n\r\n{body}",
         body.len()
     )
 }
 
+/// An answer of the token check: as [`gate_answer`], with the request id the edge made.
+fn checked_answer(status: &str, challenge: &str, body: &str) -> String {
+    gate_answer(status, challenge, body).replacen("connection: close", "x-request-id: <id>\r\nconnection: close", 1)
+}
+
 /// The exact `401` for a token refused for `description`.
 fn refused(description: &str) -> String {
-    gate_answer(
+    checked_answer(
         "401 Unauthorized",
         &format!(
             "Bearer resource_metadata=\"{PRM}\", scope=\"mcp:tools\", error=\"invalid_token\", \
@@ -176,8 +181,7 @@ async fn a_preflight_is_answered_at_the_edge_byte_for_byte() {
                     access-control-allow-headers: Authorization, Content-Type, Accept, Mcp-Session-Id, \
                     MCP-Protocol-Version, Last-Event-ID\r\n\
                     access-control-expose-headers: Mcp-Session-Id, WWW-Authenticate\r\n\
-                    access-control-max-age: 86400\r\nx-request-id: <id>\r\nconnection: close\r\n\
-                    date: <date>\r\n\r\n";
+                    access-control-max-age: 86400\r\nconnection: close\r\ndate: <date>\r\n\r\n";
     assert_eq!(normalized(&raw_exchange(s.edge.addr, preflight).await), expected);
 
     // With a list of origins, a listed one is echoed and caches are told the answer varies.
@@ -371,7 +375,7 @@ async fn hs256_keyed_with_the_public_key_is_refused() {
 async fn a_token_without_a_required_scope_gets_403_byte_for_byte() {
     let key = Signer::ed25519("k1");
     let s = Setup::new(&[&key], &["--required-scope", "mcp:admin", "--required-scope", "mcp:tools"]).await;
-    let expected = gate_answer(
+    let expected = checked_answer(
         "403 Forbidden",
         &format!(
             "Bearer resource_metadata=\"{PRM}\", scope=\"mcp:admin mcp:tools\", error=\"insufficient_scope\", \

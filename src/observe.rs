@@ -46,6 +46,16 @@ struct Ids {
     next: AtomicU64,
 }
 
+/// Ids made per batch: each thread fills one buffer with this many and hands out slices of
+/// it, one allocation per batch rather than per id.
+const BATCH: usize = 256;
+const ID_LEN: usize = 32;
+
+thread_local! {
+    /// This thread's batch of ids and how many of it are handed out.
+    static BATCHED: std::cell::RefCell<(bytes::Bytes, usize)> = const { std::cell::RefCell::new((bytes::Bytes::new(), BATCH)) };
+}
+
 static IDS: LazyLock<Ids> = LazyLock::new(|| {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let seed = mix(now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32));
@@ -60,16 +70,34 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Ids {
+    /// The next id, sliced from this thread's batch.
     fn next(&self) -> HeaderValue {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let (high, low) = (mix(self.seed ^ n), mix(self.seed.rotate_left(17) ^ n.wrapping_add(0x9e37_79b9_7f4a_7c15)));
-        let mut text = [0u8; 32];
-        for (i, digit) in text.iter_mut().enumerate() {
-            let word = if i < 16 { high } else { low };
-            let nibble = (word >> ((15 - i % 16) * 4)) & 0xf;
-            *digit = b"0123456789abcdef"[nibble as usize];
+        BATCHED.with(|batched| {
+            let mut batched = batched.borrow_mut();
+            if batched.1 == BATCH {
+                *batched = (self.batch(), 0);
+            }
+            let at = batched.1 * ID_LEN;
+            batched.1 += 1;
+            HeaderValue::from_maybe_shared(batched.0.slice(at..at + ID_LEN))
+                .unwrap_or_else(|_| HeaderValue::from_static("0"))
+        })
+    }
+
+    /// Makes a batch of ids, back to back.
+    fn batch(&self) -> bytes::Bytes {
+        let first = self.next.fetch_add(BATCH as u64, Ordering::Relaxed);
+        let mut text = Vec::with_capacity(BATCH * ID_LEN);
+        for n in first..first + BATCH as u64 {
+            let (high, low) =
+                (mix(self.seed ^ n), mix(self.seed.rotate_left(17) ^ n.wrapping_add(0x9e37_79b9_7f4a_7c15)));
+            for word in [high, low] {
+                for shift in (0..16).rev() {
+                    text.push(b"0123456789abcdef"[((word >> (shift * 4)) & 0xf) as usize]);
+                }
+            }
         }
-        HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+        bytes::Bytes::from(text)
     }
 }
 

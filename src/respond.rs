@@ -201,9 +201,8 @@ fn guard<B>(protected: &crate::Protected, request: &Request<B>) -> Option<Respon
 fn with_headers(status: StatusCode, body: Bytes, capacity: usize) -> Response<Body> {
     let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
-    // One allocation for the map, sized so inserting never grows it, with room for an
-    // `X-Request-Id` the client sent to be echoed.
-    *response.headers_mut() = HeaderMap::with_capacity(capacity + 1);
+    // One allocation for the map, sized so inserting never grows it.
+    *response.headers_mut() = HeaderMap::with_capacity(capacity);
     response
 }
 

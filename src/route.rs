@@ -126,8 +126,8 @@ where
 {
     let resources = resources.into_iter();
     for (i, paths) in resources.clone().enumerate() {
-        if paths.doc_for(path).is_some() {
-            return (i, classify(paths, method, path));
+        if let Some(doc) = paths.doc_for(path) {
+            return (i, document_route(doc, method));
         }
     }
     let mut best: Option<(usize, usize)> = None;
@@ -146,9 +146,14 @@ where
 
 /// Classifies a request by its method and path (the path without its query).
 pub fn classify(paths: &Paths, method: &Method, path: &str) -> Route {
-    let Some(doc) = paths.doc_for(path) else {
-        return if paths.gated { Route::Gate } else { Route::NotFound };
-    };
+    match paths.doc_for(path) {
+        Some(doc) => document_route(doc, method),
+        None if paths.gated => Route::Gate,
+        None => Route::NotFound,
+    }
+}
+
+fn document_route(doc: Doc, method: &Method) -> Route {
     match *method {
         Method::GET => Route::Document { doc, head: false },
         Method::HEAD => Route::Document { doc, head: true },

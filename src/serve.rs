@@ -191,16 +191,13 @@ fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply + S
         let started = std::time::Instant::now();
         let state = live.load();
         match respond::handle(&state, &request) {
-            Decision::Answer(mut response, route) => {
-                // Answered before any token check (documents, challenges, preflights): the
-                // client's request id is echoed, none is made, so these answers stay as cheap
-                // as they were. Requests that reach the token check get one in `forward`.
-                let id = request.headers().get(observe::X_REQUEST_ID).filter(|id| observe::usable_id(id)).cloned();
-                if let Some(id) = &id {
-                    response.headers_mut().insert(observe::X_REQUEST_ID, id.clone());
-                }
+            Decision::Answer(response, route) => {
+                // Answered before any token check (documents, challenges, preflights): nothing
+                // here reaches the MCP server, so no request id is made or echoed and these
+                // answers cost what they did. Requests that reach the token check get one in
+                // `forward`.
                 let seen = observe::Seen::of(&state, &request);
-                observe::answered(&state, route, response.status(), started, seen, &connection.peer_ip, id);
+                observe::answered(&state, route, response.status(), started, seen, &connection.peer_ip, None);
                 Reply::Ready(Some(response))
             }
             Decision::Forward(index) => Reply::Forward(Box::pin(crate::proxy::forward(

@@ -62,17 +62,14 @@ async fn request_ids_are_kept_or_made_and_passed_on() {
     assert_eq!(first.status, StatusCode::UNAUTHORIZED);
     assert!(is_generated_id(first.header("x-request-id")));
     assert_ne!(first.header("x-request-id"), second.header("x-request-id"));
-    // Challenged before any check: the client's id echoed, none made.
+    // Answered before any check (a challenge, a document): no id made or echoed.
     let challenged = s.call(&[("x-request-id", "no-token-1")]).await;
     assert_eq!(challenged.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(challenged.header("x-request-id"), "no-token-1");
-    assert!(s.call(&[]).await.headers.get("x-request-id").is_none());
-    // Discovery echoes the client's id and makes none of its own.
+    assert!(challenged.headers.get("x-request-id").is_none());
     let prm = format!("{PRM_PATH}/mcp");
-    let echoed = request(s.edge.addr, Method::GET, &prm, &[("x-request-id", "doc-7")]).await;
-    assert_eq!(echoed.header("x-request-id"), "doc-7");
-    let plain = request(s.edge.addr, Method::GET, &prm, &[]).await;
-    assert!(plain.headers.get("x-request-id").is_none());
+    let document = request(s.edge.addr, Method::GET, &prm, &[("x-request-id", "doc-7")]).await;
+    assert_eq!(document.status, StatusCode::OK);
+    assert!(document.headers.get("x-request-id").is_none());
 }
 
 #[tokio::test]
@@ -136,7 +133,7 @@ async fn the_access_log_has_a_json_line_per_request() {
     assert_eq!(
         seen,
         [
-            json!({"request_id": "doc-1", "client": "127.0.0.1", "method": "GET", "path": prm,
+            json!({"request_id": null, "client": "127.0.0.1", "method": "GET", "path": prm,
                    "version": "HTTP/1.1", "status": 200, "route": "resource_metadata"}),
             json!({"request_id": forwarded.header("x-request-id"), "client": "127.0.0.1", "method": "POST",
                    "path": "/mcp", "version": "HTTP/1.1", "status": 200, "route": "mcp"}),

@@ -202,13 +202,14 @@ if (legacy) {
   sameAs(c, 'legacy: relayed AS metadata equals (a)', direct, legacy.authorizationServerMetadata, 'legacy');
 }
 
-// 5. The deprecated discoverOAuthMetadata with a path-ful URL: path-aware 404, then root fallback.
+// 5. The deprecated discoverOAuthMetadata with a path-ful URL tries the path-aware URL first;
+// the edge serves the resource's relayed document there, so the first try is the answer (with
+// several resources behind one edge, that is how each finds its own).
 console.log(`-- discoverOAuthMetadata(${RESOURCE})  [deprecated, path-aware then root]`);
 log = [];
 const old = await c.step('discoverOAuthMetadata', () => discoverOAuthMetadata(RESOURCE, {}, recordingFetch(log)));
 c.equal('discoverOAuthMetadata: URLs tried', trail(log, EDGE), [
-  `/.well-known/oauth-authorization-server${new URL(RESOURCE).pathname} 404`,
-  '/.well-known/oauth-authorization-server 200',
+  `/.well-known/oauth-authorization-server${new URL(RESOURCE).pathname} 200`,
 ]);
 if (old) {
   sameAs(c, 'discoverOAuthMetadata result equals (a)', direct, old, 'deprecated');

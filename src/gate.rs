@@ -30,6 +30,22 @@ pub fn credential(headers: &HeaderMap) -> Credential<'_> {
     bearer(value.as_bytes())
 }
 
+/// Where `token`, as [`credential`] read it from these headers, lies in the `Authorization`
+/// value, so that a later stage can take it again with [`token_at`] instead of parsing anew.
+pub fn span(headers: &HeaderMap, token: &str) -> Option<std::ops::Range<usize>> {
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let start = (token.as_ptr() as usize).checked_sub(value.as_ptr() as usize)?;
+    let end = start.checked_add(token.len())?;
+    (end <= value.len()).then_some(start..end)
+}
+
+/// The token at `span` of the `Authorization` value (see [`span`]); `None` if the header is
+/// gone or the span no longer fits it.
+pub fn token_at(headers: &HeaderMap, span: std::ops::Range<usize>) -> Option<&str> {
+    let bytes = headers.get(header::AUTHORIZATION)?.as_bytes().get(span)?;
+    std::str::from_utf8(bytes).ok()
+}
+
 /// Parses one `Authorization` field value. The scheme is case-insensitive (RFC 9110 §11.1) and
 /// followed by one or more SP (§11.4; a tab there makes the credential malformed); whitespace
 /// after the token is not part of the value (§5.5). The token is
@@ -195,6 +211,21 @@ mod tests {
         assert_eq!(bearer(b"Bearer a=b"), Credential::Malformed);
         assert_eq!(bearer(b"Bearer ==="), Credential::Malformed);
         assert_eq!(bearer(b"Bearer t\xc3\xa9"), Credential::Malformed);
+    }
+
+    #[test]
+    fn a_token_is_taken_again_where_it_was_read() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bEaReR   abc.DEF-_~+/==  "));
+        let Credential::Bearer(token) = credential(&h) else { panic!("a bearer token") };
+        let at = span(&h, token).expect("inside the value");
+        assert_eq!(at, 9..23);
+        assert_eq!(token_at(&h, at.clone()), Some("abc.DEF-_~+/=="));
+        // A string from elsewhere has no place in the value; a span past its end finds nothing.
+        assert_eq!(span(&h, &String::from("abc.DEF-_~+/==")), None);
+        assert_eq!(token_at(&h, 20..40), None);
+        h.remove(header::AUTHORIZATION);
+        assert_eq!(token_at(&h, at), None);
     }
 
     #[test]

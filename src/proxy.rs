@@ -262,7 +262,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer_ip: &HeaderValue, proto: &Hea
 /// from `started` to its head, and logged.
 pub async fn forward(
     state: Arc<State>,
-    index: usize,
+    pass: crate::respond::Pass,
     mut request: Request<Incoming>,
     peer_ip: HeaderValue,
     activity: Arc<Activity>,
@@ -271,7 +271,7 @@ pub async fn forward(
     let id = crate::observe::request_id(request.headers());
     request.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
     let seen = crate::observe::Seen::of(&state, &request);
-    let mut response = exchange(&state, index, request, &peer_ip, activity).await;
+    let mut response = exchange(&state, pass, request, &peer_ip, activity).await;
     response.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
     crate::observe::answered(&state, Route::Gate, response.status(), started, seen, &peer_ip, Some(id));
     response
@@ -280,12 +280,12 @@ pub async fn forward(
 /// The gate's token check, then the exchange with the MCP server.
 async fn exchange(
     state: &Arc<State>,
-    index: usize,
+    pass: crate::respond::Pass,
     mut request: Request<Incoming>,
     peer_ip: &HeaderValue,
     activity: Arc<Activity>,
 ) -> Response<Body> {
-    let Some(gate) = state.resources.get(index).and_then(|r| r.gate.as_ref()) else {
+    let Some(gate) = state.resources.get(pass.index).and_then(|r| r.gate.as_ref()) else {
         return crate::respond::not_found();
     };
     // From here until the response body ends, the connection is busy, not idle: a slow token
@@ -299,10 +299,10 @@ async fn exchange(
     }
     let claims = match &gate.verifier {
         Some(verifier) => {
-            let checked = match crate::gate::credential(request.headers()) {
-                crate::gate::Credential::Bearer(token) => verifier.check(token).await,
-                // The gate lets only bearer requests through; anything else is refused.
-                _ => Err(Rejection::Invalid(crate::jwt::TokenError::Malformed("no bearer token"))),
+            // The gate read the token and said where it is; it is taken, not parsed, again.
+            let checked = match crate::gate::token_at(request.headers(), pass.token) {
+                Some(token) => verifier.check(token).await,
+                None => Err(Rejection::Invalid(crate::jwt::TokenError::Malformed("no bearer token"))),
             };
             match checked {
                 Ok(claims) => Some(claims),
@@ -354,7 +354,9 @@ async fn exchange(
     let left = gate.max_body_bytes;
     let upload = |body| Upload { body, progress: Arc::clone(&progress), left, state: Arc::clone(state) };
     let request = request.map(upload);
-    let sent = Instant::now();
+    // The upload's start is when the request goes to the MCP server: its clock reading serves
+    // for the upstream latency too.
+    let sent = progress.started.unwrap_or_else(Instant::now);
     match answer_within(gate.response_timeout, &progress, gate.client.send(&gate.upstream, request)).await {
         Some(Ok(mut response)) => {
             strip_hop_by_hop(response.headers_mut());

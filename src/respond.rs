@@ -65,8 +65,17 @@ impl http_body::Body for Body {
 pub enum Decision {
     /// The edge's own answer, and the route it was given on (for counting and logging).
     Answer(Response<Body>, Route),
-    /// Past the gate of the resource with this index in [`State::resources`].
-    Forward(usize),
+    /// Past the gate.
+    Forward(Pass),
+}
+
+/// A request the gate lets through: to which resource, and where its bearer token is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// The resource's index in [`State::resources`].
+    pub index: usize,
+    /// The token's place in the `Authorization` value ([`gate::span`]).
+    pub token: std::ops::Range<usize>,
 }
 
 /// The service future: ready at once for everything the edge answers itself (no boxing on
@@ -147,8 +156,8 @@ pub fn handle<B>(state: &State, request: &Request<B>) -> Decision {
     };
     let response = match route {
         Route::Gate => match guard(protected, request) {
-            Some(response) => response,
-            None => return Decision::Forward(index),
+            Guarded::Through(token) => return Decision::Forward(Pass { index, token }),
+            Guarded::Answered(response) => response,
         },
         Route::Document { doc, head } => match doc {
             route::Doc::Resource => document(state, protected.snapshots.resource(), head, request.headers()),
@@ -164,11 +173,18 @@ pub fn handle<B>(state: &State, request: &Request<B>) -> Decision {
     Decision::Answer(response, route)
 }
 
-/// The gate: a preflight or a request without a usable credential is answered here; `None`
-/// lets the request through.
-fn guard<B>(protected: &crate::Protected, request: &Request<B>) -> Option<Response<Body>> {
+/// What the gate did with a request.
+enum Guarded {
+    /// Let through, with where its bearer token is.
+    Through(std::ops::Range<usize>),
+    /// Answered here: a preflight, or no usable credential.
+    Answered(Response<Body>),
+}
+
+/// The gate: a preflight or a request without a usable credential is answered here.
+fn guard<B>(protected: &crate::Protected, request: &Request<B>) -> Guarded {
     let Some(gate) = protected.gate.as_ref() else {
-        return Some(not_found());
+        return Guarded::Answered(not_found());
     };
     if request.method() == Method::OPTIONS {
         // Preflights never carry credentials (Fetch standard), so they are answered here.
@@ -179,12 +195,15 @@ fn guard<B>(protected: &crate::Protected, request: &Request<B>) -> Option<Respon
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, MCP_ALLOW_HEADERS);
         h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
         h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
-        return Some(response);
+        return Guarded::Answered(response);
     }
     let challenges = &gate.challenges;
     let (status, challenge, body) = match gate::credential(request.headers()) {
-        // The token check modes beyond presence (jwt, introspect) attach here.
-        Credential::Bearer(_) => return None,
+        // The token itself is checked (jwt, introspect) when the request is forwarded.
+        Credential::Bearer(token) => match gate::span(request.headers(), token) {
+            Some(span) => return Guarded::Through(span),
+            None => (StatusCode::BAD_REQUEST, &challenges.malformed, &challenges.malformed_body),
+        },
         Credential::Missing => (StatusCode::UNAUTHORIZED, &challenges.missing, &challenges.missing_body),
         Credential::Malformed => (StatusCode::BAD_REQUEST, &challenges.malformed, &challenges.malformed_body),
     };
@@ -195,7 +214,7 @@ fn guard<B>(protected: &crate::Protected, request: &Request<B>) -> Option<Respon
     h.insert(header::CACHE_CONTROL, NO_STORE);
     gate.cors.apply(request.headers().get(header::ORIGIN), h);
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_CHALLENGE);
-    Some(response)
+    Guarded::Answered(response)
 }
 
 fn with_headers(status: StatusCode, body: Bytes, capacity: usize) -> Response<Body> {

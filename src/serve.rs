@@ -200,9 +200,9 @@ fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply + S
                 observe::answered(&state, route, response.status(), started, seen, &connection.peer_ip, None);
                 Reply::Ready(Some(response))
             }
-            Decision::Forward(index) => Reply::Forward(Box::pin(crate::proxy::forward(
+            Decision::Forward(pass) => Reply::Forward(Box::pin(crate::proxy::forward(
                 arc_swap::Guard::into_inner(state),
-                index,
+                pass,
                 request,
                 connection.peer_ip.clone(),
                 Arc::clone(&connection.activity),

@@ -25,16 +25,13 @@ pub async fn run(
     period: Duration,
     scopes: Vec<String>,
     mut shutdown: Shutdown,
+    serving: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), Unusable> {
     let Some(protected) = state.resources.get(index) else {
         return Ok(());
     };
     let verifier = protected.gate.as_ref().and_then(|g| g.verifier.as_ref());
-    // With several resources, each line says whose documents it is about.
-    let whose = match state.resources.len() {
-        1 => String::new(),
-        _ => format!("[{}] ", protected.resource),
-    };
+
     let first_retry = period.min(Duration::from_secs(1));
     let mut retry = first_retry;
     // The failure last logged; `None` while healthy.
@@ -45,6 +42,15 @@ pub async fn run(
         let outcome = tokio::select! {
             outcome = fetcher.fetch() => outcome,
             _ = shutdown.wait() => return Ok(()),
+        };
+        // With several resources, each line says whose documents it is about; while a reload
+        // is primed, that it is about the new configuration, not the one in service.
+        let priming = !serving.load(std::sync::atomic::Ordering::Relaxed);
+        let whose = match (state.resources.len(), priming) {
+            (1, false) => String::new(),
+            (1, true) => "[new configuration] ".to_string(),
+            (_, false) => format!("[{}] ", protected.resource),
+            (_, true) => format!("[new configuration, {}] ", protected.resource),
         };
         // A document without what the token check needs is refused like an invalid one.
         let outcome = match (outcome, verifier) {

@@ -5,6 +5,7 @@
 //! with, since each holds its own reference to it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct Generation {
     trigger: Trigger,
     /// One refresh task per protected resource.
     refresh: Vec<JoinHandle<Result<(), Unusable>>>,
+    /// Whether its state is the one in service.
+    serving: Arc<AtomicBool>,
 }
 
 impl Generation {
@@ -33,13 +36,23 @@ impl Generation {
     /// given with it.
     pub fn start(state: Arc<State>, config: &Config, fatal: Option<(Arc<Trigger>, Arc<Fatal>)>) -> Generation {
         let (trigger, stop) = shutdown_channel();
+        // The first configuration serves from the start; a reload's once it is swapped in.
+        let serving = Arc::new(AtomicBool::new(fatal.is_some()));
         let refresh = config
             .protected()
             .enumerate()
             .map(|(index, resource)| {
                 let fetcher = crate::metadata::Fetcher::new(resource);
                 let scopes = resource.scopes.clone();
-                let task = refresh::run(Arc::clone(&state), index, fetcher, resource.refresh, scopes, stop.clone());
+                let task = refresh::run(
+                    Arc::clone(&state),
+                    index,
+                    fetcher,
+                    resource.refresh,
+                    scopes,
+                    stop.clone(),
+                    Arc::clone(&serving),
+                );
                 let fatal = fatal.clone();
                 tokio::spawn(async move {
                     let outcome = task.await;
@@ -51,7 +64,12 @@ impl Generation {
                 })
             })
             .collect();
-        Generation { trigger, refresh }
+        Generation { trigger, refresh, serving }
+    }
+
+    /// Marks this generation as the one in service (its log lines lose their prefix).
+    fn in_service(&self) {
+        self.serving.store(true, Ordering::Relaxed);
     }
 
     /// Stops the refresh tasks and waits for them to end.
@@ -188,6 +206,7 @@ pub async fn run(
         match primed {
             Ok((state, generation)) => {
                 live.store(state);
+                generation.in_service();
                 std::mem::replace(&mut current, generation).stop().await;
                 metrics.reloaded(true);
                 info!(

@@ -249,4 +249,6 @@ async fn sighup_rereads_the_config_file_refusing_a_bad_one() {
     assert!(log.contains("configuration reload refused"), "{log}");
     assert!(log.contains("\"refresh\""), "the refusal names the key: {log}");
     assert!(log.contains("configuration reloaded: resource https://mcp.example.com/mcp"), "{log}");
+    // The new configuration's own fetches say whose they are while it is primed.
+    assert!(log.contains("INFO  [new configuration] authorization server metadata loaded"), "{log}");
 }

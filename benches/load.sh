@@ -72,11 +72,9 @@ RPC_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-
-die() {
-    echo "load.sh: $*" >&2
-    exit 1
-}
+SCRIPT=load.sh
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 
 for s in $SCENARIOS; do
     case $s in
@@ -86,9 +84,6 @@ for s in $SCENARIOS; do
 done
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
-need() {
-    command -v "$1" >/dev/null 2>&1 || die "$1 is not installed; $2"
-}
 need wrk "install it with: sudo apt-get install wrk"
 need nginx "install it with: sudo apt-get install nginx-light"
 need taskset "install it with: sudo apt-get install util-linux"
@@ -100,65 +95,8 @@ fi
 wants h2 && need h2load "install it with: sudo apt-get install nghttp2-client"
 [ "$(nproc)" -ge 2 ] || echo "load.sh: warning: fewer than 2 CPUs; server and wrk will share one" >&2
 
-echo "== building release binaries" >&2
-cargo build --release --quiet
-cargo build --release --quiet --features floor --bin hyper-floor
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-EDGE_BIN=${EDGE_BIN:-$TARGET/release/mcp-auth-edge}
-FLOOR_BIN=$TARGET/release/hyper-floor
-[ -x "$EDGE_BIN" ] && [ -x "$FLOOR_BIN" ] || die "release binaries not found under $TARGET/release"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-auth-edge-load.XXXXXX")
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    # Give each a moment to exit (nginx takes its worker with it), then insist.
-    for _ in $(seq 50); do
-        local alive=0
-        for pid in "${PIDS[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
-        done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Starts a background process, logging to $WORK/NAME.log, and records its PID in $STARTED.
-start() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    STARTED=$!
-    PIDS+=("$STARTED")
-}
-
-port_free() {
-    ! curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null
-}
-
-# Waits up to 15 s for URL to answer 200 (an https URL: with the run's certificate, verified).
-wait_ok() {
-    local url=$1 pid=$2 name=$3
-    local -a ca=()
-    [[ "$url" != https:* ]] || ca=(--cacert "$WORK/tls/cert.pem")
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited; its log:$(printf '\n')$(cat "$WORK/$name.log")"
-        [ "$(curl -s "${ca[@]}" -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ] && return 0
-        sleep 0.1
-    done
-    die "$name did not answer 200 on $url within 15 s; its log:$(printf '\n')$(cat "$WORK/$name.log")"
-}
+build_binaries
+make_work load
 
 children_of() {
     local stat f
@@ -214,15 +152,6 @@ post_script() {
         echo 'wrk.headers["MCP-Protocol-Version"] = "2025-06-18"'
         [ -z "$auth" ] || echo "wrk.headers[\"Authorization\"] = \"$auth\""
     } >"$file"
-}
-
-# Same status from curl as wrk will get; the body in $WORK/NAME.body, headers in NAME.headers.
-probe() {
-    local name=$1 expect=$2 url=$3
-    shift 3
-    local status
-    status=$(curl -s -D "$WORK/$name.headers" -o "$WORK/$name.body" -w '%{http_code}' --max-time 5 "$@" "$url")
-    [ "$status" = "$expect" ] || die "$name answered $status, not $expect:$(printf '\n')$(cat "$WORK/$name.body")"
 }
 
 if wants discovery || wants https || wants h2; then

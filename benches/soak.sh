@@ -58,11 +58,9 @@ RPC_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-
-die() {
-    echo "soak.sh: $*" >&2
-    exit 1
-}
+SCRIPT=soak.sh
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 
 for v in SOAK_SECS WARMUP SAMPLE_SECS CONNECTIONS CLOSE_EVERY RSS_BOUND_MIB; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
@@ -72,81 +70,14 @@ done
 # The demo authorization server's tokens are valid for an hour; past that, answers are 401.
 [ $((WARMUP + SOAK_SECS)) -le 3000 ] || die "WARMUP + SOAK_SECS must stay under 3000 s (the token lives an hour)"
 
-need() {
-    command -v "$1" >/dev/null 2>&1 || die "$1 is not installed; $2"
-}
 need wrk "install it with: sudo apt-get install wrk"
 need taskset "install it with: sudo apt-get install util-linux"
 need curl "install it with: sudo apt-get install curl"
 need cargo "install Rust from https://rustup.rs"
 [ "$(nproc)" -ge 2 ] || echo "soak.sh: warning: fewer than 2 CPUs; the edge and wrk will share one" >&2
 
-echo "== building release binaries" >&2
-cargo build --release --quiet
-cargo build --release --quiet --features floor --bin hyper-floor
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-EDGE_BIN=${EDGE_BIN:-$TARGET/release/mcp-auth-edge}
-FLOOR_BIN=$TARGET/release/hyper-floor
-[ -x "$EDGE_BIN" ] && [ -x "$FLOOR_BIN" ] || die "release binaries not found under $TARGET/release"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-auth-edge-soak.XXXXXX")
-PIDS=()
-
-# shellcheck disable=SC2317 # called by the EXIT trap, which shellcheck does not follow past `exit`
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for _ in $(seq 50); do
-        local alive=0
-        for pid in "${PIDS[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
-        done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Starts a background process, logging to $WORK/NAME.log, and records its PID in $STARTED.
-start() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    STARTED=$!
-    PIDS+=("$STARTED")
-}
-
-port_free() {
-    ! curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null
-}
-
-# Waits up to 15 s for URL to answer 200.
-wait_ok() {
-    local url=$1 pid=$2 name=$3
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited; its log:$(printf '\n')$(cat "$WORK/$name.log")"
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ] && return 0
-        sleep 0.1
-    done
-    die "$name did not answer 200 on $url within 15 s; its log:$(printf '\n')$(cat "$WORK/$name.log")"
-}
-
-# Same status from curl as wrk will get; the body in $WORK/NAME.body.
-probe() {
-    local name=$1 expect=$2 url=$3
-    shift 3
-    local status
-    status=$(curl -s -o "$WORK/$name.body" -w '%{http_code}' --max-time 5 "$@" "$url")
-    [ "$status" = "$expect" ] || die "$name answered $status, not $expect:$(printf '\n')$(cat "$WORK/$name.body")"
-}
+build_binaries
+make_work soak
 
 for port in $(seq $((BASE_PORT + 1)) $((BASE_PORT + 4))); do
     port_free "$port" || die "127.0.0.1:$port is in use; set BASE_PORT to another range"

@@ -290,15 +290,13 @@ impl Metrics {
         );
         out.push_str("# TYPE mcp_auth_edge_upstream_duration_seconds histogram\n");
         self.upstream_latency.render(&mut out, "mcp_auth_edge_upstream_duration_seconds", "");
-        out.push_str("# HELP mcp_auth_edge_token_rejections_total Bearer tokens the gate refused, by reason.\n");
-        out.push_str("# TYPE mcp_auth_edge_token_rejections_total counter\n");
-        for (reason, value) in REJECTIONS.iter().zip(&self.token_rejections) {
-            let _ = writeln!(
-                out,
-                "mcp_auth_edge_token_rejections_total{{reason=\"{reason}\"}} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
+        labelled(
+            &mut out,
+            "token_rejections_total",
+            "Bearer tokens the gate refused, by reason.",
+            "reason",
+            REJECTIONS.iter().copied().zip(&self.token_rejections),
+        );
         let counters = [
             (
                 "jwks_refresh_success_total",
@@ -333,30 +331,27 @@ impl Metrics {
             let _ = writeln!(out, "# HELP mcp_auth_edge_{name} {help}\n# TYPE mcp_auth_edge_{name} counter");
             let _ = writeln!(out, "mcp_auth_edge_{name} {}", value.load(Ordering::Relaxed));
         }
-        out.push_str("# HELP mcp_auth_edge_upstream_responses_total Responses from the MCP server, by status class.\n");
-        out.push_str("# TYPE mcp_auth_edge_upstream_responses_total counter\n");
-        for (class, value) in CLASSES.iter().zip(&self.upstream_responses) {
-            let _ = writeln!(
-                out,
-                "mcp_auth_edge_upstream_responses_total{{class=\"{class}\"}} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP mcp_auth_edge_limit_hits_total Clients that ran into a limit, by limit.\n");
-        out.push_str("# TYPE mcp_auth_edge_limit_hits_total counter\n");
-        for (limit, value) in LIMITS.iter().zip(&self.limit_hits) {
-            let _ =
-                writeln!(out, "mcp_auth_edge_limit_hits_total{{limit=\"{limit}\"}} {}", value.load(Ordering::Relaxed));
-        }
-        out.push_str("# HELP mcp_auth_edge_config_reloads_total Configuration reloads, by outcome.\n");
-        out.push_str("# TYPE mcp_auth_edge_config_reloads_total counter\n");
-        for (outcome, value) in [("applied", &self.reloads_applied), ("refused", &self.reloads_refused)] {
-            let _ = writeln!(
-                out,
-                "mcp_auth_edge_config_reloads_total{{outcome=\"{outcome}\"}} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
+        labelled(
+            &mut out,
+            "upstream_responses_total",
+            "Responses from the MCP server, by status class.",
+            "class",
+            CLASSES.iter().copied().zip(&self.upstream_responses),
+        );
+        labelled(
+            &mut out,
+            "limit_hits_total",
+            "Clients that ran into a limit, by limit.",
+            "limit",
+            LIMITS.iter().copied().zip(&self.limit_hits),
+        );
+        labelled(
+            &mut out,
+            "config_reloads_total",
+            "Configuration reloads, by outcome.",
+            "outcome",
+            [("applied", &self.reloads_applied), ("refused", &self.reloads_refused)],
+        );
         out.push_str("# HELP mcp_auth_edge_connections_open Connections open on the main listener.\n");
         out.push_str("# TYPE mcp_auth_edge_connections_open gauge\n");
         let _ = writeln!(out, "mcp_auth_edge_connections_open {}", self.connections_open.load(Ordering::Relaxed));
@@ -387,6 +382,20 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// Writes one counter family with a label, every value shown (zeros included).
+fn labelled<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP mcp_auth_edge_{name} {help}\n# TYPE mcp_auth_edge_{name} counter");
+    for (value_label, value) in values {
+        let _ = writeln!(out, "mcp_auth_edge_{name}{{{label}=\"{value_label}\"}} {}", value.load(Ordering::Relaxed));
     }
 }
 

@@ -141,8 +141,8 @@ pub fn restart_only(running: &Config, next: &Config) -> Vec<&'static str> {
     differ
 }
 
-/// Builds the state for `config`, counting and logging where `running` does, and waits until it is ready to serve, up to twice the fetch
-/// timeout plus the first retry's second.
+/// Builds the state for `config`, counting and logging where `running` does, and waits until
+/// it is ready to serve, up to twice the fetch timeout plus the first retry's second.
 pub async fn prime(config: &Config, running: &State) -> Result<(Arc<State>, Generation), Refused> {
     let state = Arc::new(State::with_metrics(config, Arc::clone(&running.metrics), running.access.clone()));
     let mut generation = Generation::start(Arc::clone(&state), config, None);

@@ -14,7 +14,8 @@
 #   BASE_BIN=/tmp/old/release/mcp-auth-edge bash benches/callgrind.sh   # and another build beside it
 #
 # Settings (environment): KINDS ("doc 401 fwd"), N (2000), BASE_PORT (18280; uses the next
-# four ports too), EDGE_BIN (the release build), BASE_BIN (none). Needs valgrind and h2load.
+# four ports too), EDGE_BIN (the release build), BASE_BIN (none), KEEP (a directory to keep
+# the callgrind profiles in, for callgrind_annotate; none). Needs valgrind and h2load.
 # Everything listens on 127.0.0.1; every process started here is stopped by PID on exit.
 set -euo pipefail
 
@@ -80,7 +81,12 @@ instructions() {
     kill -INT "$pid"
     wait "$pid" 2>/dev/null || true
     awk '/^summary:/ {print $2}' "$out"
-    rm -f "$out"
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP"
+        mv "$out" "$KEEP/callgrind.$(basename "$bin").$kind.$count.out"
+    else
+        rm -f "$out"
+    fi
 }
 
 echo "| build | request | instructions per request |"

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
@@ -497,18 +497,44 @@ where
     let mut head_since: Option<Instant> = None;
     let mut stopping = false;
     let mut closing: Option<Closed> = None;
+    let nudge = Arc::new(Nudge::default());
+    let own = Waker::from(Arc::clone(&nudge));
     loop {
-        tokio::select! {
-            biased;
-            done = &mut connection => return closing.map_or(Ok(done), Err),
-            // `changed` rather than `wait`: it is polled on every wake-up of the connection,
-            // and a trigger that fired (or is gone) before this receiver was made counts too.
-            _ = stop.0.changed(), if !stopping => {
+        // The two futures below are new: each is polled once, to register its waker.
+        nudge.woken.store(true, Ordering::Relaxed);
+        let woke = {
+            // `changed` rather than `wait`: a trigger that fired (or is gone) before this
+            // receiver was made counts too.
+            let mut changed = std::pin::pin!(stop.0.changed());
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(done) = connection.as_mut().poll(cx) {
+                    return Poll::Ready(Woke::Done(done));
+                }
+                // Most wake-ups are the connection's (a request, a response); the timer and
+                // the shutdown signal are polled only when they woke the task.
+                nudge.remember(cx.waker());
+                if !nudge.woken.swap(false, Ordering::AcqRel) {
+                    return Poll::Pending;
+                }
+                let mut own = Context::from_waker(&own);
+                if !stopping && changed.as_mut().poll(&mut own).is_ready() {
+                    return Poll::Ready(Woke::Stop);
+                }
+                match interval.poll_tick(&mut own) {
+                    Poll::Ready(_) => Poll::Ready(Woke::Tick),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await
+        };
+        match woke {
+            Woke::Done(done) => return closing.map_or(Ok(done), Err),
+            Woke::Stop => {
                 stopping = true;
                 graceful(connection.as_mut());
                 continue;
             }
-            _ = interval.tick() => {}
+            Woke::Tick => {}
         }
         if let Some(closed) = closing {
             // The GOAWAY had a tick to go out; the connection goes now.
@@ -547,6 +573,45 @@ where
                 activity.timed_out.store(started, Ordering::Relaxed);
                 return Err(closed);
             }
+        }
+    }
+}
+
+/// What woke the watchdog.
+enum Woke<T> {
+    Done(T),
+    Stop,
+    Tick,
+}
+
+/// The waker the watchdog's own timer and shutdown signal are polled with: it notes that one
+/// of them woke the connection's task, and wakes that task.
+#[derive(Default)]
+struct Nudge {
+    woken: AtomicBool,
+    task: std::sync::Mutex<Option<Waker>>,
+}
+
+impl Nudge {
+    /// Keeps the task's current waker, for [`Wake::wake_by_ref`] to pass the wake-up on.
+    fn remember(&self, waker: &Waker) {
+        let mut task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !task.as_ref().is_some_and(|known| known.will_wake(waker)) {
+            *task = Some(waker.clone());
+        }
+    }
+}
+
+impl Wake for Nudge {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
         }
     }
 }

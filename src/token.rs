@@ -46,7 +46,7 @@ pub struct Verifier {
     expect: Expectations,
     required_scopes: Vec<String>,
     /// Keyed by the token's tail (see [`cache_key`]); the entry holds the whole token.
-    cache: Mutex<HashMap<Box<str>, Cached>>,
+    cache: Mutex<HashMap<Box<[u8]>, Cached, TailHash>>,
     client: hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         Full<Bytes>,
@@ -57,7 +57,7 @@ pub struct Verifier {
 
 /// An accepted token's claims and the Unix second from which the verdict is stale.
 struct Cached {
-    token: Box<str>,
+    token: Box<[u8]>,
     until: u64,
     claims: Arc<Claims>,
 }
@@ -120,7 +120,7 @@ impl Verifier {
                 leeway_secs: jwt::DEFAULT_LEEWAY_SECS,
             },
             required_scopes: config.required_scopes.clone(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::with_hasher(TailHash::new())),
             client: crate::metadata::https_client(config.connect_timeout),
             timeout: config.fetch_timeout,
             max_bytes: config.max_metadata_bytes,
@@ -219,12 +219,15 @@ impl Verifier {
         tokio::time::timeout(self.timeout, exchange).await.map_err(|_| "timed out".to_string())?
     }
 
-    /// Checks a bearer token: the cache first, then the mode's own check.
-    pub async fn check(&self, token: &str) -> Result<Arc<Claims>, Rejection> {
+    /// Checks a bearer token (as [`crate::gate::bearer`] took it from the header): the cache
+    /// first, then the mode's own check.
+    pub async fn check(&self, token: &[u8]) -> Result<Arc<Claims>, Rejection> {
         let now = unix_now();
         if let Some(claims) = self.cached(token, now) {
             return self.authorize(claims);
         }
+        let token = std::str::from_utf8(token)
+            .map_err(|_| Rejection::Invalid(TokenError::Malformed("the token is not ASCII")))?;
         let (claims, until) = match &self.method {
             Method::Jwt(jwks) => {
                 let claims = self.verify_jwt(jwks, token, now).await?;
@@ -239,7 +242,7 @@ impl Verifier {
         };
         let claims = Arc::new(claims);
         if until > now {
-            self.remember(token, &claims, until, now);
+            self.remember(token.as_bytes(), &claims, until, now);
         }
         self.authorize(claims)
     }
@@ -314,13 +317,13 @@ impl Verifier {
         }
     }
 
-    fn cached(&self, token: &str, now: u64) -> Option<Arc<Claims>> {
+    fn cached(&self, token: &[u8], now: u64) -> Option<Arc<Claims>> {
         let cache = self.cache.lock().ok()?;
         // SECURITY: `until` is never past the token's own `exp`.
         cache.get(cache_key(token)).filter(|c| now < c.until && *c.token == *token).map(|c| Arc::clone(&c.claims))
     }
 
-    fn remember(&self, token: &str, claims: &Arc<Claims>, until: u64, now: u64) {
+    fn remember(&self, token: &[u8], claims: &Arc<Claims>, until: u64, now: u64) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };
@@ -339,8 +342,46 @@ impl Verifier {
 /// on every request cost more than the rest of the lookup. Only accepted tokens are stored,
 /// so a client cannot fill a bucket with colliding tails, and a hit still compares the whole
 /// token.
-fn cache_key(token: &str) -> &str {
+fn cache_key(token: &[u8]) -> &[u8] {
     token.get(token.len().saturating_sub(32)..).unwrap_or(token)
+}
+
+/// Hashes cache keys ([`cache_key`]) by folding their bytes into one word: they are signature
+/// or random bytes already, and SipHash over them was a tenth of a cached check. The seed is
+/// drawn per process, so where a key lands stays unpredictable.
+#[derive(Clone)]
+struct TailHash(u64);
+
+impl TailHash {
+    fn new() -> TailHash {
+        use std::hash::BuildHasher;
+        TailHash(std::collections::hash_map::RandomState::new().hash_one(0x6d63_7061_7574_6865_u64))
+    }
+}
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = Fold;
+
+    fn build_hasher(&self) -> Fold {
+        Fold(self.0)
+    }
+}
+
+/// The [`TailHash`] state.
+struct Fold(u64);
+
+impl std::hash::Hasher for Fold {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(word)).rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Whether an unknown-key refetch may go out now; records it if so.
@@ -378,5 +419,26 @@ mod tests {
         assert_eq!(string_member(doc, "n"), None);
         assert_eq!(string_member(br#"{"issuer":"x"}"#, "jwks_uri"), None);
         assert_eq!(string_member(b"not json", "jwks_uri"), None);
+    }
+
+    #[test]
+    fn the_cache_matches_whole_tokens_and_forgets_them_at_until() {
+        let flags = ["--resource", "https://mcp.example/mcp", "--auth-server", "https://as.example"];
+        let settings = crate::config::Settings::load(flags.map(String::from), |_| None).expect("valid flags");
+        let config = crate::Config::from_settings(&settings).expect("a valid configuration");
+        let verifier = Verifier::new(&config).expect("jwt mode is the default");
+        let tail = "s".repeat(40);
+        let (token, twin) = (format!("head.body.{tail}"), format!("other.body.{tail}"));
+        let claims = Arc::new(Claims { subject: Some("u1".into()), scopes: vec![], expires_at: 100, client_id: None });
+        verifier.remember(token.as_bytes(), &claims, 100, 50);
+        let hit = verifier.cached(token.as_bytes(), 99).expect("a remembered token is a hit");
+        assert_eq!(hit.subject.as_deref(), Some("u1"));
+        // The hash covers the tail only; the whole token must still match.
+        assert!(verifier.cached(twin.as_bytes(), 99).is_none());
+        assert!(verifier.cached(token.as_bytes(), 100).is_none(), "kept past `until`");
+        // A short token is its own key.
+        verifier.remember(b"short", &claims, 100, 50);
+        assert!(verifier.cached(b"short", 60).is_some());
+        assert!(verifier.cached(b"shor", 60).is_none());
     }
 }

@@ -306,7 +306,13 @@ async fn exchange(
         Some(verifier) => {
             // The gate read the token and said where it is; it is taken, not parsed, again.
             let checked = match crate::gate::token_at(request.headers(), pass.token) {
-                Some(token) => verifier.check(token).await,
+                // A token the cache holds is answered without a wait; the full check, which
+                // may fetch keys or introspect, is boxed so that its large future is not part
+                // of every forwarded request's.
+                Some(token) => match verifier.check_cached(token) {
+                    Some(verdict) => verdict,
+                    None => Box::pin(verifier.check(token)).await,
+                },
                 None => Err(Rejection::Invalid(crate::jwt::TokenError::Malformed("no bearer token"))),
             };
             match checked {
@@ -364,7 +370,8 @@ async fn exchange(
     // The upload's start is when the request goes to the MCP server: its clock reading serves
     // for the upstream latency too.
     let sent = progress.started.unwrap_or_else(Instant::now);
-    match answer_within(gate.response_timeout, &progress, gate.client.send(&gate.upstream, request)).await {
+    let send = std::pin::pin!(gate.client.send(&gate.upstream, request));
+    match answer_within(gate.response_timeout, &progress, send).await {
         Some(Ok(mut response)) => {
             strip_hop_by_hop(response.headers_mut());
             crate::respond::cors_for_forwarded(gate, origin.as_ref(), response.headers_mut());
@@ -394,17 +401,17 @@ fn too_large(gate: &Gate, origin: Option<&HeaderValue>) -> Response<Body> {
 
 /// Waits for the MCP server's response head until `timeout` has passed since the upload last
 /// moved (or ended); `None` when it has. Dropping the exchange cancels the upstream request.
+/// (The exchange is pinned by the caller: moved in, it would be one more copy of a large future.)
 async fn answer_within<F: std::future::Future>(
     timeout: Duration,
     progress: &Progress,
-    exchange: F,
+    mut exchange: Pin<&mut F>,
 ) -> Option<F::Output> {
-    let mut exchange = std::pin::pin!(exchange);
     let started = progress.started.unwrap_or_else(Instant::now);
     loop {
         let last = progress.last();
         let deadline = started + Duration::from_millis(last) + timeout;
-        match tokio::time::timeout_at(deadline.into(), &mut exchange).await {
+        match tokio::time::timeout_at(deadline.into(), exchange.as_mut()).await {
             Ok(output) => return Some(output),
             Err(_) if progress.last() == last => return None,
             Err(_) => {}

@@ -219,6 +219,13 @@ impl Verifier {
         tokio::time::timeout(self.timeout, exchange).await.map_err(|_| "timed out".to_string())?
     }
 
+    /// The verdict on a token the cache holds, without waiting; `None` when it needs [`check`].
+    ///
+    /// [`check`]: Verifier::check
+    pub fn check_cached(&self, token: &[u8]) -> Option<Result<Arc<Claims>, Rejection>> {
+        self.cached(token, unix_now()).map(|claims| self.authorize(claims))
+    }
+
     /// Checks a bearer token (as [`crate::gate::bearer`] took it from the header): the cache
     /// first, then the mode's own check.
     pub async fn check(&self, token: &[u8]) -> Result<Arc<Claims>, Rejection> {

@@ -21,20 +21,39 @@ pub enum Credential<'a> {
 
 /// Reads the bearer credential from request headers.
 pub fn credential(headers: &HeaderMap) -> Credential<'_> {
+    read(headers).0
+}
+
+/// [`credential`] and, for a bearer token, its [`span`], from one lookup of the header.
+pub fn located(headers: &HeaderMap) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
+    let (credential, value) = read(headers);
+    let span = match (credential, value) {
+        (Credential::Bearer(token), Some(value)) => offset(value.as_bytes(), token),
+        _ => None,
+    };
+    (credential, span)
+}
+
+/// The credential, and the one `Authorization` value it was read from.
+fn read(headers: &HeaderMap) -> (Credential<'_>, Option<&HeaderValue>) {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
-        return Credential::Missing;
+        return (Credential::Missing, None);
     };
     if values.next().is_some() {
-        return Credential::Malformed;
+        return (Credential::Malformed, None);
     }
-    bearer(value.as_bytes())
+    (bearer(value.as_bytes()), Some(value))
 }
 
 /// Where `token`, as [`credential`] read it from these headers, lies in the `Authorization`
 /// value, so that a later stage can take it again with [`token_at`] instead of parsing anew.
 pub fn span(headers: &HeaderMap, token: &[u8]) -> Option<std::ops::Range<usize>> {
-    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    offset(headers.get(header::AUTHORIZATION)?.as_bytes(), token)
+}
+
+/// Where `token`, a piece of `value`, lies in it.
+fn offset(value: &[u8], token: &[u8]) -> Option<std::ops::Range<usize>> {
     let start = (token.as_ptr() as usize).checked_sub(value.as_ptr() as usize)?;
     let end = start.checked_add(token.len())?;
     (end <= value.len()).then_some(start..end)
@@ -43,7 +62,12 @@ pub fn span(headers: &HeaderMap, token: &[u8]) -> Option<std::ops::Range<usize>>
 /// The token at `span` of the `Authorization` value (see [`span`]); `None` if the header is
 /// gone or the span no longer fits it.
 pub fn token_at(headers: &HeaderMap, span: std::ops::Range<usize>) -> Option<&[u8]> {
-    headers.get(header::AUTHORIZATION)?.as_bytes().get(span)
+    token_in(headers.get(header::AUTHORIZATION)?, span)
+}
+
+/// The token at `span` of this `Authorization` value.
+pub fn token_in(value: &HeaderValue, span: std::ops::Range<usize>) -> Option<&[u8]> {
+    value.as_bytes().get(span)
 }
 
 /// Parses one `Authorization` field value. The scheme is case-insensitive (RFC 9110 §11.1) and
@@ -217,6 +241,7 @@ mod tests {
         let at = span(&h, token).expect("inside the value");
         assert_eq!(at, 9..23);
         assert_eq!(token_at(&h, at.clone()), Some(&b"abc.DEF-_~+/=="[..]));
+        assert_eq!(located(&h), (Credential::Bearer(b"abc.DEF-_~+/=="), Some(at.clone())));
         // A string from elsewhere has no place in the value; a span past its end finds nothing.
         assert_eq!(span(&h, String::from("abc.DEF-_~+/==").as_bytes()), None);
         assert_eq!(token_at(&h, 20..40), None);

@@ -243,11 +243,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets the `X-Forwarded-*` fields: the client's address appended to any chain already there,
-/// the public scheme of the resource, and the host the client asked for.
-pub fn set_forwarded(headers: &mut HeaderMap, peer_ip: &HeaderValue, proto: &HeaderValue, host: Option<HeaderValue>) {
+/// Sets the `X-Forwarded-*` fields: the client's address appended to the chain it brought
+/// (`previous`, its first `X-Forwarded-For`), the public scheme of the resource, and the host
+/// the client asked for.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    previous: Option<&HeaderValue>,
+    peer_ip: &HeaderValue,
+    proto: &HeaderValue,
+    host: Option<HeaderValue>,
+) {
     // Formatted only when the client brought a chain; otherwise the connection's value is shared.
-    let chain = match headers.get(X_FORWARDED_FOR).map(|v| (v.to_str(), peer_ip.to_str())) {
+    let chain = match previous.map(|v| (v.to_str(), peer_ip.to_str())) {
         Some((Ok(previous), Ok(ip))) => HeaderValue::try_from(format!("{previous}, {ip}")).ok(),
         Some(_) => None,
         None => Some(peer_ip.clone()),
@@ -262,6 +269,50 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer_ip: &HeaderValue, proto: &Hea
     };
 }
 
+/// What forwarding reads from a request's headers, found in one pass over them: each
+/// `HeaderMap` lookup hashes its name, and a request has only a few fields.
+#[derive(Default)]
+struct Found {
+    origin: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+    forwarded_for: Option<HeaderValue>,
+    /// The client's first `X-Request-Id`, and how many it sent.
+    request_id: Option<HeaderValue>,
+    request_ids: usize,
+    /// A hop-by-hop field, or one of the `X-Auth-*` fields the edge sets, is present.
+    to_strip: bool,
+}
+
+impl Found {
+    /// The first value of each field (as `HeaderMap::get` would give it).
+    fn scan(headers: &HeaderMap) -> Found {
+        fn first(slot: &mut Option<HeaderValue>, value: &HeaderValue) {
+            if slot.is_none() {
+                *slot = Some(value.clone());
+            }
+        }
+        let mut found = Found::default();
+        for (name, value) in headers {
+            if name == header::ORIGIN {
+                first(&mut found.origin, value);
+            } else if name == header::HOST {
+                first(&mut found.host, value);
+            } else if name == header::AUTHORIZATION {
+                first(&mut found.authorization, value);
+            } else if name == X_FORWARDED_FOR {
+                first(&mut found.forwarded_for, value);
+            } else if name == crate::observe::X_REQUEST_ID {
+                found.request_ids += 1;
+                first(&mut found.request_id, value);
+            } else if HOP_BY_HOP.contains(name) || AUTH_HEADERS.contains(name) {
+                found.to_strip = true;
+            }
+        }
+        found
+    }
+}
+
 /// Forwards `request` to the upstream and streams its answer back. The request id (the
 /// client's or a new one) goes upstream and back to the client; the answer is counted, timed
 /// from `started` to its head, and logged.
@@ -273,10 +324,14 @@ pub async fn forward(
     activity: Arc<Activity>,
     started: std::time::Instant,
 ) -> Response<Body> {
-    let id = crate::observe::request_id(request.headers());
-    request.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
+    let found = Found::scan(request.headers());
+    let id = crate::observe::request_id(found.request_id.as_ref());
+    // The client's one id, kept, is in place already.
+    if found.request_ids != 1 || found.request_id.as_ref() != Some(&id) {
+        request.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
+    }
     let seen = crate::observe::Seen::of(&state, &request);
-    let mut response = exchange(&state, pass, request, &peer_ip, activity).await;
+    let mut response = exchange(&state, pass, request, found, &peer_ip, activity).await;
     response.headers_mut().insert(crate::observe::X_REQUEST_ID, id.clone());
     crate::observe::answered(&state, Route::Gate, response.status(), started, seen, &peer_ip, Some(id));
     response
@@ -287,6 +342,7 @@ async fn exchange(
     state: &Arc<State>,
     pass: crate::respond::Pass,
     mut request: Request<Incoming>,
+    found: Found,
     peer_ip: &HeaderValue,
     activity: Arc<Activity>,
 ) -> Response<Body> {
@@ -296,7 +352,7 @@ async fn exchange(
     // From here until the response body ends, the connection is busy, not idle: a slow token
     // check, upload or MCP server must not look like a silent client to the idle watchdog.
     let streaming = Streaming::new(activity);
-    let origin = request.headers().get(header::ORIGIN).cloned();
+    let origin = found.origin;
     // A declared length over the limit is refused before anything else: it would never pass.
     if http_body::Body::size_hint(request.body()).lower() > gate.max_body_bytes {
         state.metrics.limit_hit(crate::metrics::Limit::Body);
@@ -305,7 +361,8 @@ async fn exchange(
     let claims = match &gate.verifier {
         Some(verifier) => {
             // The gate read the token and said where it is; it is taken, not parsed, again.
-            let checked = match crate::gate::token_at(request.headers(), pass.token) {
+            let token = found.authorization.as_ref().and_then(|value| crate::gate::token_in(value, pass.token));
+            let checked = match token {
                 // A token the cache holds is answered without a wait; the full check, which
                 // may fetch keys or introspect, is boxed so that its large future is not part
                 // of every forwarded request's.
@@ -331,25 +388,20 @@ async fn exchange(
         None => None,
     };
     // The host the client asked for: the Host header (HTTP/1.1) or the :authority (HTTP/2).
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let host = found.host.or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     *request.uri_mut() = Uri::from(path);
     // The client's HTTP version is its business with the edge; the pool picks the upstream's.
     *request.version_mut() = http::Version::HTTP_11;
     let headers = request.headers_mut();
-    strip_hop_by_hop(headers);
-    set_forwarded(headers, peer_ip, &gate.forwarded_proto, host);
-    // SECURITY: these say who the edge verified; a client must never supply them. (A look
-    // over the few names present is cheaper than three removals, each hashing its name.)
-    if headers.keys().any(|name| AUTH_HEADERS.contains(name)) {
+    if found.to_strip {
+        strip_hop_by_hop(headers);
+        // SECURITY: these say who the edge verified; a client must never supply them.
         for name in AUTH_HEADERS {
             headers.remove(name);
         }
     }
+    set_forwarded(headers, found.forwarded_for.as_ref(), peer_ip, &gate.forwarded_proto, host);
     if let (true, Some(claims)) = (gate.strip_authorization, &claims) {
         headers.remove(header::AUTHORIZATION);
         if let Some(subject) = claims.subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
@@ -474,17 +526,43 @@ mod tests {
     }
 
     #[test]
+    fn one_scan_finds_the_first_of_each_field() {
+        let mut h = HeaderMap::new();
+        h.append(header::HOST, HeaderValue::from_static("mcp.example"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
+        h.append(crate::observe::X_REQUEST_ID, HeaderValue::from_static("a"));
+        h.append(crate::observe::X_REQUEST_ID, HeaderValue::from_static("b"));
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let found = Found::scan(&h);
+        assert_eq!(found.host.as_ref(), h.get(header::HOST));
+        assert_eq!(found.forwarded_for.as_ref(), h.get(X_FORWARDED_FOR));
+        assert_eq!(found.request_id.as_ref(), Some(&HeaderValue::from_static("a")));
+        assert_eq!(found.request_ids, 2);
+        assert_eq!(found.authorization.as_ref(), h.get(header::AUTHORIZATION));
+        assert!(found.origin.is_none());
+        assert!(!found.to_strip, "nothing hop-by-hop was sent");
+        for name in [header::TE, header::CONNECTION, X_AUTH_SUBJECT, X_AUTH_CLIENT_ID] {
+            let mut h = h.clone();
+            h.insert(name.clone(), HeaderValue::from_static("x"));
+            assert!(Found::scan(&h).to_strip, "{name}");
+        }
+    }
+
+    #[test]
     fn forwarded_chain_is_appended() {
         let mut h = HeaderMap::new();
         let proto = HeaderValue::from_static("https");
         set_forwarded(
             &mut h,
+            None,
             &HeaderValue::from_static("10.0.0.7"),
             &proto,
             Some(HeaderValue::from_static("mcp.example")),
         );
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.7");
-        set_forwarded(&mut h, &HeaderValue::from_static("::1"), &proto, None);
+        let previous = h.get(X_FORWARDED_FOR).cloned();
+        set_forwarded(&mut h, previous.as_ref(), &HeaderValue::from_static("::1"), &proto, None);
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.7, ::1");
         assert_eq!(h[X_FORWARDED_PROTO], "https");
         assert!(h.get(X_FORWARDED_HOST).is_none());

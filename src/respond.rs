@@ -198,14 +198,12 @@ fn guard<B>(protected: &crate::Protected, request: &Request<B>) -> Guarded {
         return Guarded::Answered(response);
     }
     let challenges = &gate.challenges;
-    let (status, challenge, body) = match gate::credential(request.headers()) {
+    let (status, challenge, body) = match gate::located(request.headers()) {
         // The token itself is checked (jwt, introspect) when the request is forwarded.
-        Credential::Bearer(token) => match gate::span(request.headers(), token) {
-            Some(span) => return Guarded::Through(span),
-            None => (StatusCode::BAD_REQUEST, &challenges.malformed, &challenges.malformed_body),
-        },
-        Credential::Missing => (StatusCode::UNAUTHORIZED, &challenges.missing, &challenges.missing_body),
-        Credential::Malformed => (StatusCode::BAD_REQUEST, &challenges.malformed, &challenges.malformed_body),
+        (Credential::Bearer(_), Some(span)) => return Guarded::Through(span),
+        (Credential::Bearer(_), None) => (StatusCode::BAD_REQUEST, &challenges.malformed, &challenges.malformed_body),
+        (Credential::Missing, _) => (StatusCode::UNAUTHORIZED, &challenges.missing, &challenges.missing_body),
+        (Credential::Malformed, _) => (StatusCode::BAD_REQUEST, &challenges.malformed, &challenges.malformed_body),
     };
     let mut response = with_headers(status, body.clone(), 6);
     let h = response.headers_mut();

@@ -8,6 +8,8 @@
 #   doc   GET of the relayed authorization server metadata
 #   401   POST /mcp with a JSON-RPC body and no token: the challenge
 #   fwd   the same POST with a valid JWT, forwarded (token cache warm)
+#   ngx   that forwarded POST through nginx proxy_pass instead (benches/nginx/proxy.conf.in, one
+#         process), for the user-space side of the load benchmark's forwarding comparison
 #
 #   bash benches/callgrind.sh                          # all three, this tree's release build
 #   KINDS=fwd N=2000 bash benches/callgrind.sh
@@ -41,7 +43,8 @@ need curl "install it with: sudo apt-get install curl"
 for kind in $KINDS; do
     case $kind in
     doc | 401 | fwd) ;;
-    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd" ;;
+    ngx) need nginx "install it with: sudo apt-get install nginx-light" ;;
+    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd ngx" ;;
     esac
 done
 build_binaries
@@ -59,26 +62,39 @@ TOKEN=$(curl -s --max-time 5 -d grant_type=client_credentials "http://127.0.0.1:
 [[ "$TOKEN" == *.*.* ]] || die "no token from the demo authorization server"
 printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' >"$WORK/body.json"
 
-# Total instructions of one edge run under callgrind serving COUNT requests of KIND.
+# Total instructions of one edge (or, for ngx, nginx) run under callgrind serving COUNT
+# requests of KIND.
 instructions() {
-    local bin=$1 count=$2 kind=$3 out
+    local bin=$1 count=$2 kind=$3 out pid
     out="$WORK/callgrind.out"
-    start edge valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --threads 1 \
-        --listen "127.0.0.1:$EDGE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --resource "$RESOURCE" \
-        --auth-server "http://127.0.0.1:$AS_PORT" --upstream "http://127.0.0.1:$ECHO_PORT"
-    local pid=$STARTED
-    wait_ok "http://127.0.0.1:$ADMIN_PORT/readyz" "$pid" edge
+    if [ "$kind" = ngx ]; then
+        # One process (no master), so that callgrind sees the worker's requests.
+        mkdir -p "$WORK/nginx"
+        sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$EDGE_PORT|" -e "s|@UPSTREAM_PORT@|$ECHO_PORT|" \
+            -e 's|^master_process on;|master_process off;|' "$ROOT/benches/nginx/proxy.conf.in" >"$WORK/nginx/nginx.conf"
+        start nginx valgrind --tool=callgrind --callgrind-out-file="$out" nginx -p "$WORK/nginx" \
+            -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
+        pid=$STARTED
+        wait_ok "http://127.0.0.1:$EDGE_PORT/mcp" "$pid" nginx
+    else
+        start edge valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --threads 1 \
+            --listen "127.0.0.1:$EDGE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --resource "$RESOURCE" \
+            --auth-server "http://127.0.0.1:$AS_PORT" --upstream "http://127.0.0.1:$ECHO_PORT"
+        pid=$STARTED
+        wait_ok "http://127.0.0.1:$ADMIN_PORT/readyz" "$pid" edge
+    fi
     local -a request
     case $kind in
     doc) request=(-H 'accept: application/json' "http://127.0.0.1:$EDGE_PORT/.well-known/oauth-authorization-server") ;;
     401) request=(-d "$WORK/body.json" -H 'content-type: application/json' "$RESOURCE") ;;
-    fwd) request=(-d "$WORK/body.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$RESOURCE") ;;
+    fwd | ngx) request=(-d "$WORK/body.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$RESOURCE") ;;
     esac
     h2load --h1 -n "$count" -c 1 -m 1 "${request[@]}" >"$WORK/h2load.out" 2>&1
     local expect=succeeded
     [ "$kind" = 401 ] && expect=failed # h2load counts any non-2xx as failed
     grep -q "$count $expect" "$WORK/h2load.out" || die "h2load: $(grep 'requests:' "$WORK/h2load.out")"
-    kill -INT "$pid"
+    # nginx stops gracefully on QUIT (INT is its fast stop, which may skip the profile's end).
+    if [ "$kind" = ngx ]; then kill -QUIT "$pid"; else kill -INT "$pid"; fi
     wait "$pid" 2>/dev/null || true
     awk '/^summary:/ {print $2}' "$out"
     if [ -n "${KEEP:-}" ]; then
@@ -92,7 +108,9 @@ instructions() {
 echo "| build | request | instructions per request |"
 echo "|---|---|---|"
 for kind in $KINDS; do
-    for build in ${BASE_BIN:+base} edge; do
+    builds="${BASE_BIN:+base} edge"
+    [ "$kind" = ngx ] && builds=nginx
+    for build in $builds; do
         bin=$EDGE_BIN
         [ "$build" = base ] && bin=$BASE_BIN
         a=$(instructions "$bin" "$N" "$kind")

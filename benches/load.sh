@@ -572,9 +572,21 @@ at_most() { awk -v r="$1" -v bar="$2" 'BEGIN { print (r <= bar) ? "met" : "misse
 # measured seconds apart, so it is steadier than a ratio of medians when the machine's load
 # drifts.
 paired() {
-    awk -v a="$1" -v b="$2" '$1 == a { x[$5] = $4 } $1 == b { y[$5] = $4 }
-        END { for (r in x) if (r in y) print x[r] / y[r] }' "$WORK/results" | sort -g |
+    ratios "$1" "$2" |
         awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Target $1's CPU/req over target $2's, one line per round, smallest first.
+ratios() {
+    awk -v a="$1" -v b="$2" '$1 == a { x[$5] = $4 } $1 == b { y[$5] = $4 }
+        END { for (r in x) if (r in y) print x[r] / y[r] }' "$WORK/results" | sort -g
+}
+
+# "median; rounds lowest-highest" of those ratios: how far single rounds strayed says how much
+# the machine's load moved the median.
+verdict() {
+    printf '%s; rounds %s' "$(paired "$1" "$2")" \
+        "$(ratios "$1" "$2" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f-%.3f", lo, hi }')"
 }
 
 SETUP="Server on CPU $SERVER_CPU (taskset), \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\` on CPU $LOAD_CPU, keep-alive."
@@ -597,7 +609,7 @@ if wants discovery; then
     vs_nginx=$(paired edge nginx)
     echo "Edge CPU/req over the others, median of per-round ratios: ÷ floor $vs_floor, ÷ nginx $vs_nginx."
     echo
-    echo "Bar (on the per-round ratios): edge CPU/req within 5% of the floor: $(at_most "$vs_floor" 1.05) ($vs_floor); at or below nginx: $(at_most "$vs_nginx" 1.00) ($vs_nginx)."
+    echo "Bar (on the per-round ratios): edge CPU/req within 5% of the floor: $(at_most "$vs_floor" 1.05) ($(verdict edge floor)); at or below nginx: $(at_most "$vs_nginx" 1.00) ($(verdict edge nginx))."
 fi
 
 if wants challenge; then
@@ -615,7 +627,7 @@ if wants challenge; then
     done
     echo
     vs_doc=$(paired gate-401 gate-doc)
-    echo "Bar (on the per-round ratios): 401 CPU/req within 5% of the discovery GET's: $(at_most "$vs_doc" 1.05) ($vs_doc)."
+    echo "Bar (on the per-round ratios): 401 CPU/req within 5% of the discovery GET's: $(at_most "$vs_doc" 1.05) ($(verdict gate-401 gate-doc))."
 fi
 
 if wants forward; then
@@ -636,7 +648,7 @@ if wants forward; then
     fwd_presence=$(paired edge-fwd presence-fwd)
     echo "Edge (jwt) CPU/req, median of per-round ratios: ÷ nginx $fwd_nginx, ÷ presence mode $fwd_presence."
     echo
-    echo "Bar (on the per-round ratios): edge CPU/req, token checked, at or below nginx's: $(at_most "$fwd_nginx" 1.00) ($fwd_nginx)."
+    echo "Bar (on the per-round ratios): edge CPU/req, token checked, at or below nginx's: $(at_most "$fwd_nginx" 1.00) ($(verdict edge-fwd nginx-fwd))."
 fi
 
 if wants https || wants h2; then
@@ -659,7 +671,7 @@ if wants https; then
     done
     echo
     https_nginx=$(paired https-edge https-nginx)
-    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$https_nginx" 1.00) ($https_nginx)."
+    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$https_nginx" 1.00) ($(verdict https-edge https-nginx))."
 fi
 
 if wants h2; then
@@ -677,5 +689,5 @@ if wants h2; then
     done
     echo
     h2_nginx=$(paired h2-edge h2-nginx)
-    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$h2_nginx" 1.00) ($h2_nginx)."
+    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$h2_nginx" 1.00) ($(verdict h2-edge h2-nginx))."
 fi

@@ -284,35 +284,27 @@ if wants https || wants h2; then
     [[ "$TLS_H2" == *\ h2 ]] || die "ALPN h2 was not negotiated: $TLS_H2"
     echo "== TLS: both servers negotiate $TLS_H1 without ALPN and $TLS_H2 offering h2" >&2
 
-    if wants https; then
-        URL[https-edge]="https://127.0.0.1:$TLS_EDGE_PORT$DOC_PATH"
-        URL[https-nginx]="https://127.0.0.1:$TLS_NGINX_PORT$DOC_PATH"
-        TARGET_PIDS[https-edge]=$EDGE_TLS_PID
-        TARGET_PIDS[https-nginx]=$NGINX_TLS_PIDS
-        LABEL[https-edge]="mcp-auth-edge (--threads 1), rustls"
-        LABEL[https-nginx]="nginx $NGINX_VERSION, 1 worker, return 200, OpenSSL"
-        for s in https-edge https-nginx; do
-            probe "$s" 200 "${URL[$s]}" --cacert "$WORK/tls/cert.pem" --http1.1
+    # The edge and nginx over TLS as targets NAME-edge and NAME-nginx, checked to answer 200
+    # with the document when curl speaks HTTP version VERSION (1.1 or 2) to them.
+    tls_targets() {
+        local name=$1 version=$2 s
+        URL[$name-edge]="https://127.0.0.1:$TLS_EDGE_PORT$DOC_PATH"
+        URL[$name-nginx]="https://127.0.0.1:$TLS_NGINX_PORT$DOC_PATH"
+        TARGET_PIDS[$name-edge]=$EDGE_TLS_PID
+        TARGET_PIDS[$name-nginx]=$NGINX_TLS_PIDS
+        LABEL[$name-edge]="mcp-auth-edge (--threads 1), rustls"
+        LABEL[$name-nginx]="nginx $NGINX_VERSION, 1 worker, return 200, OpenSSL"
+        for s in "$name-edge" "$name-nginx"; do
+            if [ "$version" = 2 ]; then TOOL[$s]=h2load; fi
+            probe "$s" 200 "${URL[$s]}" --cacert "$WORK/tls/cert.pem" "--http$version"
             check_doc "$s"
-            head -n1 "$WORK/$s.headers" | grep -q '^HTTP/1\.1 200' || die "$s did not answer over HTTP/1.1"
+            head -n1 "$WORK/$s.headers" | grep -q "^HTTP/${version//./\\.} 200" ||
+                die "$s did not answer over HTTP/$version"
         done
-        echo "== https: both answer 200 over HTTP/1.1 on TLS with the same body and headers" >&2
-    fi
-    if wants h2; then
-        URL[h2-edge]="https://127.0.0.1:$TLS_EDGE_PORT$DOC_PATH"
-        URL[h2-nginx]="https://127.0.0.1:$TLS_NGINX_PORT$DOC_PATH"
-        TARGET_PIDS[h2-edge]=$EDGE_TLS_PID
-        TARGET_PIDS[h2-nginx]=$NGINX_TLS_PIDS
-        LABEL[h2-edge]="mcp-auth-edge (--threads 1), rustls"
-        LABEL[h2-nginx]="nginx $NGINX_VERSION, 1 worker, return 200, OpenSSL"
-        for s in h2-edge h2-nginx; do
-            TOOL[$s]=h2load
-            probe "$s" 200 "${URL[$s]}" --cacert "$WORK/tls/cert.pem" --http2
-            check_doc "$s"
-            head -n1 "$WORK/$s.headers" | grep -q '^HTTP/2 200' || die "$s did not answer over HTTP/2"
-        done
-        echo "== h2: both answer 200 over HTTP/2 (ALPN h2) with the same body and headers" >&2
-    fi
+        echo "== $name: both answer 200 over HTTP/$version on TLS with the same body and headers" >&2
+    }
+    if wants https; then tls_targets https 1.1; fi
+    if wants h2; then tls_targets h2 2; fi
 fi
 
 if wants challenge || wants forward; then

@@ -648,6 +648,20 @@ if wants https || wants h2; then
     TLS_NOTE="Medians of $ROUNDS alternating rounds. CPU µs/req: the server's user+system time (/proc/PID/stat, all threads; nginx master and worker) over the requests completed; connections are opened once per run, so handshakes weigh next to nothing."
 fi
 
+# The table and bar line of TLS scenario NAME (https or h2); LATENCY names its latency column.
+tls_table() {
+    local name=$1 latency=$2 s bar
+    echo "| server | requests/s | $latency | CPU µs/req | CPU/req ÷ nginx |"
+    echo "|---|---|---|---|---|"
+    for s in "$name-edge" "$name-nginx"; do
+        printf '| %s | %.0f | %.2f ms | %.2f | %s |\n' "${LABEL[$s]}" "${RPS[$s]}" "${P99[$s]}" "${CPU[$s]}" \
+            "$(ratio "${CPU[$s]}" "${CPU[$name-nginx]}")"
+    done
+    echo
+    bar=$(paired "$name-edge" "$name-nginx")
+    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$bar" 1.00) ($(verdict "$name-edge" "$name-nginx"))."
+}
+
 if wants https; then
     echo
     echo "### HTTPS (HTTP/1.1 over TLS)"
@@ -655,15 +669,7 @@ if wants https; then
     echo "$TLS_SETUP \`$(loadgen https)\` (OpenSSL, no ALPN), keep-alive. Negotiated: $TLS_H1."
     echo "$TLS_NOTE"
     echo
-    echo "| server | requests/s | p99 | CPU µs/req | CPU/req ÷ nginx |"
-    echo "|---|---|---|---|---|"
-    for s in https-edge https-nginx; do
-        printf '| %s | %.0f | %.2f ms | %.2f | %s |\n' "${LABEL[$s]}" "${RPS[$s]}" "${P99[$s]}" "${CPU[$s]}" \
-            "$(ratio "${CPU[$s]}" "${CPU[https-nginx]}")"
-    done
-    echo
-    https_nginx=$(paired https-edge https-nginx)
-    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$https_nginx" 1.00) ($(verdict https-edge https-nginx))."
+    tls_table https "p99"
 fi
 
 if wants h2; then
@@ -673,13 +679,5 @@ if wants h2; then
     echo "$TLS_SETUP \`$(loadgen h2)\` ($H2_CONNECTIONS connections, up to $H2_STREAMS requests in flight on each), ALPN h2. Negotiated: $TLS_H2."
     echo "$TLS_NOTE h2load gives no percentiles: the latency column is its mean request time."
     echo
-    echo "| server | requests/s | mean latency | CPU µs/req | CPU/req ÷ nginx |"
-    echo "|---|---|---|---|---|"
-    for s in h2-edge h2-nginx; do
-        printf '| %s | %.0f | %.2f ms | %.2f | %s |\n' "${LABEL[$s]}" "${RPS[$s]}" "${P99[$s]}" "${CPU[$s]}" \
-            "$(ratio "${CPU[$s]}" "${CPU[h2-nginx]}")"
-    done
-    echo
-    h2_nginx=$(paired h2-edge h2-nginx)
-    echo "Bar (on the per-round ratios): edge CPU/req at or below nginx's: $(at_most "$h2_nginx" 1.00) ($(verdict h2-edge h2-nginx))."
+    tls_table h2 "mean latency"
 fi

@@ -32,7 +32,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # Nothing but the binary: no shell, no libc, no CA bundle. None is needed: https to the
 # authorization server and an https upstream use the Mozilla roots compiled into the binary
-# (webpki-roots, via hyper-rustls' with_webpki_roots in src/metadata.rs), and musl resolves
+# (webpki-roots, via hyper-rustls' with_webpki_roots in src/common/client.rs), and musl resolves
 # names from the /etc/resolv.conf and /etc/hosts that the container runtime mounts.
 FROM scratch
 COPY --from=build /mcp-auth-edge /mcp-auth-edge

@@ -17,10 +17,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{Method, Request};
+use mcp_auth_edge::app::service::{self as respond, Decision};
+use mcp_auth_edge::app::{Live, State};
+use mcp_auth_edge::common::conditional;
+use mcp_auth_edge::common::route::{self, Paths};
+use mcp_auth_edge::config::Config;
 use mcp_auth_edge::config::Settings;
-use mcp_auth_edge::route::{self, Paths};
-use mcp_auth_edge::serve::shutdown_channel;
-use mcp_auth_edge::{conditional, jwt, metadata, respond, token, Config, State};
+use mcp_auth_edge::discovery::metadata;
+use mcp_auth_edge::gate::credential::{bearer, Credential};
+use mcp_auth_edge::gate::{jwt, tokens as token};
+use mcp_auth_edge::shutdown::channel as shutdown_channel;
 
 const ISSUER: &str = "https://auth.example.com/tenant1";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -130,12 +136,12 @@ fn respond(c: &mut Criterion) {
     ];
     let mut group = c.benchmark_group("respond");
     for (name, request, status) in &cases {
-        let answered = match respond::handle(&state, request) {
-            respond::Decision::Answer(response, _) => response.status(),
-            respond::Decision::Forward(_) => panic!("{name}: no upstream is configured, nothing is forwarded"),
+        let answered = match respond::dispatch(&state, request) {
+            Decision::Answered(response, _) => response.status(),
+            Decision::Forward { .. } => panic!("{name}: no upstream is configured, nothing is forwarded"),
         };
         assert_eq!(answered, *status, "{name}");
-        group.bench_function(*name, |b| b.iter(|| respond::handle(black_box(&state), black_box(request))));
+        group.bench_function(*name, |b| b.iter(|| respond::dispatch(black_box(&state), black_box(request))));
     }
     // The floor builds the same 200 the plain hyper way.
     let body = document();
@@ -242,7 +248,7 @@ fn jwt_verify(c: &mut Criterion, signers: &Signers) {
     group.finish();
 }
 
-/// `token::Verifier::check` of a token it has already accepted, the forwarding path's cost
+/// `token::TokenChecker::check` of a token it has already accepted, the forwarding path's cost
 /// once a client's token is known: the cache lookup, keyed by the whole token, and the scope
 /// check. The JWKS is fetched the way the edge does, from a loopback server.
 fn jwt_cached(c: &mut Criterion, signers: &Signers) {
@@ -253,14 +259,14 @@ fn jwt_cached(c: &mut Criterion, signers: &Signers) {
     )
     .expect("the bench's flags are valid");
     let config = Config::from_settings(&settings).expect("the bench's configuration is valid");
-    let verifier = token::Verifier::new(&config).expect("jwt mode is the default");
+    let checker = token::TokenChecker::new(&config).expect("jwt mode is the default");
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let jwks_uri = format!("http://{}/jwks", listener.local_addr().expect("a bound address"));
         // The floor serves its one body at any path: here, the JWKS.
         tokio::spawn(floor_service::serve(listener, Bytes::from(signers.jwks.clone())));
-        let metadata = serde_json::json!({ "jwks_uri": jwks_uri }).to_string();
-        verifier.refresh(metadata.as_bytes()).await.expect("the JWKS loads");
+        let offered = token::Offered { jwks_uri: Some(&jwks_uri), introspection_endpoint: None };
+        checker.refresh(offered).await.expect("the JWKS loads");
     });
     let claims = claims(&config.issuer.url, &config.resource.url);
     let mut group = c.benchmark_group("jwt_cached");
@@ -268,10 +274,10 @@ fn jwt_cached(c: &mut Criterion, signers: &Signers) {
     // demo's is about 400 characters, an RS256 one about 650.
     for alg in ["EdDSA", "RS256"] {
         let token = signers.token(alg, &claims);
-        runtime.block_on(verifier.check(token.as_bytes())).unwrap_or_else(|e| panic!("{alg}: {e:?}"));
+        runtime.block_on(checker.check(token.as_bytes())).unwrap_or_else(|e| panic!("{alg}: {e:?}"));
         let name = format!("{alg}_{}_chars", token.len());
         group.bench_function(name, |b| {
-            b.iter(|| ready(verifier.check(black_box(token.as_bytes()))).expect("a cached token passes"))
+            b.iter(|| ready(checker.check(black_box(token.as_bytes()))).expect("a cached token passes"))
         });
     }
     group.finish();
@@ -294,9 +300,9 @@ fn jwt_bearer(c: &mut Criterion, signers: &Signers) {
     let mut group = c.benchmark_group("jwt_bearer_header");
     for alg in ["EdDSA", "RS256"] {
         let header = format!("Bearer {}", signers.token(alg, &claims));
-        assert!(matches!(mcp_auth_edge::gate::bearer(header.as_bytes()), mcp_auth_edge::gate::Credential::Bearer(_)));
+        assert!(matches!(bearer(header.as_bytes()), Credential::Bearer(_)));
         let name = format!("{alg}_{}_bytes", header.len());
-        group.bench_function(name, |b| b.iter(|| mcp_auth_edge::gate::bearer(black_box(header.as_bytes()))));
+        group.bench_function(name, |b| b.iter(|| bearer(black_box(header.as_bytes()))));
     }
     group.finish();
 }
@@ -320,12 +326,18 @@ impl Server {
         Server::start(|listener, stop| async move {
             let (trigger, shutdown) = shutdown_channel();
             let state = Arc::new(state());
-            let server = tokio::spawn(mcp_auth_edge::serve::run(
-                listener,
-                Arc::new(mcp_auth_edge::Live::new(state)),
-                shutdown,
-                Duration::from_secs(1),
-            ));
+            let limits = mcp_auth_edge::config::Limits::default();
+            let server = tokio::spawn(async move {
+                mcp_auth_edge::app::serve(
+                    listener,
+                    Arc::new(Live::new(state)),
+                    &limits,
+                    None,
+                    shutdown,
+                    Duration::from_secs(1),
+                )
+                .await
+            });
             let _ = stop.await;
             trigger.fire();
             let _ = server.await;

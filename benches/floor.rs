@@ -13,7 +13,7 @@ mod floor_service;
 
 use std::process::ExitCode;
 
-use mcp_auth_edge::serve::shutdown_channel;
+use mcp_auth_edge::shutdown::channel as shutdown_channel;
 
 const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR";
 
@@ -53,9 +53,9 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Mode::AuthServer(audience) => {
-                mcp_auth_edge::demo::run_authorization_server(listener, audience, shutdown).await
+                mcp_auth_edge::app::demo::run_authorization_server(listener, audience, shutdown).await
             }
-            Mode::Echo => mcp_auth_edge::demo::run_mcp_echo(listener, shutdown).await,
+            Mode::Echo => mcp_auth_edge::app::demo::run_mcp_echo(listener, shutdown).await,
         };
         match served {
             Ok(()) => ExitCode::SUCCESS,

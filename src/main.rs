@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use mcp_auth_edge::config::{ConfigError, Settings};
-use mcp_auth_edge::serve::shutdown_channel;
-use mcp_auth_edge::{demo, error, info, Config};
+use mcp_auth_edge::app::{self, demo, RunError, Runtime, StartError};
+use mcp_auth_edge::config::{Config, ConfigError, Settings, TokenCheck};
+use mcp_auth_edge::{error, info, shutdown};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,6 +19,8 @@ fn main() -> ExitCode {
     match try_main(settings, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(e)) => config_error(&e),
+        Err(Failure::Start(e)) => config_error(&e),
+        Err(Failure::Unusable(e)) => config_error(&e),
         Err(Failure::Io(context, e)) => {
             eprintln!("mcp-auth-edge: {context}: {e}");
             ExitCode::from(1)
@@ -26,13 +28,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_error(e: &ConfigError) -> ExitCode {
+/// A problem with what the operator configured: one line, exit code 2.
+fn config_error(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("mcp-auth-edge: {e}");
     ExitCode::from(2)
 }
 
 enum Failure {
     Config(ConfigError),
+    /// A file the configuration names cannot be used.
+    Start(StartError),
+    /// The authorization server cannot support the configured token check.
+    Unusable(mcp_auth_edge::gate::tokens::Unusable),
     Io(String, std::io::Error),
 }
 
@@ -58,6 +65,8 @@ fn try_main(mut settings: Settings, args: Vec<String>) -> Result<(), Failure> {
         addrs.apply(&mut settings).map_err(Failure::Config)?;
     }
     let config = Config::from_settings(&settings).map_err(Failure::Config)?;
+    // The files the configuration names are loaded before any port is bound.
+    let loaded = Runtime::build(&config).map_err(Failure::Start)?;
     // SIGHUP reads the configuration again the same way: flags, environment, file.
     let reread = move || {
         let mut settings = Settings::load(args.clone(), |name| std::env::var(name).ok())?;
@@ -98,7 +107,7 @@ fn try_main(mut settings: Settings, args: Vec<String>) -> Result<(), Failure> {
             l.set_nonblocking(true).map_err(io("listener"))?;
         }
         let admin = admin.map(tokio::net::TcpListener::from_std).transpose().map_err(io("admin listener"))?;
-        let (trigger, shutdown) = shutdown_channel();
+        let (trigger, shutdown) = shutdown::channel();
         let trigger = std::sync::Arc::new(trigger);
 
         let mut demo_tasks = Vec::new();
@@ -114,7 +123,7 @@ fn try_main(mut settings: Settings, args: Vec<String>) -> Result<(), Failure> {
         let scheme = if config.tls.is_some() { "https" } else { "http" };
         let edge = format!("{scheme}://{}", listener.local_addr().map_err(io("listener"))?);
         info!("mcp-auth-edge {} listening on {edge}", env!("CARGO_PKG_VERSION"));
-        if let Some(tls) = &config.tls {
+        if let Some(tls) = loaded.tls() {
             info!(
                 "TLS 1.2 and 1.3, ALPN h2 and http/1.1, certificate {} and key {}: reloaded on change (checked every {} s) or SIGHUP",
                 tls.cert_path().display(),
@@ -134,8 +143,8 @@ fn try_main(mut settings: Settings, args: Vec<String>) -> Result<(), Failure> {
 
         let (reload, reloads) = tokio::sync::watch::channel(None);
 
-        tokio::spawn(signals(trigger.clone(), config.tls.clone(), reload, reread));
-        let result = mcp_auth_edge::run_with_reloads(&config, listener, admin, shutdown, reloads).await;
+        tokio::spawn(signals(trigger.clone(), loaded.tls().cloned(), reload, reread));
+        let result = app::run_with_reloads(&config, loaded, listener, admin, shutdown, reloads).await;
         // The edge may stop on its own (an unusable authorization server); the demo servers
         // go with it.
         trigger.fire();
@@ -143,21 +152,25 @@ fn try_main(mut settings: Settings, args: Vec<String>) -> Result<(), Failure> {
             let _ = task.await;
         }
         info!("stopped");
-        result.map_err(io("serving"))
+        match result {
+            Ok(()) => Ok(()),
+            Err(RunError::Unusable(why)) => Err(Failure::Unusable(why)),
+            Err(RunError::Start(e)) => Err(Failure::Start(e)),
+            Err(RunError::Io(e)) => Err(Failure::Io("serving".into(), e)),
+        }
     })
 }
 
 /// Logs what one protected resource is and how its gate checks tokens.
 fn log_resource(config: &Config) {
-    use mcp_auth_edge::config::TokenCheck;
     let resource = &config.resource.url;
     info!("resource {resource} with authorization server {}", config.issuer.url);
-    match (&config.upstream, config.token_check) {
+    match (&config.upstream, &config.token_check) {
         (None, _) => info!("{resource}: no upstream, only its discovery documents are served"),
         (Some(up), TokenCheck::Jwt) => {
             info!("{resource}: tokens verified at the edge (jwt) before forwarding to {}://{}", up.scheme, up.authority)
         }
-        (Some(up), TokenCheck::Introspect) => info!(
+        (Some(up), TokenCheck::Introspect { .. }) => info!(
             "{resource}: tokens introspected at the authorization server (RFC 7662) before forwarding to {}://{}",
             up.scheme, up.authority
         ),
@@ -207,10 +220,10 @@ impl Demo {
 /// Fires shutdown on SIGTERM or SIGINT. SIGHUP reloads the TLS certificate and reads the
 /// configuration again (`reread`), handing it to the reloader, which validates and primes it.
 async fn signals(
-    trigger: std::sync::Arc<mcp_auth_edge::serve::Trigger>,
-    tls: Option<mcp_auth_edge::tls::Tls>,
-    reload: tokio::sync::watch::Sender<Option<mcp_auth_edge::reload::Reload>>,
-    reread: impl Fn() -> mcp_auth_edge::reload::Reload,
+    trigger: std::sync::Arc<shutdown::Trigger>,
+    tls: Option<mcp_auth_edge::serve::tls::Tls>,
+    reload: tokio::sync::watch::Sender<Option<app::reload::Reload>>,
+    reread: impl Fn() -> app::reload::Reload,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {

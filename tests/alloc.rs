@@ -19,8 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use mcp_auth_edge::app::{self, Live, State};
+use mcp_auth_edge::config::Config;
 use mcp_auth_edge::config::Settings;
-use mcp_auth_edge::{serve, Config, Live, State};
+use mcp_auth_edge::shutdown;
 
 /// Counts allocations and reallocations, then hands every call to the system allocator.
 struct Counting;
@@ -76,12 +78,15 @@ fn discovery_requests_allocate_no_more_than_bare_hyper() {
 
     // One current-thread runtime, as the edge runs with `--threads 1`, serves both.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    let (trigger, shutdown) = serve::shutdown_channel();
+    let (trigger, shutdown) = shutdown::channel();
     let (edge, floor) = runtime.block_on(async {
         let edge = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the edge");
         let floor = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the floor");
         let addrs = (edge.local_addr().expect("edge address"), floor.local_addr().expect("floor address"));
-        tokio::spawn(serve::run(edge, Arc::new(Live::new(state)), shutdown, Duration::from_secs(1)));
+        let limits = config.limits.clone();
+        tokio::spawn(async move {
+            app::serve(edge, Arc::new(Live::new(state)), &limits, None, shutdown, Duration::from_secs(1)).await
+        });
         tokio::spawn(floor_service::serve(floor, Bytes::from_static(AS_DOCUMENT)));
         addrs
     });

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use mcp_auth_edge::demo;
-use mcp_auth_edge::serve::shutdown_channel;
+use mcp_auth_edge::app::demo;
+use mcp_auth_edge::shutdown::channel as shutdown_channel;
 use support::{request, Edge, RESOURCE};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -156,6 +156,8 @@ async fn an_access_log_in_a_missing_directory_stops_start_up() {
     let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     args.extend(["--access-log".into(), "/nonexistent-dir/access.log".into()]);
     let settings = mcp_auth_edge::config::Settings::load(args, |_| None).expect("flags parse");
-    let error = mcp_auth_edge::Config::from_settings(&settings).expect_err("refused").to_string();
+    // The configuration only names the file; the application opens it, before any port is bound.
+    let config = mcp_auth_edge::config::Config::from_settings(&settings).expect("the flags validate");
+    let error = mcp_auth_edge::app::Runtime::build(&config).err().expect("refused").to_string();
     assert!(error.contains("--access-log") && error.contains("cannot be opened for appending"), "{error}");
 }

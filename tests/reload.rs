@@ -14,8 +14,8 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use mcp_auth_edge::config::Config;
 use mcp_auth_edge::config::Settings;
-use mcp_auth_edge::Config;
 use support::mcp::McpServer;
 use support::{
     config, free_port, get, metric, try_request, wait_ready, wait_until, Edge, Process, TempFile, Upstream, AS_PATH,

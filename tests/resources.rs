@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use mcp_auth_edge::config::Config;
 use mcp_auth_edge::config::Settings;
-use mcp_auth_edge::Config;
 use serde_json::json;
 use support::jwt::{auth_server, claims, now, Signer};
 use support::mcp::McpServer;

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mcp_auth_edge::tls::{Tls, TlsError};
+use mcp_auth_edge::app::Runtime;
+use mcp_auth_edge::config::TlsFiles;
+use mcp_auth_edge::serve::tls::{Tls, TlsError};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore, SupportedProtocolVersion};
 use support::{Edge, Process, Running, TempFile, Upstream, AS_PATH, PATIENCE, PRM_PATH, RESOURCE};
@@ -78,7 +80,7 @@ struct TlsEdge {
 }
 
 impl TlsEdge {
-    async fn start(name: &str, leaf: &Leaf, tune: impl FnOnce(&mut Tls)) -> TlsEdge {
+    async fn start(name: &str, leaf: &Leaf, tune: impl FnOnce(&mut TlsFiles)) -> TlsEdge {
         let cert = TempFile::new(&format!("{name}-cert.pem"), &leaf.cert_pem);
         let key = TempFile::new(&format!("{name}-key.pem"), &leaf.key_pem);
         let upstream = Upstream::serving().await;
@@ -86,10 +88,10 @@ impl TlsEdge {
         let args =
             ["--resource", RESOURCE, "--auth-server", &issuer, "--tls-cert", cert.path(), "--tls-key", key.path()];
         let mut config = support::config(&args);
-        let tls = config.tls.as_mut().expect("TLS is configured");
-        tune(tls);
-        let tls = tls.clone();
-        let edge = Edge::start_config(config).await;
+        tune(config.tls.as_mut().expect("TLS is configured"));
+        let runtime = Runtime::build(&config).expect("the pair loads");
+        let tls = runtime.tls().expect("TLS is configured").clone();
+        let edge = Edge::start_built(config, runtime).await;
         edge.wait_ready().await;
         TlsEdge { upstream, edge, tls, cert, key }
     }

@@ -2,7 +2,7 @@
 //! routes to a document only the exact paths configured for that document.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcp_auth_edge::route::{classify, Paths, Route};
+use mcp_auth_edge::common::route::{classify, Paths, Route};
 
 fuzz_target!(|data: &[u8]| {
     let Some(space) = data.iter().position(|&b| b == b' ') else { return };

@@ -2,7 +2,7 @@
 //! well-formed quoted entity tag (`"..."`, no inner quote) always matches that tag.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcp_auth_edge::conditional::if_none_match;
+use mcp_auth_edge::common::conditional::if_none_match;
 
 fuzz_target!(|data: &[u8]| {
     // The first byte says how long the field is; the rest after it is the entity tag.

@@ -2,7 +2,7 @@
 //! `issuer` is exactly the configured issuer (RFC 8414 §3.3).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcp_auth_edge::metadata::validate;
+use mcp_auth_edge::discovery::metadata::validate;
 
 const ISSUER: &str = "https://as.example";
 

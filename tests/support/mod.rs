@@ -22,10 +22,11 @@ use http_body_util::{BodyExt, Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use mcp_auth_edge::app::reload::Reload;
+use mcp_auth_edge::app::{RunError, Runtime};
+use mcp_auth_edge::config::Config;
 use mcp_auth_edge::config::Settings;
-use mcp_auth_edge::reload::Reload;
-use mcp_auth_edge::serve::{shutdown_channel, Trigger};
-use mcp_auth_edge::Config;
+use mcp_auth_edge::shutdown::{channel as shutdown_channel, Trigger};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -217,7 +218,7 @@ pub struct Edge {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     trigger: Trigger,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: Option<JoinHandle<Result<(), RunError>>>,
 }
 
 /// The validated configuration for `args`, after the fast timings.
@@ -234,13 +235,30 @@ impl Edge {
         Edge::start_config(config(args)).await
     }
 
+    /// Starts the edge with a configuration the test has built and the runtime objects made
+    /// from it (a test that needs the certificate store keeps a handle to it).
+    pub async fn start_built(config: Config, runtime: Runtime) -> Edge {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the edge");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind the admin listener");
+        let (addr, admin_addr) = (listener.local_addr().expect("address"), admin.local_addr().expect("address"));
+        let (trigger, shutdown) = shutdown_channel();
+        let (_keep, reloads) = tokio::sync::watch::channel(None);
+        let task = tokio::spawn(async move {
+            let result =
+                mcp_auth_edge::app::run_with_reloads(&config, runtime, listener, Some(admin), shutdown, reloads).await;
+            drop(_keep);
+            result
+        });
+        Edge { addr, admin: admin_addr, trigger, task: Some(task) }
+    }
+
     /// Starts the edge with a configuration the test has built (and perhaps adjusted).
     pub async fn start_config(config: Config) -> Edge {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the edge");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind the admin listener");
         let (addr, admin_addr) = (listener.local_addr().expect("address"), admin.local_addr().expect("address"));
         let (trigger, shutdown) = shutdown_channel();
-        let task = tokio::spawn(async move { mcp_auth_edge::run(&config, listener, Some(admin), shutdown).await });
+        let task = tokio::spawn(async move { mcp_auth_edge::app::run(&config, listener, Some(admin), shutdown).await });
         Edge { addr, admin: admin_addr, trigger, task: Some(task) }
     }
 
@@ -252,8 +270,9 @@ impl Edge {
         let (addr, admin_addr) = (listener.local_addr().expect("address"), admin.local_addr().expect("address"));
         let (trigger, shutdown) = shutdown_channel();
         let (reload, reloads) = tokio::sync::watch::channel(None);
+        let runtime = Runtime::build(&config).expect("the configuration's files load");
         let task = tokio::spawn(async move {
-            mcp_auth_edge::run_with_reloads(&config, listener, Some(admin), shutdown, reloads).await
+            mcp_auth_edge::app::run_with_reloads(&config, runtime, listener, Some(admin), shutdown, reloads).await
         });
         (Edge { addr, admin: admin_addr, trigger, task: Some(task) }, reload)
     }
@@ -303,13 +322,13 @@ impl Edge {
     }
 
     /// Waits for `run` to return on its own (without firing shutdown).
-    pub async fn finished(mut self) -> std::io::Result<()> {
+    pub async fn finished(mut self) -> Result<(), RunError> {
         let task = self.task.take().expect("awaited once");
         tokio::time::timeout(PATIENCE, task).await.expect("run returns on its own").expect("run did not panic")
     }
 
     /// Fires shutdown and waits for `run` to return.
-    pub async fn stop(mut self) -> std::io::Result<()> {
+    pub async fn stop(mut self) -> Result<(), RunError> {
         self.trigger.fire();
         let task = self.task.take().expect("stopped once");
         tokio::time::timeout(PATIENCE, task).await.expect("run returns after shutdown").expect("run did not panic")

@@ -4,34 +4,37 @@
 //! leaves the last good document in service and is retried with exponential backoff, capped at
 //! the refresh period. Logs are written when the state changes, not on every attempt.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::metadata::{self, Fetcher};
-use crate::serve::Shutdown;
-use crate::State;
+use crate::discovery::metadata::Fetcher;
+use crate::discovery::snapshot::Snapshots;
+use crate::gate::tokens::{TokenChecker, Unusable};
+use crate::shutdown::Shutdown;
+use crate::telemetry::metrics::Metrics;
 
-/// The first good document cannot support the configured token check: the edge could never
-/// let a request through, so it stops rather than look healthy.
-#[derive(Debug)]
-pub struct Unusable(pub &'static str);
+/// What one resource's refresh task works on: handed the parts it updates, never the state.
+pub struct Refresh {
+    pub fetcher: Fetcher,
+    pub period: Duration,
+    pub snapshots: Arc<Snapshots>,
+    /// The token check whose keys (or endpoint) come with the metadata; `None` in presence
+    /// mode and without an upstream.
+    pub checker: Option<Arc<TokenChecker>>,
+    pub metrics: Arc<Metrics>,
+    /// The configured scopes, checked against the server's `scopes_supported`.
+    pub scopes: Vec<String>,
+    /// The resource's URL when the edge has several, to say whose documents a line is about.
+    pub label: Option<String>,
+}
 
-/// Refreshes the documents of the resource with this index in `state` until `shutdown`
-/// fires. The first fetch starts at once.
-pub async fn run(
-    state: Arc<State>,
-    index: usize,
-    fetcher: Fetcher,
-    period: Duration,
-    scopes: Vec<String>,
-    mut shutdown: Shutdown,
-    serving: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(), Unusable> {
-    let Some(protected) = state.resources.get(index) else {
-        return Ok(());
-    };
-    let verifier = protected.gate.as_ref().and_then(|g| g.verifier.as_ref());
-
+/// Refreshes one resource's documents until `shutdown` fires. The first fetch starts at once.
+/// Ends early, with the reason, when the first good document cannot support the token check:
+/// the edge could never let a request through, so it stops rather than look healthy.
+pub async fn run(task: Refresh, mut shutdown: Shutdown, serving: Arc<AtomicBool>) -> Result<(), Unusable> {
+    let Refresh { fetcher, period, snapshots, checker, metrics, scopes, label } = task;
+    let checker = checker.as_deref();
     let first_retry = period.min(Duration::from_secs(1));
     let mut retry = first_retry;
     // The failure last logged; `None` while healthy.
@@ -45,37 +48,37 @@ pub async fn run(
         };
         // With several resources, each line says whose documents it is about; while a reload
         // is primed, that it is about the new configuration, not the one in service.
-        let priming = !serving.load(std::sync::atomic::Ordering::Relaxed);
-        let whose = match (state.resources.len(), priming) {
-            (1, false) => String::new(),
-            (1, true) => "[new configuration] ".to_string(),
-            (_, false) => format!("[{}] ", protected.resource),
-            (_, true) => format!("[new configuration, {}] ", protected.resource),
+        let priming = !serving.load(Ordering::Relaxed);
+        let whose = match (&label, priming) {
+            (None, false) => String::new(),
+            (None, true) => "[new configuration] ".to_string(),
+            (Some(resource), false) => format!("[{resource}] "),
+            (Some(resource), true) => format!("[new configuration, {resource}] "),
         };
         // A document without what the token check needs is refused like an invalid one.
-        let outcome = match (outcome, verifier) {
-            (Ok(body), Some(v)) => match v.requirement(&body) {
-                Ok(()) => Ok(body),
+        let outcome = match (outcome, checker) {
+            (Ok(fetched), Some(v)) => match v.requirement(fetched.metadata.offered()) {
+                Ok(()) => Ok(fetched),
                 Err(reason) if !loaded => {
                     crate::error!("{whose}{reason}; stopping");
-                    return Err(Unusable(reason));
+                    return Err(reason);
                 }
                 Err(reason) => Err(reason.to_string()),
             },
             (outcome, _) => outcome.map_err(|e| e.to_string()),
         };
         let wait = match outcome {
-            Ok(body) => {
-                let changed = protected.snapshots.offer(body.clone());
-                if let Some(verifier) = verifier {
+            Ok(fetched) => {
+                let changed = snapshots.offer(fetched.body.clone());
+                if let Some(checker) = checker {
                     // The JWKS is refreshed with the metadata, so rotated keys are picked up
                     // within one period (an unknown kid also triggers a refetch on demand).
-                    let needs = verifier.needs();
-                    let fetched = verifier.refresh(&body).await;
-                    if verifier.needs() == "JWKS" {
-                        state.metrics.jwks_fetched(fetched.is_ok());
+                    let needs = checker.needs();
+                    let taken = checker.refresh(fetched.metadata.offered()).await;
+                    if checker.uses_keys() {
+                        metrics.jwks_fetched(taken.is_ok());
                     }
-                    match fetched {
+                    match taken {
                         Ok(()) if !keys_ok => {
                             crate::info!("{whose}{needs} loaded; tokens can be checked");
                             keys_ok = true;
@@ -90,7 +93,7 @@ pub async fn run(
                     }
                 }
                 if changed {
-                    let unlisted = metadata::unlisted_scopes(&body, &scopes);
+                    let unlisted = fetched.metadata.unlisted_scopes(&scopes);
                     if !unlisted.is_empty() {
                         crate::warn!(
                             "{whose}scopes {unlisted:?} are not in the authorization server's scopes_supported; \
@@ -98,7 +101,7 @@ pub async fn run(
                         );
                     }
                 }
-                state.metrics.refresh_succeeded(changed);
+                metrics.refresh_succeeded(changed);
                 if !loaded {
                     crate::info!("{whose}authorization server metadata loaded; ready");
                 } else if failing.is_some() {
@@ -112,7 +115,7 @@ pub async fn run(
                 period
             }
             Err(message) => {
-                state.metrics.refresh_failed();
+                metrics.refresh_failed();
                 if failing.as_deref() != Some(message.as_str()) {
                     if loaded {
                         crate::warn!("{whose}metadata refresh failed, still serving the last good document: {message}");

@@ -23,7 +23,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::proxy::Upload;
+use crate::forward::upload::Upload;
 
 /// Idle connections kept at most; more are closed as they come back.
 const MAX_IDLE: usize = 64;
@@ -86,7 +86,7 @@ impl Pool {
 
     /// Sends `request` (its URI in origin-form) on an idle connection, or a new one, and waits
     /// for the response head. Dropping the future drops the connection with it.
-    pub async fn send(self: &Arc<Self>, mut request: Request<Upload>) -> Result<Response<Answer>, Error> {
+    pub async fn send(self: &Arc<Self>, mut request: Request<Upload>) -> Result<Response<UpstreamBody>, Error> {
         request.headers_mut().insert(header::HOST, self.host_header.clone());
         // An idle connection the MCP server closed just as it was taken hands the request
         // back unsent; it then goes on a new connection, as hyper-util's client does.
@@ -107,8 +107,8 @@ impl Pool {
     }
 
     /// The response with its connection attached, to come back here when the body ends.
-    fn answer(self: &Arc<Self>, response: Response<Incoming>, sender: SendRequest<Upload>) -> Response<Answer> {
-        let mut answer = response.map(|body| Answer { body, checkin: Some((Arc::clone(self), sender)) });
+    fn answer(self: &Arc<Self>, response: Response<Incoming>, sender: SendRequest<Upload>) -> Response<UpstreamBody> {
+        let mut answer = response.map(|body| UpstreamBody { body, checkin: Some((Arc::clone(self), sender)) });
         // An empty body (a 202 to a notification) may never be polled.
         answer.body_mut().check_end();
         answer
@@ -190,15 +190,15 @@ impl Pool {
 
 /// A response body from a pooled connection. Read to its end, it gives the connection back;
 /// dropped before (the client went away) or failed, the connection closes with it.
-pub struct Answer {
+pub struct UpstreamBody {
     body: Incoming,
     checkin: Option<(Arc<Pool>, SendRequest<Upload>)>,
 }
 
-impl Answer {
+impl UpstreamBody {
     /// A body from hyper-util's client, which gives its connections back itself.
-    pub fn unpooled(body: Incoming) -> Answer {
-        Answer { body, checkin: None }
+    pub fn unpooled(body: Incoming) -> UpstreamBody {
+        UpstreamBody { body, checkin: None }
     }
 
     fn check_end(&mut self) {
@@ -210,7 +210,7 @@ impl Answer {
     }
 }
 
-impl http_body::Body for Answer {
+impl http_body::Body for UpstreamBody {
     type Data = bytes::Bytes;
     type Error = hyper::Error;
 

@@ -12,11 +12,12 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 
-use crate::config::TokenCheck;
-use crate::introspect;
-use crate::jwt::{self, Claims, Expectations, JwkSet, TokenError};
+use crate::common::client::{self, FetchFailure, HttpsClient};
+use crate::config::{Config, TokenCheck};
+use crate::gate::introspect;
+use crate::gate::jwt::{self, Claims, Expectations, JwkSet, JwksError, TokenError};
 
 /// Accepted tokens kept at most; past this the cache drops expired entries, then everything.
 const CACHE_CAPACITY: usize = 10_000;
@@ -40,17 +41,69 @@ pub enum Rejection {
     IntrospectionFailed,
 }
 
+/// What the authorization server's metadata offers a token check.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Offered<'a> {
+    pub jwks_uri: Option<&'a str>,
+    pub introspection_endpoint: Option<&'a str>,
+}
+
+/// Why an authorization server cannot support the configured token check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unusable {
+    NoJwksUri,
+    NoIntrospectionEndpoint,
+    IntrospectionEndpointNotAbsolute,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unusable::NoJwksUri => "the authorization server metadata names no jwks_uri, which --token-check jwt needs",
+            Unusable::NoIntrospectionEndpoint => {
+                "the authorization server metadata names no introspection_endpoint, which --token-check introspect needs"
+            }
+            Unusable::IntrospectionEndpointNotAbsolute => {
+                "the authorization server's introspection_endpoint is not an absolute URL"
+            }
+        })
+    }
+}
+
+impl std::error::Error for Unusable {}
+
+/// Why the key set (or the introspection endpoint) was not taken from a metadata document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeysError {
+    Unusable(Unusable),
+    BadUri(String),
+    Fetch { uri: String, failure: FetchFailure },
+    Status { uri: String, status: StatusCode },
+    Keys { uri: String, error: JwksError },
+}
+
+impl std::fmt::Display for KeysError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeysError::Unusable(why) => write!(f, "{why}"),
+            KeysError::BadUri(uri) => write!(f, "jwks_uri {uri:?} is not a URL"),
+            KeysError::Fetch { uri, failure } => write!(f, "{uri}: {failure}"),
+            KeysError::Status { uri, status } => write!(f, "{uri}: answered {status}"),
+            KeysError::Keys { uri, error } => write!(f, "{uri}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for KeysError {}
+
 /// The token checker shared by every connection.
-pub struct Verifier {
-    method: Method,
+pub struct TokenChecker {
+    source: Source,
     expect: Expectations,
     required_scopes: Vec<String>,
     /// Keyed by the token's tail (see [`cache_key`]); the entry holds the whole token.
     cache: Mutex<HashMap<Box<[u8]>, Cached, TailHash>>,
-    client: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Full<Bytes>,
-    >,
+    client: HttpsClient<Full<Bytes>>,
     timeout: Duration,
     max_bytes: usize,
 }
@@ -62,9 +115,11 @@ struct Cached {
     claims: Arc<Claims>,
 }
 
-enum Method {
-    Jwt(Jwks),
-    Introspect(Introspection),
+/// Where verdicts come from, with the state that needs: the key set the edge checks
+/// signatures against, or the endpoint it asks.
+enum Source {
+    KeySet(Jwks),
+    Introspection(Introspection),
 }
 
 struct Jwks {
@@ -89,31 +144,31 @@ struct Introspection {
     failing: AtomicBool,
 }
 
-impl Verifier {
-    /// The checker for the configured mode; `None` in presence mode.
-    pub fn new(config: &crate::Config) -> Option<Verifier> {
-        let method = match (config.token_check, &config.introspection) {
-            (TokenCheck::Jwt, _) => Method::Jwt(Jwks {
+impl TokenChecker {
+    /// The checker for the configured mode; `None` in presence mode, the one mode that checks
+    /// no token at the edge.
+    pub fn new(config: &Config) -> Option<TokenChecker> {
+        let source = match &config.token_check {
+            TokenCheck::Jwt => Source::KeySet(Jwks {
                 keys: ArcSwapOption::empty(),
                 uri: ArcSwapOption::empty(),
                 last_refetch: Mutex::new(None),
                 refetching: tokio::sync::Mutex::new(()),
             }),
-            (TokenCheck::Introspect, Some(client)) => Method::Introspect(Introspection {
+            TokenCheck::Introspect { client, cache_for } => Source::Introspection(Introspection {
                 endpoint: ArcSwapOption::empty(),
                 // Base64 text is always a valid header value.
                 authorization: HeaderValue::try_from(introspect::basic_authorization(&client.id, &client.secret))
                     .unwrap_or(HeaderValue::from_static("")),
-                cache_for: config.introspection_cache.as_secs(),
+                cache_for: cache_for.as_secs(),
                 failing: AtomicBool::new(false),
             }),
-            // Config validation guarantees credentials in introspect mode.
-            (TokenCheck::Introspect, None) | (TokenCheck::Presence, _) => return None,
+            TokenCheck::Presence => return None,
         };
         let mut audiences = vec![config.resource.url.clone()];
         audiences.extend(config.audiences.iter().cloned());
-        Some(Verifier {
-            method,
+        Some(TokenChecker {
+            source,
             expect: Expectations {
                 issuer: config.issuer.url.clone(),
                 audiences,
@@ -121,7 +176,7 @@ impl Verifier {
             },
             required_scopes: config.required_scopes.clone(),
             cache: Mutex::new(HashMap::with_hasher(TailHash::new())),
-            client: crate::metadata::https_client(config.connect_timeout),
+            client: client::https_client(config.connect_timeout),
             timeout: config.fetch_timeout,
             max_bytes: config.max_metadata_bytes,
         })
@@ -129,52 +184,53 @@ impl Verifier {
 
     /// What this mode needs from the authorization server, for log lines.
     pub fn needs(&self) -> &'static str {
-        match self.method {
-            Method::Jwt(_) => "JWKS",
-            Method::Introspect(_) => "introspection endpoint",
+        match self.source {
+            Source::KeySet(_) => "JWKS",
+            Source::Introspection(_) => "introspection endpoint",
         }
+    }
+
+    /// Whether this checker checks signatures against a key set (jwt mode).
+    pub fn uses_keys(&self) -> bool {
+        matches!(self.source, Source::KeySet(_))
     }
 
     /// Whether tokens can be checked: the JWKS is loaded, or the introspection endpoint known.
     pub fn ready(&self) -> bool {
-        match &self.method {
-            Method::Jwt(jwks) => jwks.keys.load().is_some(),
-            Method::Introspect(i) => i.endpoint.load().is_some(),
+        match &self.source {
+            Source::KeySet(jwks) => jwks.keys.load().is_some(),
+            Source::Introspection(i) => i.endpoint.load().is_some(),
         }
     }
 
-    /// Whether a metadata document names what this mode needs; a document that does not is
-    /// refused (at start-up, the edge stops: it could never check a token).
-    pub fn requirement(&self, metadata: &[u8]) -> Result<(), &'static str> {
-        match self.method {
-            Method::Jwt(_) => match string_member(metadata, "jwks_uri") {
-                Some(_) => Ok(()),
-                None => Err("the authorization server metadata names no jwks_uri, which --token-check jwt needs"),
-            },
-            Method::Introspect(_) => match string_member(metadata, "introspection_endpoint").map(|u| u.parse::<Uri>()) {
+    /// Whether the authorization server offers what this mode needs; metadata that does not
+    /// is refused (at start-up, the edge stops: it could never check a token).
+    pub fn requirement(&self, offered: Offered<'_>) -> Result<(), Unusable> {
+        match self.source {
+            Source::KeySet(_) => offered.jwks_uri.map(|_| ()).ok_or(Unusable::NoJwksUri),
+            Source::Introspection(_) => match offered.introspection_endpoint.map(str::parse::<Uri>) {
                 Some(Ok(uri)) if uri.scheme().is_some() && uri.authority().is_some() => Ok(()),
-                Some(_) => Err("the authorization server's introspection_endpoint is not an absolute URL"),
-                None => Err(
-                    "the authorization server metadata names no introspection_endpoint, which --token-check introspect needs",
-                ),
+                Some(_) => Err(Unusable::IntrospectionEndpointNotAbsolute),
+                None => Err(Unusable::NoIntrospectionEndpoint),
             },
         }
     }
 
     /// Called by the refresh task with each good metadata document that meets
-    /// [`Verifier::requirement`]: fetches the JWKS it names, or takes its introspection
+    /// [`TokenChecker::requirement`]: fetches the JWKS it names, or takes its introspection
     /// endpoint. A failure keeps what is in service.
-    pub async fn refresh(&self, metadata: &[u8]) -> Result<(), String> {
-        match &self.method {
-            Method::Jwt(jwks) => {
-                let uri = string_member(metadata, "jwks_uri").ok_or("the metadata names no jwks_uri")?;
-                jwks.uri.store(Some(Arc::new(uri)));
+    pub async fn refresh(&self, offered: Offered<'_>) -> Result<(), KeysError> {
+        match &self.source {
+            Source::KeySet(jwks) => {
+                let uri = offered.jwks_uri.ok_or(KeysError::Unusable(Unusable::NoJwksUri))?;
+                jwks.uri.store(Some(Arc::new(uri.to_string())));
                 self.fetch_keys(jwks).await
             }
-            Method::Introspect(i) => {
-                let endpoint = string_member(metadata, "introspection_endpoint")
+            Source::Introspection(i) => {
+                let endpoint = offered
+                    .introspection_endpoint
                     .and_then(|u| u.parse::<Uri>().ok())
-                    .ok_or("the metadata names no usable introspection_endpoint")?;
+                    .ok_or(KeysError::Unusable(Unusable::NoIntrospectionEndpoint))?;
                 if i.endpoint.load().as_deref() != Some(&endpoint) {
                     i.endpoint.store(Some(Arc::new(endpoint)));
                 }
@@ -183,50 +239,42 @@ impl Verifier {
         }
     }
 
-    async fn fetch_keys(&self, jwks: &Jwks) -> Result<(), String> {
+    async fn fetch_keys(&self, jwks: &Jwks) -> Result<(), KeysError> {
         let Some(uri) = jwks.uri.load_full() else {
-            return Err("no jwks_uri known yet".into());
+            return Err(KeysError::Unusable(Unusable::NoJwksUri));
         };
-        let target: Uri = uri.parse().map_err(|_| format!("jwks_uri {uri:?} is not a URL"))?;
-        let request =
-            Request::get(target).header(header::ACCEPT, JSON).body(Full::default()).map_err(|e| e.to_string())?;
-        let body = self.exchange(request).await.map_err(|e| format!("{uri}: {e}"))?;
-        let set = JwkSet::parse(&body).map_err(|e| format!("{uri}: {e}"))?;
+        let target: Uri = uri.parse().map_err(|_| KeysError::BadUri(uri.to_string()))?;
+        let request = Request::get(target)
+            .header(header::ACCEPT, JSON)
+            .body(Full::default())
+            .map_err(|_| KeysError::BadUri(uri.to_string()))?;
+        let body = match self.fetch(request, |status| status == StatusCode::OK).await {
+            Ok((StatusCode::OK, body)) => body,
+            Ok((status, _)) => return Err(KeysError::Status { uri: uri.to_string(), status }),
+            Err(failure) => return Err(KeysError::Fetch { uri: uri.to_string(), failure }),
+        };
+        let set = JwkSet::parse(&body).map_err(|error| KeysError::Keys { uri: uri.to_string(), error })?;
         jwks.keys.store(Some(Arc::new(set)));
         Ok(())
     }
 
-    /// One request to the authorization server: a 200 answer's body, read up to the size
-    /// limit, within the fetch timeout.
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Bytes, String> {
-        match self.fetch(request).await? {
-            (StatusCode::OK, body) => Ok(body),
-            (status, _) => Err(format!("answered {status}")),
-        }
-    }
-
-    /// One request to the authorization server: the status and body of any answer.
-    async fn fetch(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
-        let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), self.max_bytes)
-                .collect()
-                .await
-                .map_err(|e| format!("reading the body failed ({e})"))?;
-            Ok((status, body.to_bytes()))
-        };
-        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| "timed out".to_string())?
+    /// One request to the authorization server, bounded in time and size.
+    async fn fetch(
+        &self,
+        request: Request<Full<Bytes>>,
+        wanted: impl FnOnce(StatusCode) -> bool,
+    ) -> Result<(StatusCode, Bytes), FetchFailure> {
+        client::fetch(&self.client, request, self.timeout, self.max_bytes, wanted).await
     }
 
     /// The verdict on a token the cache holds, without waiting; `None` when it needs [`check`].
     ///
-    /// [`check`]: Verifier::check
+    /// [`check`]: TokenChecker::check
     pub fn check_cached(&self, token: &[u8]) -> Option<Result<Arc<Claims>, Rejection>> {
         self.cached(token, unix_now()).map(|claims| self.authorize(claims))
     }
 
-    /// Checks a bearer token (as [`crate::gate::bearer`] took it from the header): the cache
+    /// Checks a bearer token (as [`crate::gate::credential::bearer`] took it from the header): the cache
     /// first, then the mode's own check.
     pub async fn check(&self, token: &[u8]) -> Result<Arc<Claims>, Rejection> {
         let now = unix_now();
@@ -235,13 +283,13 @@ impl Verifier {
         }
         let token = std::str::from_utf8(token)
             .map_err(|_| Rejection::Invalid(TokenError::Malformed("the token is not ASCII")))?;
-        let (claims, until) = match &self.method {
-            Method::Jwt(jwks) => {
+        let (claims, until) = match &self.source {
+            Source::KeySet(jwks) => {
                 let claims = self.verify_jwt(jwks, token, now).await?;
                 let until = claims.expires_at;
                 (claims, until)
             }
-            Method::Introspect(i) => {
+            Source::Introspection(i) => {
                 let claims = self.introspect(i, token, now).await?;
                 let until = claims.expires_at.min(now.saturating_add(i.cache_for));
                 (claims, until)
@@ -292,7 +340,7 @@ impl Verifier {
             .header(header::AUTHORIZATION, i.authorization.clone())
             .body(Full::new(Bytes::from(introspect::request_body(token))));
         let answer = match request {
-            Ok(request) => self.fetch(request).await,
+            Ok(request) => self.fetch(request, |_| true).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         let judged = answer.and_then(|(status, body)| match introspect::judge(status, &body, &self.expect, now) {
@@ -405,12 +453,6 @@ fn may_refetch(last: &Mutex<Option<Instant>>) -> bool {
     }
 }
 
-/// A top-level string member of a metadata document (already validated as JSON).
-fn string_member(metadata: &[u8], name: &str) -> Option<String> {
-    let doc: serde_json::Value = serde_json::from_slice(metadata).ok()?;
-    doc.get(name)?.as_str().map(str::to_string)
-}
-
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -420,32 +462,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn members_are_read_from_metadata() {
-        let doc = br#"{"jwks_uri":"https://as.example/jwks","n":1}"#;
-        assert_eq!(string_member(doc, "jwks_uri").as_deref(), Some("https://as.example/jwks"));
-        assert_eq!(string_member(doc, "n"), None);
-        assert_eq!(string_member(br#"{"issuer":"x"}"#, "jwks_uri"), None);
-        assert_eq!(string_member(b"not json", "jwks_uri"), None);
-    }
-
-    #[test]
     fn the_cache_matches_whole_tokens_and_forgets_them_at_until() {
         let flags = ["--resource", "https://mcp.example/mcp", "--auth-server", "https://as.example"];
         let settings = crate::config::Settings::load(flags.map(String::from), |_| None).expect("valid flags");
-        let config = crate::Config::from_settings(&settings).expect("a valid configuration");
-        let verifier = Verifier::new(&config).expect("jwt mode is the default");
+        let config = Config::from_settings(&settings).expect("a valid configuration");
+        let checker = TokenChecker::new(&config).expect("jwt mode is the default");
         let tail = "s".repeat(40);
         let (token, twin) = (format!("head.body.{tail}"), format!("other.body.{tail}"));
         let claims = Arc::new(Claims { subject: Some("u1".into()), scopes: vec![], expires_at: 100, client_id: None });
-        verifier.remember(token.as_bytes(), &claims, 100, 50);
-        let hit = verifier.cached(token.as_bytes(), 99).expect("a remembered token is a hit");
+        checker.remember(token.as_bytes(), &claims, 100, 50);
+        let hit = checker.cached(token.as_bytes(), 99).expect("a remembered token is a hit");
         assert_eq!(hit.subject.as_deref(), Some("u1"));
         // The hash covers the tail only; the whole token must still match.
-        assert!(verifier.cached(twin.as_bytes(), 99).is_none());
-        assert!(verifier.cached(token.as_bytes(), 100).is_none(), "kept past `until`");
+        assert!(checker.cached(twin.as_bytes(), 99).is_none());
+        assert!(checker.cached(token.as_bytes(), 100).is_none(), "kept past `until`");
         // A short token is its own key.
-        verifier.remember(b"short", &claims, 100, 50);
-        assert!(verifier.cached(b"short", 60).is_some());
-        assert!(verifier.cached(b"shor", 60).is_none());
+        checker.remember(b"short", &claims, 100, 50);
+        assert!(checker.cached(b"short", 60).is_some());
+        assert!(checker.cached(b"shor", 60).is_none());
     }
 }

@@ -12,10 +12,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::app::{Live, State};
 use crate::config::{Config, ConfigError};
-use crate::refresh::{self, Unusable};
-use crate::serve::{shutdown_channel, Shutdown, Trigger};
-use crate::{info, warn, Live, State};
+use crate::discovery::metadata::Fetcher;
+use crate::discovery::refresh::{self, Refresh};
+use crate::gate::tokens::Unusable;
+use crate::shutdown::{self, Shutdown, Trigger};
+use crate::{info, warn};
 
 /// How often priming looks whether the new state has become ready.
 const PRIME_POLL: Duration = Duration::from_millis(20);
@@ -34,30 +37,30 @@ impl Generation {
     /// Starts a refresh task for each resource of `state`. When `fatal` is given, a first
     /// document unusable for the token check records the reason there and fires the trigger
     /// given with it.
-    pub fn start(state: Arc<State>, config: &Config, fatal: Option<(Arc<Trigger>, Arc<Fatal>)>) -> Generation {
-        let (trigger, stop) = shutdown_channel();
+    pub fn start(state: &State, config: &Config, fatal: Option<(Arc<Trigger>, Arc<Fatal>)>) -> Generation {
+        let (trigger, stop) = shutdown::channel();
         // The first configuration serves from the start; a reload's once it is swapped in.
         let serving = Arc::new(AtomicBool::new(fatal.is_some()));
+        let several = state.resources.len() > 1;
         let refresh = config
             .protected()
-            .enumerate()
-            .map(|(index, resource)| {
-                let fetcher = crate::metadata::Fetcher::new(resource);
-                let scopes = resource.scopes.clone();
-                let task = refresh::run(
-                    Arc::clone(&state),
-                    index,
-                    fetcher,
-                    resource.refresh,
-                    scopes,
-                    stop.clone(),
-                    Arc::clone(&serving),
-                );
+            .zip(&state.resources)
+            .map(|(resource, protected)| {
+                let task = Refresh {
+                    fetcher: Fetcher::new(resource),
+                    period: resource.refresh,
+                    snapshots: Arc::clone(&protected.snapshots),
+                    checker: protected.checker().cloned(),
+                    metrics: Arc::clone(&state.telemetry.metrics),
+                    scopes: resource.scopes.clone(),
+                    label: several.then(|| protected.resource.clone()),
+                };
+                let task = refresh::run(task, stop.clone(), Arc::clone(&serving));
                 let fatal = fatal.clone();
                 tokio::spawn(async move {
                     let outcome = task.await;
-                    if let (Err(Unusable(reason)), Some((edge, record))) = (&outcome, fatal) {
-                        let _ = record.set(reason);
+                    if let (Err(reason), Some((edge, record))) = (&outcome, fatal) {
+                        let _ = record.set(*reason);
                         edge.fire();
                     }
                     outcome
@@ -89,7 +92,7 @@ impl Generation {
 }
 
 /// Why the first configuration could not serve: set once, read when the edge stops.
-pub type Fatal = OnceLock<&'static str>;
+pub type Fatal = OnceLock<Unusable>;
 
 /// Why a new configuration was not put in service.
 #[derive(Debug)]
@@ -97,7 +100,7 @@ pub enum Refused {
     /// Its authorization server's metadata (or keys) could not be fetched in time.
     NotReady(Duration),
     /// Its authorization server cannot support its token check.
-    Unusable(&'static str),
+    Unusable(Unusable),
     /// The edge began to stop while the new configuration was being primed.
     Stopping,
 }
@@ -110,7 +113,7 @@ impl fmt::Display for Refused {
                 "its authorization server's metadata (or, in jwt mode, its keys) could not be fetched within {} s",
                 after.as_secs_f64()
             ),
-            Refused::Unusable(reason) => f.write_str(reason),
+            Refused::Unusable(reason) => write!(f, "{reason}"),
             Refused::Stopping => f.write_str("the edge is stopping"),
         }
     }
@@ -144,8 +147,8 @@ pub fn restart_only(running: &Config, next: &Config) -> Vec<&'static str> {
 /// Builds the state for `config`, counting and logging where `running` does, and waits until
 /// it is ready to serve, up to twice the fetch timeout plus the first retry's second.
 pub async fn prime(config: &Config, running: &State) -> Result<(Arc<State>, Generation), Refused> {
-    let state = Arc::new(State::with_metrics(config, Arc::clone(&running.metrics), running.access.clone()));
-    let mut generation = Generation::start(Arc::clone(&state), config, None);
+    let state = Arc::new(State::with_telemetry(config, Arc::clone(&running.telemetry)));
+    let mut generation = Generation::start(&state, config, None);
     let allowed = config.fetch_timeout * 2 + Duration::from_secs(1);
     let deadline = tokio::time::Instant::now() + allowed;
     loop {
@@ -157,7 +160,7 @@ pub async fn prime(config: &Config, running: &State) -> Result<(Arc<State>, Gene
         }
         if let Some(outcome) = generation.ended().await {
             return Err(match outcome {
-                Ok(Err(Unusable(reason))) => Refused::Unusable(reason),
+                Ok(Err(reason)) => Refused::Unusable(reason),
                 _ => Refused::Stopping,
             });
         }
@@ -178,7 +181,7 @@ pub async fn run(
     mut reloads: watch::Receiver<Option<Reload>>,
     mut stop: Shutdown,
 ) {
-    let metrics = Arc::clone(&live.load().metrics);
+    let metrics = Arc::clone(&live.load().telemetry.metrics);
     loop {
         let next = tokio::select! {
             changed = reloads.changed() => changed.ok().map(|()| reloads.borrow_and_update().clone()),

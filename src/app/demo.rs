@@ -7,12 +7,22 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
 use tokio::net::TcpListener;
 
-use crate::respond::{Body, Reply};
-use crate::serve::{self, Shutdown};
+use crate::gate::jwt;
+use crate::serve;
+use crate::shutdown::Shutdown;
+
+type Body = Full<Bytes>;
+/// The demo servers' answers: ready, or made by a task that reads the request's body.
+type Reply = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 /// The metadata document of the demo authorization server at `issuer`.
 pub fn metadata(issuer: &str) -> Bytes {
@@ -42,7 +52,7 @@ struct AuthServer {
     document: Bytes,
     jwks: Bytes,
     /// The same key set, parsed, for checking its own tokens at introspection.
-    keys: crate::jwt::JwkSet,
+    keys: jwt::JwkSet,
     key: ring::signature::Ed25519KeyPair,
 }
 
@@ -61,16 +71,17 @@ pub async fn run_authorization_server(listener: TcpListener, audience: String, s
     let x = URL_SAFE_NO_PAD.encode(key.public_key().as_ref());
     let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": DEMO_KID, "use": "sig", "alg": "EdDSA"}]});
     let jwks = Bytes::from(jwks.to_string());
-    let keys = crate::jwt::JwkSet::parse(&jwks).map_err(|e| io::Error::other(format!("demo JWKS: {e}")))?;
+    let keys = jwt::JwkSet::parse(&jwks).map_err(|e| io::Error::other(format!("demo JWKS: {e}")))?;
     let server = Arc::new(AuthServer { document: metadata(&issuer), jwks, keys, issuer, audience, key });
-    serve::serve(listener, shutdown, Duration::from_secs(1), move |request, _| {
-        if request.uri().path() == "/token" {
-            Reply::Forward(Box::pin(token(Arc::clone(&server), request)))
-        } else if request.uri().path() == "/introspect" {
-            Reply::Forward(Box::pin(introspect(Arc::clone(&server), request)))
-        } else {
-            Reply::Ready(Some(answer(&server, &request)))
-        }
+    serve::serve(listener, shutdown, Duration::from_secs(1), move |request, _| -> Reply {
+        let server = Arc::clone(&server);
+        Box::pin(async move {
+            Ok(match request.uri().path() {
+                "/token" => token(server, request).await,
+                "/introspect" => introspect(server, request).await,
+                _ => answer(&server, &request),
+            })
+        })
     })
     .await
 }
@@ -130,12 +141,9 @@ async fn introspect(server: Arc<AuthServer>, request: Request<hyper::body::Incom
     }
     let form = read_form(request).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let expect = crate::jwt::Expectations {
-        issuer: server.issuer.clone(),
-        audiences: vec![server.audience.clone()],
-        leeway_secs: 0,
-    };
-    let verdict = form_field(&form, "token").map(|token| crate::jwt::verify(&token, &server.keys, &expect, now));
+    let expect =
+        jwt::Expectations { issuer: server.issuer.clone(), audiences: vec![server.audience.clone()], leeway_secs: 0 };
+    let verdict = form_field(&form, "token").map(|token| jwt::verify(&token, &server.keys, &expect, now));
     let body = match verdict {
         Some(Ok(claims)) => serde_json::json!({
             "active": true, "iss": server.issuer, "aud": server.audience, "sub": claims.subject,
@@ -176,7 +184,7 @@ fn form_field(form: &[u8], name: &str) -> Option<String> {
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Body::full(body));
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -186,7 +194,10 @@ fn json(status: StatusCode, body: Bytes) -> Response<Body> {
 /// Serves the demo MCP server until shutdown: every `POST` gets a JSON-RPC result echoing the
 /// request, so a forwarded call is visible end to end.
 pub async fn run_mcp_echo(listener: TcpListener, shutdown: Shutdown) -> io::Result<()> {
-    serve::serve(listener, shutdown, Duration::from_secs(1), |request, _| Reply::Forward(Box::pin(echo(request)))).await
+    serve::serve(listener, shutdown, Duration::from_secs(1), |request, _| -> Reply {
+        Box::pin(async move { Ok(echo(request).await) })
+    })
+    .await
 }
 
 async fn echo(request: Request<hyper::body::Incoming>) -> Response<Body> {
@@ -202,7 +213,7 @@ async fn echo(request: Request<hyper::body::Incoming>) -> Response<Body> {
         "id": call.get("id").cloned().unwrap_or(serde_json::Value::Null),
         "result": { "server": "mcp-auth-edge demo echo", "received": call, "bearer_token_forwarded": bearer },
     });
-    let mut response = Response::new(Body::full(Bytes::from(result.to_string())));
+    let mut response = Response::new(Full::new(Bytes::from(result.to_string())));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -1,10 +1,10 @@
 //! Token introspection (RFC 7662), the pure half: the request body and client authentication
 //! the edge sends, and the judgement of the authorization server's answer. The exchange itself
-//! lives in [`crate::token`].
+//! lives in [`crate::gate::tokens`].
 
 use serde_json::Value;
 
-use crate::jwt::{Claims, Expectations, TokenError};
+use crate::gate::jwt::{Claims, Expectations, TokenError};
 
 /// Largest introspection answer read; real ones are a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -46,7 +46,7 @@ fn form_encode(value: &str, out: &mut String) {
     }
 }
 
-/// Judges an introspection answer (RFC 7662 §2.2) the way [`crate::jwt::verify`] judges a
+/// Judges an introspection answer (RFC 7662 §2.2) the way [`crate::gate::jwt::verify`] judges a
 /// token: `active` must be `true`, and the claims that are present must fit (`exp`, `nbf`,
 /// `iss`). `aud` must be present and name this resource: an opaque token the authorization
 /// server did not bind to an audience could have been issued for any resource.

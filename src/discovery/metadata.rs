@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Empty;
 
+use crate::common::client::{self, FetchFailure, HttpsClient};
 use crate::config::{Config, Issuer};
+use crate::gate::tokens::Offered;
 
 /// The URLs to try, in order, for an issuer (RFC 8414 §3.1, OpenID Connect Discovery §4), the
 /// way the MCP clients try them.
@@ -57,13 +56,48 @@ impl fmt::Display for DocumentError {
 
 impl std::error::Error for DocumentError {}
 
-/// Checks an authorization server metadata document before it may be served.
+/// What the edge reads of a valid authorization server metadata document, taken when it is
+/// validated so that nothing parses it again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub jwks_uri: Option<String>,
+    pub introspection_endpoint: Option<String>,
+    /// `None` when the server does not list its scopes.
+    pub scopes_supported: Option<Vec<String>>,
+}
+
+impl Metadata {
+    /// What the document offers the token check.
+    pub fn offered(&self) -> Offered<'_> {
+        Offered { jwks_uri: self.jwks_uri.as_deref(), introspection_endpoint: self.introspection_endpoint.as_deref() }
+    }
+
+    /// The configured scopes that the authorization server does not list in its
+    /// `scopes_supported`, when it lists any. Clients register with the scopes the resource
+    /// metadata names, and some servers refuse a registration that asks for unknown scopes.
+    pub fn unlisted_scopes<'a>(&self, scopes: &'a [String]) -> Vec<&'a str> {
+        let Some(listed) = &self.scopes_supported else {
+            return Vec::new();
+        };
+        scopes.iter().map(String::as_str).filter(|s| !listed.iter().any(|l| l == s)).collect()
+    }
+}
+
+/// A fetched document: its bytes, relayed verbatim, and what was read from them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub body: Bytes,
+    pub metadata: Metadata,
+}
+
+/// Checks an authorization server metadata document before it may be served, and returns
+/// what the edge needs of it.
 ///
 /// RFC 8414 §2 requires `issuer` and `response_types_supported`; `authorization_endpoint` unless
 /// no grant type uses it; `token_endpoint` unless only the implicit grant is supported. §3.3
 /// requires the `issuer` to be identical to the one the client expected, which is what stops a
 /// compromised or misrouted upstream from impersonating another server.
-pub fn validate(body: &[u8], expected_issuer: &str) -> Result<(), DocumentError> {
+pub fn validate(body: &[u8], expected_issuer: &str) -> Result<Metadata, DocumentError> {
     use serde_json::Value;
     let value: Value = serde_json::from_slice(body).map_err(|e| DocumentError::NotJson(e.to_string()))?;
     let Value::Object(doc) = value else {
@@ -113,13 +147,18 @@ pub fn validate(body: &[u8], expected_issuer: &str) -> Result<(), DocumentError>
     if token_endpoint.is_none() && grants.iter().any(|g| *g != "implicit") {
         return Err(DocumentError::MissingField("token_endpoint"));
     }
-    for field in ["jwks_uri", "registration_endpoint", "introspection_endpoint", "revocation_endpoint"] {
+    for field in ["registration_endpoint", "revocation_endpoint"] {
         string(field)?;
     }
-    for field in ["scopes_supported", "code_challenge_methods_supported", "token_endpoint_auth_methods_supported"] {
+    for field in ["code_challenge_methods_supported", "token_endpoint_auth_methods_supported"] {
         strings(field)?;
     }
-    Ok(())
+    let owned = |s: Option<&str>| s.map(str::to_string);
+    Ok(Metadata {
+        jwks_uri: owned(string("jwks_uri")?),
+        introspection_endpoint: owned(string("introspection_endpoint")?),
+        scopes_supported: strings("scopes_supported")?.map(|list| list.into_iter().map(str::to_string).collect()),
+    })
 }
 
 /// Deserializes only to find the first repeated top-level key of a JSON object, if any.
@@ -149,19 +188,6 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
         }
         deserializer.deserialize_map(Keys)
     }
-}
-
-/// The configured scopes that the authorization server does not list in its
-/// `scopes_supported`, when it lists any. Clients register with the scopes the resource
-/// metadata names, and some servers refuse a registration that asks for unknown scopes.
-pub fn unlisted_scopes<'a>(body: &[u8], scopes: &'a [String]) -> Vec<&'a str> {
-    let Ok(serde_json::Value::Object(doc)) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Vec::new();
-    };
-    let Some(serde_json::Value::Array(listed)) = doc.get("scopes_supported") else {
-        return Vec::new();
-    };
-    scopes.iter().map(String::as_str).filter(|s| !listed.iter().any(|l| l.as_str() == Some(*s))).collect()
 }
 
 /// Why a fetch of the metadata failed. The last good snapshot stays in service whatever it is.
@@ -218,36 +244,14 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
 /// Fetches and validates the metadata document, trying the discovery URLs in order.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: HttpsClient,
+    client: HttpsClient<Empty<Bytes>>,
     urls: Vec<String>,
     issuer: String,
     timeout: Duration,
     max_bytes: usize,
-}
-
-/// Builds the HTTP client used for upstream calls: http and https (with the bundled Mozilla
-/// roots, so a minimal container image needs no CA store), HTTP/1.1 and HTTP/2 by ALPN.
-pub fn https_client<B>(connect_timeout: Duration) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, B>
-where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-{
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new()).build(https)
 }
 
 impl Fetcher {
@@ -257,7 +261,7 @@ impl Fetcher {
             None => discovery_urls(&config.issuer),
         };
         Fetcher {
-            client: https_client(config.connect_timeout),
+            client: client::https_client(config.connect_timeout),
             urls,
             issuer: config.issuer.url.clone(),
             timeout: config.fetch_timeout,
@@ -272,13 +276,14 @@ impl Fetcher {
 
     /// Fetches the first document in the discovery order that answers 200 and validates it.
     /// A 4xx moves on to the next URL; anything else ends the attempt.
-    pub async fn fetch(&self) -> Result<Bytes, FetchError> {
+    pub async fn fetch(&self) -> Result<Fetched, FetchError> {
         let mut last = StatusCode::NOT_FOUND;
         for url in &self.urls {
             match self.fetch_one(url).await {
                 Ok(body) => {
-                    validate(&body, &self.issuer).map_err(|error| FetchError::Invalid { url: url.clone(), error })?;
-                    return Ok(body);
+                    let metadata = validate(&body, &self.issuer)
+                        .map_err(|error| FetchError::Invalid { url: url.clone(), error })?;
+                    return Ok(Fetched { body, metadata });
                 }
                 Err(FetchError::Status { status, .. }) if status.is_client_error() => last = status,
                 Err(e) => return Err(e),
@@ -294,48 +299,16 @@ impl Fetcher {
             .header(header::USER_AGENT, concat!("mcp-auth-edge/", env!("CARGO_PKG_VERSION")))
             .body(Empty::new())
             .map_err(|_| FetchError::BadUrl(url.to_string()))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| FetchError::Connect { url: url.to_string(), reason: error_chain(&e) })?;
-            let status = response.status();
-            if status != StatusCode::OK {
-                return Err(FetchError::Status { url: url.to_string(), status });
-            }
-            if let Some(len) = response.headers().get(header::CONTENT_LENGTH) {
-                if len.to_str().ok().and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > self.max_bytes as u64) {
-                    return Err(FetchError::TooLarge { url: url.to_string(), limit: self.max_bytes });
-                }
-            }
-            let limited = Limited::new(response.into_body(), self.max_bytes);
-            match limited.collect().await {
-                Ok(collected) => Ok(collected.to_bytes()),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    Err(FetchError::TooLarge { url: url.to_string(), limit: self.max_bytes })
-                }
-                Err(e) => Err(FetchError::Body { url: url.to_string(), reason: e.to_string() }),
-            }
-        };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(FetchError::Timeout { url: url.to_string(), after: self.timeout }),
+        let url = url.to_string();
+        match client::fetch(&self.client, request, self.timeout, self.max_bytes, |s| s == StatusCode::OK).await {
+            Ok((StatusCode::OK, body)) => Ok(body),
+            Ok((status, _)) => Err(FetchError::Status { url, status }),
+            Err(FetchFailure::Connect(reason)) => Err(FetchError::Connect { url, reason }),
+            Err(FetchFailure::Timeout(after)) => Err(FetchError::Timeout { url, after }),
+            Err(FetchFailure::TooLarge(limit)) => Err(FetchError::TooLarge { url, limit }),
+            Err(FetchFailure::Body(reason)) => Err(FetchError::Body { url, reason }),
         }
     }
-}
-
-/// An error and its causes on one line: hyper's outer errors ("client error (Connect)") say
-/// little without the inner ones.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        out.push_str(": ");
-        out.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    out
 }
 
 #[cfg(test)]
@@ -375,8 +348,19 @@ mod tests {
         "token_endpoint":"https://as.example/token","response_types_supported":["code"]}"#;
 
     #[test]
+    fn what_the_edge_needs_is_read_once() {
+        let doc = r#"{"issuer":"https://as.example","authorization_endpoint":"a","token_endpoint":"t",
+            "response_types_supported":["code"],"jwks_uri":"https://as.example/jwks",
+            "introspection_endpoint":"https://as.example/introspect"}"#;
+        let metadata = validate(doc.as_bytes(), "https://as.example").expect("a valid document");
+        assert_eq!(metadata.offered().jwks_uri, Some("https://as.example/jwks"));
+        assert_eq!(metadata.offered().introspection_endpoint, Some("https://as.example/introspect"));
+        assert_eq!(metadata.scopes_supported, None);
+    }
+
+    #[test]
     fn accepts_minimal_document() {
-        assert_eq!(validate(GOOD.as_bytes(), "https://as.example"), Ok(()));
+        assert_eq!(validate(GOOD.as_bytes(), "https://as.example"), Ok(Metadata::default()));
     }
 
     #[test]
@@ -439,19 +423,21 @@ mod tests {
 
     #[test]
     fn unlisted_scopes_are_named() {
-        let doc = br#"{"scopes_supported":["openid","mcp:tools"]}"#;
+        let doc = r#"{"issuer":"https://as.example","authorization_endpoint":"a","token_endpoint":"t",
+            "response_types_supported":["code"],"scopes_supported":["openid","mcp:tools"]}"#;
+        let metadata = validate(doc.as_bytes(), "https://as.example").expect("a valid document");
         let scopes = vec!["mcp:tools".to_string(), "mcp:admin".to_string()];
-        assert_eq!(unlisted_scopes(doc, &scopes), ["mcp:admin"]);
-        assert!(unlisted_scopes(b"{}", &scopes).is_empty());
+        assert_eq!(metadata.unlisted_scopes(&scopes), ["mcp:admin"]);
+        assert!(Metadata::default().unlisted_scopes(&scopes).is_empty());
     }
 
     #[test]
     fn grant_types_relax_endpoint_requirements() {
         let client_credentials_only = r#"{"issuer":"https://as.example","response_types_supported":["token"],
             "grant_types_supported":["client_credentials"],"token_endpoint":"t"}"#;
-        assert_eq!(validate(client_credentials_only.as_bytes(), "https://as.example"), Ok(()));
+        assert_eq!(validate(client_credentials_only.as_bytes(), "https://as.example"), Ok(Metadata::default()));
         let implicit_only = r#"{"issuer":"https://as.example","response_types_supported":["token"],
             "grant_types_supported":["implicit"],"authorization_endpoint":"a"}"#;
-        assert_eq!(validate(implicit_only.as_bytes(), "https://as.example"), Ok(()));
+        assert_eq!(validate(implicit_only.as_bytes(), "https://as.example"), Ok(Metadata::default()));
     }
 }

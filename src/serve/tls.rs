@@ -20,14 +20,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-use crate::serve::Shutdown;
-
-/// How often the two files are checked for a change (modification time, length, inode).
-pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
-
-/// SECURITY: a client that opens a connection and does not finish the handshake is dropped
-/// after this long, so stalled handshakes cannot pile up.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::config::TlsFiles;
+use crate::shutdown::Shutdown;
 
 /// ALPN protocols offered, in the server's order of preference (RFC 7301).
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -87,22 +81,23 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-/// TLS for the main listener, as configured: the certificate store and how often its files
-/// are checked. Cloning shares the store.
+/// TLS for the main listener: the certificate store, how often its files are checked, and how
+/// long a handshake may take. Cloning shares the store.
 #[derive(Clone)]
 pub struct Tls {
     certificates: Arc<Certificates>,
-    /// How often the files are checked for change: [`POLL_INTERVAL`], shorter in tests.
+    /// How often the files are checked for change.
     pub poll: Duration,
-    /// How long a handshake may take: [`HANDSHAKE_TIMEOUT`], shorter in tests.
+    /// SECURITY: a client that opens a connection and does not finish the handshake is dropped
+    /// after this long, so stalled handshakes cannot pile up.
     pub handshake_timeout: Duration,
 }
 
 impl Tls {
-    /// Loads the pair, or says which file is wrong and why.
-    pub fn load(cert: &Path, key: &Path) -> Result<Tls, TlsError> {
-        let certificates = Certificates::load(cert.to_path_buf(), key.to_path_buf())?;
-        Ok(Tls { certificates: Arc::new(certificates), poll: POLL_INTERVAL, handshake_timeout: HANDSHAKE_TIMEOUT })
+    /// Loads the pair the configuration names, or says which file is wrong and why.
+    pub fn load(files: &TlsFiles) -> Result<Tls, TlsError> {
+        let certificates = Certificates::load(files.cert.clone(), files.key.clone())?;
+        Ok(Tls { certificates: Arc::new(certificates), poll: files.poll, handshake_timeout: files.handshake_timeout })
     }
 
     /// The file `--tls-cert` named.
@@ -137,8 +132,8 @@ impl Tls {
     /// outcome. On failure the certificate in service stays.
     pub async fn reload(&self) -> Result<(), TlsError> {
         let certificates = Arc::clone(&self.certificates);
-        match tokio::task::spawn_blocking(move || certificates.reload(Force::Yes)).await {
-            // A forced attempt always has an outcome.
+        match tokio::task::spawn_blocking(move || certificates.reload(Attempt::Asked)).await {
+            // An attempt asked for always has an outcome.
             Ok(outcome) => outcome.unwrap_or(Ok(())),
             // Only a panic while reading, which swapped nothing: the certificate stays.
             Err(e) => {
@@ -161,7 +156,7 @@ impl Tls {
             let certificates = Arc::clone(&self.certificates);
             // File system calls block; off the runtime's threads, as with `--threads 1` there
             // is only one.
-            let _ = tokio::task::spawn_blocking(move || certificates.reload(Force::No)).await;
+            let _ = tokio::task::spawn_blocking(move || certificates.reload(Attempt::Polled)).await;
         }
     }
 }
@@ -177,20 +172,12 @@ impl fmt::Debug for Tls {
     }
 }
 
-/// Two configurations are the same when they name the same files and timings.
-impl PartialEq for Tls {
-    fn eq(&self, other: &Tls) -> bool {
-        self.certificates.cert == other.certificates.cert
-            && self.certificates.key == other.certificates.key
-            && self.poll == other.poll
-            && self.handshake_timeout == other.handshake_timeout
-    }
-}
-
+/// Why the files are read: asked for (SIGHUP), which always tries them, or a poll, which
+/// tries them only when they changed or are failing.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Force {
-    Yes,
-    No,
+enum Attempt {
+    Asked,
+    Polled,
 }
 
 /// The certificate in service and what is known about its files.
@@ -226,15 +213,15 @@ impl Certificates {
         })
     }
 
-    /// Loads the files when forced, when they changed since the last load, or while they are
+    /// Loads the files when asked, when they changed since the last load, or while they are
     /// failing; swaps the certificate when they load. `None` when nothing was tried.
-    fn reload(&self, force: Force) -> Option<Result<(), TlsError>> {
+    fn reload(&self, attempt: Attempt) -> Option<Result<(), TlsError>> {
         // A poisoned lock means a panic mid-reload; the stamps are still meaningful.
         let mut files = self.files.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Stamped before reading: a write that lands after the read changes the stamp, so the
         // next poll sees it.
         let stamp = Stamp::of(&self.cert, &self.key);
-        if force == Force::No && files.failed.is_none() && stamp == files.loaded {
+        if attempt == Attempt::Polled && files.failed.is_none() && stamp == files.loaded {
             return None;
         }
         match load_pair(&self.cert, &self.key, &self.provider) {
@@ -246,7 +233,7 @@ impl Certificates {
                 Some(Ok(()))
             }
             Err(e) => {
-                if force == Force::Yes || files.failed != Some(stamp) {
+                if attempt == Attempt::Asked || files.failed != Some(stamp) {
                     let path = match e.file() {
                         PemFile::Cert => &self.cert,
                         PemFile::Key => &self.key,
@@ -394,14 +381,14 @@ mod tests {
         let ((cert_a, key_a), (cert_b, key_b)) = (self_signed(), self_signed());
         let (cert, key) = write_pair("poll", &cert_a, &key_a);
         let certificates = Certificates::load(cert.clone(), key.clone()).unwrap();
-        assert_eq!(certificates.reload(Force::No), None, "unchanged files are not read");
+        assert_eq!(certificates.reload(Attempt::Polled), None, "unchanged files are not read");
 
         // Half replaced: refused, and tried again at every poll while it stays broken. (A
         // trailing newline changes the length: rewritten within the same clock tick, the
         // modification time may not change.)
         std::fs::write(&key, format!("{key_b}\n")).unwrap();
-        assert_eq!(certificates.reload(Force::No), Some(Err(TlsError::KeyMismatch)));
-        assert_eq!(certificates.reload(Force::No), Some(Err(TlsError::KeyMismatch)));
+        assert_eq!(certificates.reload(Attempt::Polled), Some(Err(TlsError::KeyMismatch)));
+        assert_eq!(certificates.reload(Attempt::Polled), Some(Err(TlsError::KeyMismatch)));
         let served = certificates.current.load_full().cert[0].clone();
         assert_eq!(
             served.as_ref(),
@@ -410,15 +397,15 @@ mod tests {
 
         // Completed: in service, and quiet again.
         std::fs::write(&cert, &cert_b).unwrap();
-        assert_eq!(certificates.reload(Force::No), Some(Ok(())));
-        assert_eq!(certificates.reload(Force::No), None);
+        assert_eq!(certificates.reload(Attempt::Polled), Some(Ok(())));
+        assert_eq!(certificates.reload(Attempt::Polled), None);
         let served = certificates.current.load_full().cert[0].clone();
         assert_eq!(
             served.as_ref(),
             rustls::pki_types::CertificateDer::from_pem_slice(cert_b.as_bytes()).unwrap().as_ref()
         );
         // Forced, as on SIGHUP, even though nothing changed.
-        assert_eq!(certificates.reload(Force::Yes), Some(Ok(())));
+        assert_eq!(certificates.reload(Attempt::Asked), Some(Ok(())));
         let _ = (std::fs::remove_file(cert), std::fs::remove_file(key));
     }
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::route::{Doc, Route};
-use crate::Protected;
+use crate::common::route::{Doc, Route};
 
 const ROUTES: [&str; 4] = ["auth_server_metadata", "resource_metadata", "mcp", "other"];
 const STATUSES: [u16; 13] = [200, 204, 304, 400, 401, 403, 404, 405, 413, 502, 503, 504, 0];
@@ -118,6 +117,17 @@ pub enum TokenRejection {
 }
 
 const REJECTIONS: [&str; 4] = ["invalid", "insufficient_scope", "no_keys", "introspection_failed"];
+
+/// The state of one resource's authorization server snapshot, as the gauges show it.
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot<'a> {
+    /// The resource URL, the gauges' label.
+    pub resource: &'a str,
+    /// Time since the last good fetch; `None` before the first.
+    pub age: Option<Duration>,
+    /// Whether a document is in service.
+    pub loaded: bool,
+}
 
 /// Request, refresh, limit and connection counters.
 #[derive(Default)]
@@ -258,8 +268,9 @@ impl Metrics {
         self.requests[route_index(route)][status_index(status)].load(Ordering::Relaxed)
     }
 
-    /// Renders the Prometheus text exposition format.
-    pub fn render(&self, resources: &[Protected]) -> String {
+    /// Renders the Prometheus text exposition format, with the snapshot gauges of each
+    /// protected resource.
+    pub fn render(&self, resources: &[Snapshot<'_>]) -> String {
         let mut out = String::with_capacity(2048);
         out.push_str("# HELP mcp_auth_edge_requests_total Requests answered, by route and status.\n");
         out.push_str("# TYPE mcp_auth_edge_requests_total counter\n");
@@ -360,7 +371,7 @@ impl Metrics {
         );
         out.push_str("# TYPE mcp_auth_edge_snapshot_age_seconds gauge\n");
         for r in resources {
-            if let Some(age) = r.snapshots.age() {
+            if let Some(age) = r.age {
                 let _ = writeln!(
                     out,
                     "mcp_auth_edge_snapshot_age_seconds{{resource=\"{}\"}} {:.3}",
@@ -374,12 +385,8 @@ impl Metrics {
         );
         out.push_str("# TYPE mcp_auth_edge_snapshot_loaded gauge\n");
         for r in resources {
-            let _ = writeln!(
-                out,
-                "mcp_auth_edge_snapshot_loaded{{resource=\"{}\"}} {}",
-                r.resource,
-                u8::from(r.snapshots.ready())
-            );
+            let _ =
+                writeln!(out, "mcp_auth_edge_snapshot_loaded{{resource=\"{}\"}} {}", r.resource, u8::from(r.loaded));
         }
         out
     }

@@ -1,0 +1,9 @@
+//! Forwarding: the MCP endpoint of each resource ([`proxy::Endpoint`]), the streaming exchange
+//! with the MCP server, the bounded upload, the upstream clients and their connection pool, and
+//! the main listener's response body.
+
+pub mod body;
+pub mod pool;
+pub mod proxy;
+pub mod upload;
+pub mod upstream;

@@ -1,0 +1,301 @@
+//! Forwarding authenticated requests to the MCP server, streaming both ways.
+//!
+//! Bodies are passed through as hyper's `Incoming` streams, never buffered, so an SSE event
+//! reaches the client as soon as the upstream sends it and a large upload passes with flat
+//! memory. Dropping the client's side (it went away) drops the upstream request with it.
+
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+
+use crate::common::activity::{Activity, Streaming};
+use crate::common::answer::{self, Answer};
+use crate::common::forwarding::{
+    set_forwarded, strip_hop_by_hop, AUTH_HEADERS, HOP_BY_HOP, X_AUTH_CLIENT_ID, X_AUTH_SCOPES, X_AUTH_SUBJECT,
+    X_FORWARDED_FOR,
+};
+use crate::common::route::Route;
+use crate::config::{Config, Upstream};
+use crate::forward::body::Body;
+use crate::forward::upload::{Progress, Upload};
+use crate::forward::upstream::UpstreamClient;
+use crate::gate::credential;
+use crate::gate::jwt::TokenError;
+use crate::gate::tokens::Rejection;
+use crate::gate::{Check, Gate};
+use crate::telemetry::access::{self, Seen};
+use crate::telemetry::metrics::{Limit, TokenRejection};
+use crate::telemetry::request_id::{self, X_REQUEST_ID};
+use crate::telemetry::Telemetry;
+
+/// One resource's MCP endpoint: its gate, and where and how requests that pass it go. Made
+/// once per configuration; a request holds the endpoint it started with until it ends.
+pub struct Endpoint {
+    pub gate: Gate,
+    pub upstream: Upstream,
+    client: UpstreamClient,
+    forwarded_proto: HeaderValue,
+    response_timeout: Duration,
+    strip_authorization: bool,
+    /// `--max-body-bytes`: the largest body forwarded.
+    max_body_bytes: u64,
+}
+
+impl Endpoint {
+    pub fn new(config: &Config, upstream: &Upstream) -> Endpoint {
+        let proto = if config.resource.origin.starts_with("https:") { "https" } else { "http" };
+        Endpoint {
+            gate: Gate::new(config),
+            upstream: upstream.clone(),
+            client: UpstreamClient::new(upstream, config.connect_timeout),
+            forwarded_proto: HeaderValue::from_static(proto),
+            response_timeout: config.upstream_timeout,
+            strip_authorization: config.strip_authorization,
+            max_body_bytes: config.limits.max_body_bytes,
+        }
+    }
+}
+
+/// What forwarding reads from a request's headers, found in one pass over them: each
+/// `HeaderMap` lookup hashes its name, and a request has only a few fields.
+#[derive(Default)]
+struct Found {
+    origin: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+    forwarded_for: Option<HeaderValue>,
+    /// The client's first `X-Request-Id`, and how many it sent.
+    request_id: Option<HeaderValue>,
+    request_ids: usize,
+    /// A hop-by-hop field, or one of the `X-Auth-*` fields the edge sets, is present.
+    to_strip: bool,
+}
+
+impl Found {
+    /// The first value of each field (as `HeaderMap::get` would give it).
+    fn scan(headers: &HeaderMap) -> Found {
+        fn first(slot: &mut Option<HeaderValue>, value: &HeaderValue) {
+            if slot.is_none() {
+                *slot = Some(value.clone());
+            }
+        }
+        let mut found = Found::default();
+        for (name, value) in headers {
+            if name == header::ORIGIN {
+                first(&mut found.origin, value);
+            } else if name == header::HOST {
+                first(&mut found.host, value);
+            } else if name == header::AUTHORIZATION {
+                first(&mut found.authorization, value);
+            } else if name == X_FORWARDED_FOR {
+                first(&mut found.forwarded_for, value);
+            } else if name == X_REQUEST_ID {
+                found.request_ids += 1;
+                first(&mut found.request_id, value);
+            } else if HOP_BY_HOP.contains(name) || AUTH_HEADERS.contains(name) {
+                found.to_strip = true;
+            }
+        }
+        found
+    }
+}
+
+/// Forwards `request`, which the gate let through with its token at `token`, to the upstream
+/// and streams its answer back. The request id (the client's or a new one) goes upstream and
+/// back to the client; the answer is counted, timed from `started` to its head, and logged.
+pub async fn forward(
+    endpoint: Arc<Endpoint>,
+    telemetry: Arc<Telemetry>,
+    token: Range<usize>,
+    mut request: Request<Incoming>,
+    peer_ip: HeaderValue,
+    activity: Arc<Activity>,
+    started: Instant,
+) -> Response<Body> {
+    let found = Found::scan(request.headers());
+    let id = request_id::request_id(found.request_id.as_ref());
+    // The client's one id, kept, is in place already.
+    if found.request_ids != 1 || found.request_id.as_ref() != Some(&id) {
+        request.headers_mut().insert(X_REQUEST_ID, id.clone());
+    }
+    let seen = Seen::of(&telemetry, &request);
+    let mut response = exchange(&endpoint, &telemetry, token, request, found, &peer_ip, activity).await;
+    response.headers_mut().insert(X_REQUEST_ID, id.clone());
+    access::answered(&telemetry, Route::Gate, response.status(), started, seen, &peer_ip, Some(id));
+    response
+}
+
+/// One of the edge's own answers, as the main listener's body.
+fn own(answer: Answer) -> Response<Body> {
+    answer.map(Body::Full)
+}
+
+/// The gate's token check, then the exchange with the MCP server.
+async fn exchange(
+    endpoint: &Endpoint,
+    telemetry: &Arc<Telemetry>,
+    token: Range<usize>,
+    mut request: Request<Incoming>,
+    found: Found,
+    peer_ip: &HeaderValue,
+    activity: Arc<Activity>,
+) -> Response<Body> {
+    let gate = &endpoint.gate;
+    let metrics = &telemetry.metrics;
+    // From here until the response body ends, the connection is busy, not idle: a slow token
+    // check, upload or MCP server must not look like a silent client to the idle watchdog.
+    let streaming = Streaming::new(activity);
+    let origin = found.origin;
+    // A declared length over the limit is refused before anything else: it would never pass.
+    if http_body::Body::size_hint(request.body()).lower() > endpoint.max_body_bytes {
+        metrics.limit_hit(Limit::Body);
+        return too_large(gate, origin.as_ref());
+    }
+    let claims = match &gate.check {
+        Check::Tokens(checker) => {
+            // The gate read the token and said where it is; it is taken, not parsed, again.
+            let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, token));
+            let checked = match token {
+                // A token the cache holds is answered without a wait; the full check, which
+                // may fetch keys or introspect, is boxed so that its large future is not part
+                // of every forwarded request's.
+                Some(token) => match checker.check_cached(token) {
+                    Some(verdict) => verdict,
+                    None => Box::pin(checker.check(token)).await,
+                },
+                None => Err(Rejection::Invalid(TokenError::Malformed("no bearer token"))),
+            };
+            match checked {
+                Ok(claims) => Some(claims),
+                Err(rejection) => {
+                    metrics.token_rejected(match rejection {
+                        Rejection::Invalid(_) => TokenRejection::Invalid,
+                        Rejection::InsufficientScope => TokenRejection::InsufficientScope,
+                        Rejection::NoKeys => TokenRejection::NoKeys,
+                        Rejection::IntrospectionFailed => TokenRejection::IntrospectionFailed,
+                    });
+                    return own(gate.refuse(origin.as_ref(), &rejection));
+                }
+            }
+        }
+        Check::Presence => None,
+    };
+    // The host the client asked for: the Host header (HTTP/1.1) or the :authority (HTTP/2).
+    let host = found.host.or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *request.uri_mut() = Uri::from(path);
+    // The client's HTTP version is its business with the edge; the pool picks the upstream's.
+    *request.version_mut() = http::Version::HTTP_11;
+    let headers = request.headers_mut();
+    if found.to_strip {
+        strip_hop_by_hop(headers);
+        // SECURITY: these say who the edge verified; a client must never supply them.
+        for name in AUTH_HEADERS {
+            headers.remove(name);
+        }
+    }
+    set_forwarded(headers, found.forwarded_for.as_ref(), peer_ip, &endpoint.forwarded_proto, host);
+    if let (true, Some(claims)) = (endpoint.strip_authorization, &claims) {
+        headers.remove(header::AUTHORIZATION);
+        if let Some(subject) = claims.subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.insert(X_AUTH_SUBJECT, subject);
+        }
+        if let Some(client) = claims.client_id.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            headers.insert(X_AUTH_CLIENT_ID, client);
+        }
+        if let Ok(scopes) = HeaderValue::from_str(&claims.scopes.join(" ")) {
+            headers.insert(X_AUTH_SCOPES, scopes);
+        }
+    }
+
+    let progress = Arc::new(Progress::starting());
+    let left = endpoint.max_body_bytes;
+    let upload = |body| Upload::new(body, Arc::clone(&progress), left, Arc::clone(metrics));
+    let request = request.map(upload);
+    // The upload's start is when the request goes to the MCP server: its clock reading serves
+    // for the upstream latency too.
+    let sent = progress.started.unwrap_or_else(Instant::now);
+    let send = std::pin::pin!(endpoint.client.send(&endpoint.upstream, request));
+    match answer_within(endpoint.response_timeout, &progress, send).await {
+        Some(Ok(mut response)) => {
+            strip_hop_by_hop(response.headers_mut());
+            gate.cors.forwarded(origin.as_ref(), response.headers_mut());
+            metrics.upstream(response.status(), sent.elapsed());
+            response.map(|body| Body::Upstream(body, streaming))
+        }
+        // The upload went over the limit before the MCP server answered: the upstream request
+        // was aborted (and the limit counted), and the client is told why. Had the MCP server
+        // answered first, its response breaks off with the upload.
+        Some(Err(_)) if progress.too_large.load(Ordering::Relaxed) => too_large(gate, origin.as_ref()),
+        Some(Err(e)) => {
+            metrics.upstream_failed(false);
+            crate::warn!("upstream request failed: {e}");
+            own(gate.cors.on_error(origin.as_ref(), answer::bad_gateway()))
+        }
+        None => {
+            metrics.upstream_failed(true);
+            own(gate.cors.on_error(origin.as_ref(), answer::gateway_timeout()))
+        }
+    }
+}
+
+/// The 413 for a body over `--max-body-bytes`.
+fn too_large(gate: &Gate, origin: Option<&HeaderValue>) -> Response<Body> {
+    own(gate.cors.on_error(origin, answer::content_too_large()))
+}
+
+/// Waits for the MCP server's response head until `timeout` has passed since the upload last
+/// moved (or ended); `None` when it has. Dropping the exchange cancels the upstream request.
+/// (The exchange is pinned by the caller: moved in, it would be one more copy of a large future.)
+async fn answer_within<F: std::future::Future>(
+    timeout: Duration,
+    progress: &Progress,
+    mut exchange: Pin<&mut F>,
+) -> Option<F::Output> {
+    let started = progress.started.unwrap_or_else(Instant::now);
+    loop {
+        let last = progress.last();
+        let deadline = started + Duration::from_millis(last) + timeout;
+        match tokio::time::timeout_at(deadline.into(), exchange.as_mut()).await {
+            Ok(output) => return Some(output),
+            Err(_) if progress.last() == last => return None,
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_scan_finds_the_first_of_each_field() {
+        let mut h = HeaderMap::new();
+        h.append(header::HOST, HeaderValue::from_static("mcp.example"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
+        h.append(X_REQUEST_ID, HeaderValue::from_static("a"));
+        h.append(X_REQUEST_ID, HeaderValue::from_static("b"));
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let found = Found::scan(&h);
+        assert_eq!(found.host.as_ref(), h.get(header::HOST));
+        assert_eq!(found.forwarded_for.as_ref(), h.get(X_FORWARDED_FOR));
+        assert_eq!(found.request_id.as_ref(), Some(&HeaderValue::from_static("a")));
+        assert_eq!(found.request_ids, 2);
+        assert_eq!(found.authorization.as_ref(), h.get(header::AUTHORIZATION));
+        assert!(found.origin.is_none());
+        assert!(!found.to_strip, "nothing hop-by-hop was sent");
+        for name in [header::TE, header::CONNECTION, X_AUTH_SUBJECT, X_AUTH_CLIENT_ID] {
+            let mut h = h.clone();
+            h.insert(name.clone(), HeaderValue::from_static("x"));
+            assert!(Found::scan(&h).to_strip, "{name}");
+        }
+    }
+}

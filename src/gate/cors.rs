@@ -1,0 +1,119 @@
+//! CORS on the MCP endpoint: which browser origins may read its responses, the preflight the
+//! edge answers for it, and the policy put on forwarded responses and the edge's own errors.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::StatusCode;
+
+use crate::common::answer::{with_headers, Answer, PREFLIGHT_MAX_AGE};
+use crate::config::Config;
+
+const MCP_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
+const MCP_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID",
+);
+const MCP_EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate");
+/// What a browser must read of a challenge.
+pub const EXPOSE_CHALLENGE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
+
+/// Which browser origins may read the MCP endpoint's responses.
+#[derive(Clone, Debug)]
+pub struct Cors {
+    /// Empty: any origin (`*`).
+    origins: Vec<HeaderValue>,
+}
+
+const ANY: HeaderValue = HeaderValue::from_static("*");
+const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+
+impl Cors {
+    pub fn new(config: &Config) -> Cors {
+        let origins = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        Cors { origins }
+    }
+
+    /// Whether every origin may read (no `--cors-origin` list).
+    pub fn allows_any(&self) -> bool {
+        self.origins.is_empty()
+    }
+
+    /// Sets `Access-Control-Allow-Origin` for a request's `Origin` unless the response already
+    /// has one (a forwarded MCP server's own policy wins). With a list, an unlisted origin gets
+    /// none, and caches are told the answer varies by `Origin`.
+    pub fn apply(&self, origin: Option<&HeaderValue>, response: &mut HeaderMap) {
+        if response.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+            return;
+        }
+        if self.origins.is_empty() {
+            response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
+            return;
+        }
+        response.append(header::VARY, VARY_ORIGIN);
+        if let Some(origin) = origin.filter(|o| self.origins.contains(o)) {
+            response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
+    }
+}
+
+impl Cors {
+    /// The answer to a preflight on the MCP endpoint. Preflights never carry credentials
+    /// (Fetch standard), so they are answered here, before the gate.
+    pub fn preflight(&self, origin: Option<&HeaderValue>) -> Answer {
+        let mut response = with_headers(StatusCode::NO_CONTENT, Bytes::new(), 6);
+        let h = response.headers_mut();
+        self.apply(origin, h);
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, MCP_METHODS);
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, MCP_ALLOW_HEADERS);
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
+        response
+    }
+
+    /// Lets browser clients read a forwarded response (the edge answered their preflight, so
+    /// the actual response must carry the same policy): the allowed origin, and
+    /// `Mcp-Session-Id` and `WWW-Authenticate` exposed, unless the MCP server set its own.
+    pub fn forwarded(&self, origin: Option<&HeaderValue>, response: &mut HeaderMap) {
+        self.apply(origin, response);
+        if !response.contains_key(header::ACCESS_CONTROL_EXPOSE_HEADERS) {
+            response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
+        }
+    }
+
+    /// One of the edge's own error answers on the MCP endpoint, with this endpoint's policy
+    /// (`--cors-origin`) in place of the discovery documents' `*`.
+    pub fn on_error(&self, origin: Option<&HeaderValue>, mut response: Answer) -> Answer {
+        if !self.allows_any() {
+            let h = response.headers_mut();
+            h.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+            self.apply(origin, h);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_any_or_listed_origins() {
+        let any = Cors { origins: Vec::new() };
+        let listed = Cors { origins: vec![HeaderValue::from_static("https://app.example")] };
+        let app = HeaderValue::from_static("https://app.example");
+        let evil = HeaderValue::from_static("https://evil.example");
+        let mut response = HeaderMap::new();
+        any.apply(Some(&app), &mut response);
+        assert_eq!(response[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        let mut response = HeaderMap::new();
+        listed.apply(Some(&app), &mut response);
+        assert_eq!(response[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example");
+        assert_eq!(response[header::VARY], "Origin");
+        let mut response = HeaderMap::new();
+        listed.apply(Some(&evil), &mut response);
+        assert!(response.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        let mut upstream_set = HeaderMap::new();
+        upstream_set.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("https://own.example"));
+        any.apply(Some(&app), &mut upstream_set);
+        assert_eq!(upstream_set[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://own.example");
+    }
+}

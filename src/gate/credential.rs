@@ -1,0 +1,152 @@
+//! The bearer credential: reading the `Authorization` header (RFC 6750 §2.1), and finding the
+//! token again where it was read.
+
+use http::header::{self, HeaderMap, HeaderValue};
+
+/// What the `Authorization` header of a request holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// No `Authorization` header, or one for another scheme (RFC 6750 §3.1: no error code).
+    Missing,
+    /// A bearer token of the RFC 6750 §2.1 `b64token` form, hence ASCII. Kept as bytes: a
+    /// UTF-8 check of a token hundreds of bytes long is a measurable share of a request.
+    Bearer(&'a [u8]),
+    /// A `Bearer` header that does not follow RFC 6750 §2.1, or several `Authorization` headers.
+    Malformed,
+}
+
+/// Reads the bearer credential from request headers.
+pub fn credential(headers: &HeaderMap) -> Credential<'_> {
+    read(headers).0
+}
+
+/// [`credential`] and, for a bearer token, its [`span`], from one lookup of the header.
+pub fn located(headers: &HeaderMap) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
+    let (credential, value) = read(headers);
+    let span = match (credential, value) {
+        (Credential::Bearer(token), Some(value)) => offset(value.as_bytes(), token),
+        _ => None,
+    };
+    (credential, span)
+}
+
+/// The credential, and the one `Authorization` value it was read from.
+fn read(headers: &HeaderMap) -> (Credential<'_>, Option<&HeaderValue>) {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return (Credential::Missing, None);
+    };
+    if values.next().is_some() {
+        return (Credential::Malformed, None);
+    }
+    (bearer(value.as_bytes()), Some(value))
+}
+
+/// Where `token`, as [`credential`] read it from these headers, lies in the `Authorization`
+/// value, so that a later stage can take it again with [`token_at`] instead of parsing anew.
+pub fn span(headers: &HeaderMap, token: &[u8]) -> Option<std::ops::Range<usize>> {
+    offset(headers.get(header::AUTHORIZATION)?.as_bytes(), token)
+}
+
+/// Where `token`, a piece of `value`, lies in it.
+fn offset(value: &[u8], token: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (token.as_ptr() as usize).checked_sub(value.as_ptr() as usize)?;
+    let end = start.checked_add(token.len())?;
+    (end <= value.len()).then_some(start..end)
+}
+
+/// The token at `span` of the `Authorization` value (see [`span`]); `None` if the header is
+/// gone or the span no longer fits it.
+pub fn token_at(headers: &HeaderMap, span: std::ops::Range<usize>) -> Option<&[u8]> {
+    token_in(headers.get(header::AUTHORIZATION)?, span)
+}
+
+/// The token at `span` of this `Authorization` value.
+pub fn token_in(value: &HeaderValue, span: std::ops::Range<usize>) -> Option<&[u8]> {
+    value.as_bytes().get(span)
+}
+
+/// Parses one `Authorization` field value. The scheme is case-insensitive (RFC 9110 §11.1) and
+/// followed by one or more SP (§11.4; a tab there makes the credential malformed); whitespace
+/// after the token is not part of the value (§5.5). The token is
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub fn bearer(value: &[u8]) -> Credential<'_> {
+    let Some(split) = value.iter().position(|&b| b == b' ' || b == b'\t') else {
+        return if value.eq_ignore_ascii_case(b"bearer") { Credential::Malformed } else { Credential::Missing };
+    };
+    let (scheme, rest) = value.split_at(split);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Credential::Missing;
+    }
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let end = rest.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |last| (last + 1).max(start));
+    // A tab right after the spaces stays in the token, which then fails the form check below.
+    let token = &rest[start..end];
+    let padding = token.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = &token[..token.len() - padding];
+    if body.is_empty() || !b64token_body(body) {
+        return Credential::Malformed;
+    }
+    Credential::Bearer(token)
+}
+
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )`, checked in one pass without
+/// early exit so that the compiler can vectorise it: tokens are hundreds of bytes, and this
+/// runs on every gated request.
+fn b64token_body(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| {
+        let alpha = (b | 0x20).wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        let mark = (b == b'-') | (b == b'.') | (b == b'_') | (b == b'~') | (b == b'+') | (b == b'/');
+        ok & (alpha | digit | mark)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_forms() {
+        assert_eq!(bearer(b"Bearer abc.def-_~+/=="), Credential::Bearer(b"abc.def-_~+/=="));
+        assert_eq!(bearer(b"bearer  tok "), Credential::Bearer(b"tok"));
+        assert_eq!(bearer(b"BEARER tok"), Credential::Bearer(b"tok"));
+        assert_eq!(bearer(b"Bearer tok\t "), Credential::Bearer(b"tok"));
+        assert_eq!(bearer(b"Bearer\ttok"), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer \ttok"), Credential::Malformed);
+        assert_eq!(bearer(b"Basic\tdXNlcjpwYXNz"), Credential::Missing);
+        assert_eq!(bearer(b"Basic dXNlcjpwYXNz"), Credential::Missing);
+        assert_eq!(bearer(b"Bearer"), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer "), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer a b"), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer a=b"), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer ==="), Credential::Malformed);
+        assert_eq!(bearer(b"Bearer t\xc3\xa9"), Credential::Malformed);
+    }
+
+    #[test]
+    fn a_token_is_taken_again_where_it_was_read() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bEaReR   abc.DEF-_~+/==  "));
+        let Credential::Bearer(token) = credential(&h) else { panic!("a bearer token") };
+        let at = span(&h, token).expect("inside the value");
+        assert_eq!(at, 9..23);
+        assert_eq!(token_at(&h, at.clone()), Some(&b"abc.DEF-_~+/=="[..]));
+        assert_eq!(located(&h), (Credential::Bearer(b"abc.DEF-_~+/=="), Some(at.clone())));
+        // A string from elsewhere has no place in the value; a span past its end finds nothing.
+        assert_eq!(span(&h, String::from("abc.DEF-_~+/==").as_bytes()), None);
+        assert_eq!(token_at(&h, 20..40), None);
+        h.remove(header::AUTHORIZATION);
+        assert_eq!(token_at(&h, at), None);
+    }
+
+    #[test]
+    fn several_authorization_headers_are_malformed() {
+        let mut h = HeaderMap::new();
+        assert_eq!(credential(&h), Credential::Missing);
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        assert_eq!(credential(&h), Credential::Bearer(b"a"));
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+        assert_eq!(credential(&h), Credential::Malformed);
+    }
+}

@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
 # User-space instructions per request, counted by callgrind, which a busy machine does not
-# move (unlike the CPU time benches/load.sh measures). The edge runs under valgrind with
-# --upstream (jwt mode) in front of the demo echo server; h2load sends N and then 2N
-# keep-alive requests over one HTTP/1.1 connection, and the figure is the slope
-# (I(2N) - I(N)) / N, so start-up and shutdown cancel out. Three kinds of request:
+# move (unlike the CPU time benches/load.sh measures), and system calls per request, counted
+# by strace. The edge runs with --upstream (jwt mode) in front of the demo echo server; h2load
+# sends N and then 2N keep-alive requests over one HTTP/1.1 connection, and each figure is the
+# slope (X(2N) - X(N)) / N, so start-up and shutdown cancel out. The kinds of request:
 #
 #   doc   GET of the relayed authorization server metadata
 #   401   POST /mcp with a JSON-RPC body and no token: the challenge
 #   fwd   the same POST with a valid JWT, forwarded (token cache warm)
 #   ngx   that forwarded POST through nginx proxy_pass instead (benches/nginx/proxy.conf.in, one
-#         process), for the user-space side of the load benchmark's forwarding comparison
+#         process), the floor the forwarding bar is set against
 #
-#   bash benches/callgrind.sh                          # all three, this tree's release build
+#   bash benches/callgrind.sh                          # all four, this tree's release build
 #   KINDS=fwd N=2000 bash benches/callgrind.sh
 #   BASE_BIN=/tmp/old/release/mcp-auth-edge bash benches/callgrind.sh   # and another build beside it
+#   CHECK=1 KINDS="doc 401 fwd" bash benches/callgrind.sh   # the regression guard .ci/run runs
+#   UPDATE=1 bash benches/callgrind.sh                 # rewrite benches/callgrind.baseline
 #
-# Settings (environment): KINDS ("doc 401 fwd"), N (2000), BASE_PORT (18280; uses the next
-# four ports too), EDGE_BIN (the release build), BASE_BIN (none), KEEP (a directory to keep
-# the callgrind profiles in, for callgrind_annotate; none). Needs valgrind and h2load.
+# After the table it prints the ratios the forwarding issue sets as bars (fwd ÷ ngx
+# instructions at most 0.90, fwd system calls at most nginx's, 401 ÷ doc at most 1.05, doc no
+# worse than its baseline), each with "met" or "not met"; bars are reported, not enforced.
+# CHECK=1 enforces the regression guard instead: the run fails when a kind's instructions per
+# request are more than 2% above benches/callgrind.baseline. A change meant to cost more
+# updates the baseline in the same commit (UPDATE=1, then commit the file with the reason).
+#
+# Settings (environment): KINDS ("doc 401 fwd ngx"), N (2000), BASE_PORT (18280; uses the next
+# four ports too), EDGE_BIN (the release build), BASE_BIN (none), SYSCALLS (1: count system
+# calls too, with strace; 0: skip), CHECK, UPDATE, KEEP (a directory to keep the callgrind
+# profiles in, for callgrind_annotate; none). Needs valgrind, h2load, and strace for SYSCALLS.
 # Everything listens on 127.0.0.1; every process started here is stopped by PID on exit.
 set -euo pipefail
 
-KINDS=${KINDS:-doc 401 fwd}
+KINDS=${KINDS:-doc 401 fwd ngx}
+SYSCALLS=${SYSCALLS:-1}
+CHECK=${CHECK:-0}
+UPDATE=${UPDATE:-0}
+BASELINE=benches/callgrind.baseline
 N=${N:-2000}
 BASE_PORT=${BASE_PORT:-18280}
 AS_PORT=$((BASE_PORT + 1))
@@ -39,6 +53,7 @@ SCRIPT=callgrind.sh
 need valgrind "install it with: sudo apt-get install valgrind"
 need h2load "install it with: sudo apt-get install nghttp2-client"
 need curl "install it with: sudo apt-get install curl"
+[ "$SYSCALLS" = 0 ] || need strace "install it with: sudo apt-get install strace (or set SYSCALLS=0)"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a whole number above 0, not '$N'"
 for kind in $KINDS; do
     case $kind in
@@ -62,22 +77,28 @@ TOKEN=$(curl -s --max-time 5 -d grant_type=client_credentials "http://127.0.0.1:
 [[ "$TOKEN" == *.*.* ]] || die "no token from the demo authorization server"
 printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' >"$WORK/body.json"
 
-# Total instructions of one edge (or, for ngx, nginx) run under callgrind serving COUNT
-# requests of KIND.
-instructions() {
-    local bin=$1 count=$2 kind=$3 out pid
-    out="$WORK/callgrind.out"
+# One edge (or, for ngx, nginx) run serving COUNT requests of KIND, under TOOL: callgrind
+# prints the run's total instructions, strace its total system calls (every thread).
+measure() {
+    local tool=$1 bin=$2 count=$3 kind=$4 out pid
+    local -a under
+    if [ "$tool" = callgrind ]; then
+        out="$WORK/callgrind.out"
+        under=(valgrind --tool=callgrind --callgrind-out-file="$out")
+    else
+        out="$WORK/strace.out"
+        under=(strace -f -qq -c -o "$out")
+    fi
     if [ "$kind" = ngx ]; then
-        # One process (no master), so that callgrind sees the worker's requests.
+        # One process (no master), so that the tool sees the worker's requests.
         mkdir -p "$WORK/nginx"
         sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$EDGE_PORT|" -e "s|@UPSTREAM_PORT@|$ECHO_PORT|" \
             -e 's|^master_process on;|master_process off;|' "$ROOT/benches/nginx/proxy.conf.in" >"$WORK/nginx/nginx.conf"
-        start nginx valgrind --tool=callgrind --callgrind-out-file="$out" nginx -p "$WORK/nginx" \
-            -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
+        start nginx "${under[@]}" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
         pid=$STARTED
         wait_ok "http://127.0.0.1:$EDGE_PORT/mcp" "$pid" nginx
     else
-        start edge valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --threads 1 \
+        start edge "${under[@]}" "$bin" --threads 1 \
             --listen "127.0.0.1:$EDGE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --resource "$RESOURCE" \
             --auth-server "http://127.0.0.1:$AS_PORT" --upstream "http://127.0.0.1:$ECHO_PORT"
         pid=$STARTED
@@ -94,27 +115,112 @@ instructions() {
     [ "$kind" = 401 ] && expect=failed # h2load counts any non-2xx as failed
     grep -q "$count $expect" "$WORK/h2load.out" || die "h2load: $(grep 'requests:' "$WORK/h2load.out")"
     # nginx stops gracefully on QUIT (INT is its fast stop, which may skip the profile's end).
-    if [ "$kind" = ngx ]; then kill -QUIT "$pid"; else kill -INT "$pid"; fi
-    wait "$pid" 2>/dev/null || true
-    awk '/^summary:/ {print $2}' "$out"
-    if [ -n "${KEEP:-}" ]; then
-        mkdir -p "$KEEP"
-        mv "$out" "$KEEP/callgrind.$(basename "$bin").$kind.$count.out"
-    else
-        rm -f "$out"
+    # strace ignores the INT a background job inherits as ignored, so its child is told.
+    local target=$pid
+    if [ "$tool" = strace ]; then
+        target=$(pgrep -P "$pid" | head -n 1)
+        [ -n "$target" ] || die "strace's child is gone"
     fi
+    if [ "$kind" = ngx ]; then kill -QUIT "$target"; else kill -INT "$target"; fi
+    wait "$pid" 2>/dev/null || true
+    if [ "$tool" = callgrind ]; then
+        awk '/^summary:/ {print $2}' "$out"
+        if [ -n "${KEEP:-}" ]; then
+            mkdir -p "$KEEP"
+            mv "$out" "$KEEP/callgrind.$(basename "$bin").$kind.$count.out"
+        fi
+    else
+        # The summary's last line: "100.00 seconds usecs/call CALLS [errors] total".
+        awk '$NF == "total" {print $4}' "$out"
+    fi
+    rm -f "$out"
 }
 
-echo "| build | request | instructions per request |"
-echo "|---|---|---|"
+# Per-request slope of TOOL's count for BIN and KIND.
+slope() {
+    local a b
+    a=$(measure "$1" "$2" "$N" "$3")
+    b=$(measure "$1" "$2" $((2 * N)) "$3")
+    awk -v a="$a" -v b="$b" -v n="$N" 'BEGIN {printf "%.1f", (b - a) / n}'
+}
+
+declare -A INSTR CALLS
+if [ "$SYSCALLS" = 0 ]; then
+    echo "| build | request | instructions per request |"
+    echo "|---|---|---|"
+else
+    echo "| build | request | instructions per request | system calls per request |"
+    echo "|---|---|---|---|"
+fi
 for kind in $KINDS; do
     builds="${BASE_BIN:+base} edge"
     [ "$kind" = ngx ] && builds=nginx
     for build in $builds; do
         bin=$EDGE_BIN
         [ "$build" = base ] && bin=$BASE_BIN
-        a=$(instructions "$bin" "$N" "$kind")
-        b=$(instructions "$bin" $((2 * N)) "$kind")
-        echo "| $build | $kind | $(((b - a) / N)) |"
+        i=$(slope callgrind "$bin" "$kind")
+        i=${i%.*}
+        if [ "$SYSCALLS" = 0 ]; then
+            echo "| $build | $kind | $i |"
+        else
+            c=$(slope strace "$bin" "$kind")
+            echo "| $build | $kind | $i | $c |"
+            [ "$build" = base ] || CALLS[$kind]=$c
+        fi
+        [ "$build" = base ] || INSTR[$kind]=$i
     done
 done
+
+# The bars, where both sides of one were measured.
+bar() {
+    local what=$1 value=$2 limit=$3
+    if awk -v v="$value" -v l="$limit" 'BEGIN {exit !(v <= l)}'; then
+        echo "bar: $what: met"
+    else
+        echo "bar: $what: not met"
+    fi
+}
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+if [ -n "${INSTR[fwd]:-}" ] && [ -n "${INSTR[ngx]:-}" ]; then
+    r=$(ratio "${INSTR[fwd]}" "${INSTR[ngx]}")
+    bar "fwd ÷ ngx instructions per request $r (at most 0.90)" "$r" 0.90
+fi
+if [ -n "${CALLS[fwd]:-}" ] && [ -n "${CALLS[ngx]:-}" ]; then
+    bar "fwd system calls per request ${CALLS[fwd]} against nginx's ${CALLS[ngx]} (at most nginx's)" "${CALLS[fwd]}" "${CALLS[ngx]}"
+fi
+if [ -n "${INSTR[401]:-}" ] && [ -n "${INSTR[doc]:-}" ]; then
+    r=$(ratio "${INSTR[401]}" "${INSTR[doc]}")
+    bar "401 ÷ doc instructions per request $r (at most 1.05)" "$r" 1.05
+fi
+baseline() { awk -v k="$1" '$1 == k {print $2}' "$ROOT/$BASELINE" 2>/dev/null; }
+if [ -n "${INSTR[doc]:-}" ] && [ -n "$(baseline doc)" ]; then
+    bar "doc ${INSTR[doc]} against its baseline $(baseline doc) (no worse)" "${INSTR[doc]}" "$(baseline doc)"
+fi
+
+# The regression guard: no kind more than 2% above its committed baseline.
+if [ "$CHECK" = 1 ]; then
+    failed=0
+    for kind in "${!INSTR[@]}"; do
+        base=$(baseline "$kind")
+        [ -n "$base" ] || die "no baseline for $kind in $BASELINE"
+        change=$(awk -v v="${INSTR[$kind]}" -v b="$base" 'BEGIN {printf "%+.1f", (v - b) * 100 / b}')
+        if awk -v v="${INSTR[$kind]}" -v b="$base" 'BEGIN {exit !(v <= b * 1.02)}'; then
+            echo "guard: $kind ${INSTR[$kind]} against baseline $base ($change%, limit +2%): ok"
+        else
+            echo "guard: $kind ${INSTR[$kind]} against baseline $base ($change%, limit +2%): WORSE"
+            failed=1
+        fi
+    done
+    [ "$failed" = 0 ] || die "instructions per request went up by more than 2%; if that is meant, UPDATE=1 and commit $BASELINE with the reason"
+fi
+if [ "$UPDATE" = 1 ]; then
+    {
+        echo "# Instructions per request (callgrind slope, one HTTP/1.1 client), written by"
+        echo "# UPDATE=1 bash benches/callgrind.sh; CHECK=1 fails when a kind goes 2% above its line."
+        for kind in doc 401 fwd ngx; do
+            [ -n "${INSTR[$kind]:-}" ] && echo "$kind ${INSTR[$kind]}"
+        done
+    } >"$ROOT/$BASELINE"
+    echo "wrote $BASELINE"
+fi

@@ -92,7 +92,7 @@ impl Pool {
         // back unsent; it then goes on a new connection, as hyper-util's client does.
         if let Some(mut sender) = self.checkout() {
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.answer(response, sender)),
+                Ok(response) => return Ok(self.attach(response, sender)),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => request = unsent,
                     None => return Err(Error::Http(e.into_error())),
@@ -101,17 +101,17 @@ impl Pool {
         }
         let mut sender = self.connect().await?;
         match sender.send_request(request).await {
-            Ok(response) => Ok(self.answer(response, sender)),
+            Ok(response) => Ok(self.attach(response, sender)),
             Err(e) => Err(Error::Http(e)),
         }
     }
 
     /// The response with its connection attached, to come back here when the body ends.
-    fn answer(self: &Arc<Self>, response: Response<Incoming>, sender: SendRequest<Upload>) -> Response<UpstreamBody> {
-        let mut answer = response.map(|body| UpstreamBody { body, checkin: Some((Arc::clone(self), sender)) });
+    fn attach(self: &Arc<Self>, response: Response<Incoming>, sender: SendRequest<Upload>) -> Response<UpstreamBody> {
+        let mut attached = response.map(|body| UpstreamBody { body, checkin: Some((Arc::clone(self), sender)) });
         // An empty body (a 202 to a notification) may never be polled.
-        answer.body_mut().check_end();
-        answer
+        attached.body_mut().check_end();
+        attached
     }
 
     /// The most recently returned connection that is ready for a request. Closed or expired

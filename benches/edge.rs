@@ -236,6 +236,7 @@ fn jwt_verify(c: &mut Criterion, signers: &Signers) {
         issuer: ISSUER.into(),
         audiences: vec![RESOURCE.into()],
         leeway_secs: jwt::DEFAULT_LEEWAY_SECS,
+        typ: jwt::JwtTyp::Lenient,
     };
     let claims = claims(ISSUER, RESOURCE);
     let mut group = c.benchmark_group("jwt_verify");

@@ -141,8 +141,12 @@ async fn introspect(server: Arc<AuthServer>, request: Request<hyper::body::Incom
     }
     let form = read_form(request).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let expect =
-        jwt::Expectations { issuer: server.issuer.clone(), audiences: vec![server.audience.clone()], leeway_secs: 0 };
+    let expect = jwt::Expectations {
+        issuer: server.issuer.clone(),
+        audiences: vec![server.audience.clone()],
+        leeway_secs: 0,
+        typ: jwt::JwtTyp::AtJwt,
+    };
     let verdict = form_field(&form, "token").map(|token| jwt::verify(&token, &server.keys, &expect, now));
     let body = match verdict {
         Some(Ok(claims)) => serde_json::json!({

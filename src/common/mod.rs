@@ -8,4 +8,5 @@ pub mod client;
 pub mod conditional;
 pub mod date;
 pub mod forwarding;
+pub mod json;
 pub mod route;

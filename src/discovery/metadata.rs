@@ -10,6 +10,7 @@ use http::{header, Request, StatusCode, Uri};
 use http_body_util::Empty;
 
 use crate::common::client::{self, FetchFailure, HttpsClient};
+use crate::common::json::repeated_key;
 use crate::config::{Config, Issuer};
 use crate::gate::tokens::Offered;
 
@@ -107,7 +108,7 @@ pub fn validate(body: &[u8], expected_issuer: &str) -> Result<Metadata, Document
     // last, another client may keep the first, so a document with two `issuer`s could pass
     // this check and name another issuer to the client. The bytes are relayed verbatim, so
     // such a document is refused outright.
-    if let Ok(UniqueKeys(Some(key))) = serde_json::from_slice::<UniqueKeys>(body) {
+    if let Some(key) = repeated_key(body) {
         return Err(DocumentError::DuplicateField(key));
     }
     let string = |field: &'static str| match doc.get(field) {
@@ -159,35 +160,6 @@ pub fn validate(body: &[u8], expected_issuer: &str) -> Result<Metadata, Document
         introspection_endpoint: owned(string("introspection_endpoint")?),
         scopes_supported: strings("scopes_supported")?.map(|list| list.into_iter().map(str::to_string).collect()),
     })
-}
-
-/// Deserializes only to find the first repeated top-level key of a JSON object, if any.
-struct UniqueKeys(Option<String>);
-
-impl<'de> serde::Deserialize<'de> for UniqueKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Keys;
-        impl<'de> serde::de::Visitor<'de> for Keys {
-            type Value = UniqueKeys;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
-                let mut seen = std::collections::HashSet::new();
-                let mut repeated = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                    if repeated.is_none() && seen.contains(&key) {
-                        repeated = Some(key);
-                    } else {
-                        seen.insert(key);
-                    }
-                }
-                Ok(UniqueKeys(repeated))
-            }
-        }
-        deserializer.deserialize_map(Keys)
-    }
 }
 
 /// Why a fetch of the metadata failed. The last good snapshot stays in service whatever it is.

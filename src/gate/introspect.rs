@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::common::json::repeated_key;
 use crate::gate::jwt::{Claims, Expectations, TokenError};
 
 /// Largest introspection answer read; real ones are a few hundred bytes.
@@ -66,6 +67,11 @@ pub fn judge(status: http::StatusCode, body: &[u8], expect: &Expectations, now: 
     }
     let doc: Value = serde_json::from_slice(body).map_err(|_| Invalid::Response("not JSON"))?;
     let doc = doc.as_object().ok_or(Invalid::Response("not a JSON object"))?;
+    // SECURITY: as in a JWT, a repeated name could be read otherwise by the MCP server, which
+    // gets the subject and scopes from this answer with --strip-authorization.
+    if repeated_key(body).is_some() {
+        return Err(Invalid::Response("a member name is repeated"));
+    }
     match doc.get("active") {
         Some(Value::Bool(true)) => {}
         Some(Value::Bool(false)) => return Err(Invalid::Token(TokenError::Inactive)),
@@ -139,7 +145,12 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn expect() -> Expectations {
-        Expectations { issuer: ISSUER.into(), audiences: vec![RESOURCE.into()], leeway_secs: 30 }
+        Expectations {
+            issuer: ISSUER.into(),
+            audiences: vec![RESOURCE.into()],
+            leeway_secs: 30,
+            typ: crate::config::JwtTyp::Lenient,
+        }
     }
 
     fn judge_json(v: serde_json::Value) -> Result<Claims, Invalid> {
@@ -188,7 +199,10 @@ mod tests {
 
     #[test]
     fn a_malformed_answer_is_the_servers_fault_not_the_tokens() {
-        for body in [&b"not json"[..], b"[]", br#"{"active":"true"}"#, br#"{}"#, br#"{"active":true,"exp":"soon"}"#] {
+        let twice = br#"{"active":true,"aud":"https://mcp.example/mcp","sub":"a","sub":"admin"}"#;
+        for body in
+            [&b"not json"[..], b"[]", br#"{"active":"true"}"#, br#"{}"#, br#"{"active":true,"exp":"soon"}"#, twice]
+        {
             let judged = judge(http::StatusCode::OK, body, &expect(), NOW);
             assert!(matches!(judged, Err(Invalid::Response(_))), "{}", String::from_utf8_lossy(body));
         }

@@ -11,6 +11,9 @@ use base64::Engine as _;
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde_json::{Map, Value};
 
+use crate::common::json::repeated_key;
+pub use crate::config::JwtTyp;
+
 /// The longest token looked at. Real access tokens are well under 2 KiB; the cap bounds the
 /// work a hostile header can cause before any decoding.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -226,8 +229,10 @@ pub struct Expectations {
     pub issuer: String,
     /// Accepted `aud` values: the resource (RFC 8707), and any configured additions.
     pub audiences: Vec<String>,
-    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_secs: u64,
+    /// What the header's `typ` must say.
+    pub typ: JwtTyp,
 }
 
 /// What the edge learns from an accepted token.
@@ -262,6 +267,12 @@ pub enum TokenError {
     WrongAudience,
     Expired,
     NotYetValid,
+    /// `iat` later than now (beyond the leeway): a clock gone wrong at the issuer, or a token
+    /// minted to outlive its keys.
+    IssuedInFuture,
+    /// The header's `typ` names another kind of JWT than an access token (RFC 9068 §4), or,
+    /// with `--require-at-jwt`, is not `at+jwt`.
+    WrongType,
     MissingClaim(&'static str),
     /// Introspection (RFC 7662) answered `active: false`: revoked, expired or never issued.
     Inactive,
@@ -279,6 +290,8 @@ impl fmt::Display for TokenError {
             TokenError::WrongAudience => f.write_str("token audience does not include this resource"),
             TokenError::Expired => f.write_str("token has expired"),
             TokenError::NotYetValid => f.write_str("token is not yet valid"),
+            TokenError::IssuedInFuture => f.write_str("token was issued in the future"),
+            TokenError::WrongType => f.write_str("token type is not an access token"),
             TokenError::MissingClaim(claim) => write!(f, "token has no {claim} claim"),
             TokenError::Inactive => f.write_str("token is not active"),
         }
@@ -309,6 +322,9 @@ pub fn verify(token: &str, keys: &JwkSet, expect: &Expectations, now_unix_secs: 
     if header.contains_key("crit") {
         return Err(TokenError::Malformed("critical header extension"));
     }
+    if !typ_accepted(expect.typ, header.get("typ")) {
+        return Err(TokenError::WrongType);
+    }
     let kid = match header.get("kid") {
         None => None,
         Some(Value::String(kid)) => Some(kid.as_str()),
@@ -338,8 +354,27 @@ pub fn verify(token: &str, keys: &JwkSet, expect: &Expectations, now_unix_secs: 
     check_claims(&claims, expect, now_unix_secs)
 }
 
-/// Decodes one base64url part into a JSON object. serde_json keeps the last of duplicate
-/// members, which RFC 7515 §5.2 and RFC 7519 §4 allow as the alternative to refusing.
+/// Whether the header's `typ` fits the policy. RFC 7515 §4.1.9: media types compare without
+/// regard to case, and `application/` may be left out.
+fn typ_accepted(policy: JwtTyp, typ: Option<&Value>) -> bool {
+    let typ = match typ {
+        None => None,
+        Some(Value::String(typ)) => Some(typ.strip_prefix("application/").unwrap_or(typ)),
+        Some(_) => return false,
+    };
+    let at_jwt = typ.is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"));
+    match policy {
+        JwtTyp::AtJwt => at_jwt,
+        // What authorization servers issue for access tokens (absent, `JWT`, `at+jwt`); a
+        // `typ` such as `dpop+jwt` or `logout+jwt` says the JWT is something else.
+        JwtTyp::Lenient => at_jwt || typ.is_none_or(|t| t.eq_ignore_ascii_case("jwt")),
+    }
+}
+
+/// Decodes one base64url part into a JSON object. A member name repeated in it is refused:
+/// RFC 7515 §5.2 and RFC 7519 §4 allow either refusing or keeping the last, and an MCP server
+/// reading the forwarded token with a parser that keeps the first would see other claims than
+/// the edge checked. Runs on the cold path only: a cached verdict does not parse the token.
 fn decode_object(
     part: &str,
     not_base64: &'static str,
@@ -347,7 +382,8 @@ fn decode_object(
 ) -> Result<Map<String, Value>, TokenError> {
     let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed(not_base64))?;
     match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) if repeated_key(&bytes).is_none() => Ok(map),
+        Ok(Value::Object(_)) => Err(TokenError::Malformed("a member name is repeated")),
         _ => Err(TokenError::Malformed(not_object)),
     }
 }
@@ -375,7 +411,11 @@ fn check_claims(claims: &Map<String, Value>, expect: &Expectations, now: u64) ->
             return Err(TokenError::NotYetValid);
         }
     }
-    numeric_date(claims, "iat")?;
+    if let Some(iat) = numeric_date(claims, "iat")? {
+        if iat > now.saturating_add(expect.leeway_secs) {
+            return Err(TokenError::IssuedInFuture);
+        }
+    }
 
     let string = |field: &str| claims.get(field).and_then(Value::as_str).map(str::to_string);
     let scopes = match (claims.get("scope"), claims.get("scp")) {
@@ -474,7 +514,7 @@ mod tests {
     }
 
     fn expect() -> Expectations {
-        Expectations { issuer: ISSUER.into(), audiences: vec![RESOURCE.into()], leeway_secs: 30 }
+        Expectations { issuer: ISSUER.into(), audiences: vec![RESOURCE.into()], leeway_secs: 30, typ: JwtTyp::Lenient }
     }
 
     fn claims() -> Value {
@@ -536,6 +576,59 @@ mod tests {
                 client_id: Some("client-9".into()),
             }
         );
+    }
+
+    /// An EdDSA token over these exact JSON texts (which `Value` could not hold: repeated names).
+    fn ed_token_raw(header: &str, claims: &str) -> String {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        format!("{input}.{}", b64(keys().ed.sign(input.as_bytes()).as_ref()))
+    }
+
+    #[test]
+    fn repeated_member_names_are_refused() {
+        let header = r#"{"alg":"EdDSA","kid":"ed"}"#;
+        let ok = format!(r#"{{"iss":"{ISSUER}","aud":"{RESOURCE}","exp":{},"sub":"a"}}"#, NOW + 300);
+        assert!(check(&ed_token_raw(header, &ok)).is_ok());
+        let twice = format!(r#"{{"iss":"{ISSUER}","aud":"{RESOURCE}","exp":{},"sub":"a","sub":"admin"}}"#, NOW + 300);
+        assert_eq!(check(&ed_token_raw(header, &twice)), Err(TokenError::Malformed("a member name is repeated")));
+        let nested =
+            format!(r#"{{"iss":"{ISSUER}","aud":"{RESOURCE}","exp":{},"act":{{"sub":"a","sub":"b"}}}}"#, NOW + 300);
+        assert_eq!(check(&ed_token_raw(header, &nested)), Err(TokenError::Malformed("a member name is repeated")));
+        let header_twice = r#"{"alg":"EdDSA","kid":"ed","kid":"ed"}"#;
+        assert_eq!(check(&ed_token_raw(header_twice, &ok)), Err(TokenError::Malformed("a member name is repeated")));
+    }
+
+    #[test]
+    fn typ_is_checked_leniently_or_strictly() {
+        let claims = claims();
+        let with_typ = |typ: Value| {
+            let mut header = json!({"alg": "EdDSA", "kid": "ed"});
+            if !typ.is_null() {
+                header["typ"] = typ;
+            }
+            token_with(header, &claims)
+        };
+        let strict = Expectations { typ: JwtTyp::AtJwt, ..expect() };
+        let strictly = |token: &str| verify(token, &keys().set, &strict, NOW);
+        for typ in [json!("at+jwt"), json!("application/at+jwt"), json!("AT+JWT")] {
+            assert!(check(&with_typ(typ.clone())).is_ok() && strictly(&with_typ(typ.clone())).is_ok(), "{typ}");
+        }
+        for typ in [Value::Null, json!("JWT"), json!("jwt"), json!("application/jwt")] {
+            assert!(check(&with_typ(typ.clone())).is_ok(), "{typ}");
+            assert_eq!(strictly(&with_typ(typ.clone())), Err(TokenError::WrongType), "{typ}");
+        }
+        for typ in [json!("dpop+jwt"), json!("logout+jwt"), json!(7)] {
+            assert_eq!(check(&with_typ(typ.clone())), Err(TokenError::WrongType), "{typ}");
+        }
+    }
+
+    #[test]
+    fn iat_in_the_future_is_refused_beyond_the_leeway() {
+        let mut claims = claims();
+        claims["iat"] = json!(NOW + 30);
+        assert!(check(&token("EdDSA", &claims)).is_ok(), "within the leeway");
+        claims["iat"] = json!(NOW + 31);
+        assert_eq!(check(&token("EdDSA", &claims)), Err(TokenError::IssuedInFuture));
     }
 
     #[test]

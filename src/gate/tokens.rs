@@ -173,6 +173,7 @@ impl TokenChecker {
                 issuer: config.issuer.url.clone(),
                 audiences,
                 leeway_secs: jwt::DEFAULT_LEEWAY_SECS,
+                typ: config.jwt_typ,
             },
             required_scopes: config.required_scopes.clone(),
             cache: Mutex::new(HashMap::with_hasher(TailHash::new())),

@@ -18,8 +18,7 @@ use hyper::body::Incoming;
 use crate::common::activity::{Activity, Streaming};
 use crate::common::answer::{self, Answer};
 use crate::common::forwarding::{
-    set_forwarded, strip_hop_by_hop, AUTH_HEADERS, HOP_BY_HOP, X_AUTH_CLIENT_ID, X_AUTH_SCOPES, X_AUTH_SUBJECT,
-    X_FORWARDED_FOR,
+    identity_list, identity_value, rewrite, strip_hop_by_hop, Present, X_AUTH_CLIENT_ID, X_AUTH_SCOPES, X_AUTH_SUBJECT,
 };
 use crate::common::route::Route;
 use crate::config::{Config, Upstream};
@@ -70,12 +69,11 @@ struct Found {
     origin: Option<HeaderValue>,
     host: Option<HeaderValue>,
     authorization: Option<HeaderValue>,
-    forwarded_for: Option<HeaderValue>,
     /// The client's first `X-Request-Id`, and how many it sent.
     request_id: Option<HeaderValue>,
     request_ids: usize,
-    /// A hop-by-hop field, or one of the `X-Auth-*` fields the edge sets, is present.
-    to_strip: bool,
+    /// What the forwarding headers' rewrite needs to know.
+    present: Present,
 }
 
 impl Found {
@@ -94,13 +92,11 @@ impl Found {
                 first(&mut found.host, value);
             } else if name == header::AUTHORIZATION {
                 first(&mut found.authorization, value);
-            } else if name == X_FORWARDED_FOR {
-                first(&mut found.forwarded_for, value);
             } else if name == X_REQUEST_ID {
                 found.request_ids += 1;
                 first(&mut found.request_id, value);
-            } else if HOP_BY_HOP.contains(name) || AUTH_HEADERS.contains(name) {
-                found.to_strip = true;
+            } else {
+                found.present.note(name);
             }
         }
         found
@@ -187,32 +183,27 @@ async fn exchange(
         }
         Check::Presence => None,
     };
-    // The host the client asked for: the Host header (HTTP/1.1) or the :authority (HTTP/2).
-    let host = found.host.or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    // The host the client asked for, as the gate's screen read it: the target's authority (HTTP/2
+    // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
+    let authority = request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    let host = authority.or(found.host);
     let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     *request.uri_mut() = Uri::from(path);
     // The client's HTTP version is its business with the edge; the pool picks the upstream's.
     *request.version_mut() = http::Version::HTTP_11;
     let headers = request.headers_mut();
-    if found.to_strip {
-        strip_hop_by_hop(headers);
-        // SECURITY: these say who the edge verified; a client must never supply them.
-        for name in AUTH_HEADERS {
-            headers.remove(name);
-        }
-    }
-    set_forwarded(headers, found.forwarded_for.as_ref(), peer_ip, &endpoint.forwarded_proto, host);
+    rewrite(headers, found.present, peer_ip, &endpoint.forwarded_proto, host);
     if let (true, Some(claims)) = (endpoint.strip_authorization, &claims) {
         headers.remove(header::AUTHORIZATION);
-        if let Some(subject) = claims.subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
-            headers.insert(X_AUTH_SUBJECT, subject);
+        // Every value reaches the MCP server: one it could not take as it is goes percent-encoded
+        // rather than missing, which would read as "no subject".
+        if let Some(subject) = claims.subject.as_deref() {
+            headers.insert(X_AUTH_SUBJECT, identity_value(subject));
         }
-        if let Some(client) = claims.client_id.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
-            headers.insert(X_AUTH_CLIENT_ID, client);
+        if let Some(client) = claims.client_id.as_deref() {
+            headers.insert(X_AUTH_CLIENT_ID, identity_value(client));
         }
-        if let Ok(scopes) = HeaderValue::from_str(&claims.scopes.join(" ")) {
-            headers.insert(X_AUTH_SCOPES, scopes);
-        }
+        headers.insert(X_AUTH_SCOPES, identity_list(&claims.scopes));
     }
 
     let progress = Arc::new(Progress::starting());
@@ -274,6 +265,7 @@ async fn answer_within<F: std::future::Future>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::forwarding::X_FORWARDED_FOR;
 
     #[test]
     fn one_scan_finds_the_first_of_each_field() {
@@ -281,21 +273,23 @@ mod tests {
         h.append(header::HOST, HeaderValue::from_static("mcp.example"));
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
+        h.append(header::ORIGIN, HeaderValue::from_static("https://app.example"));
         h.append(X_REQUEST_ID, HeaderValue::from_static("a"));
         h.append(X_REQUEST_ID, HeaderValue::from_static("b"));
         h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
         let found = Found::scan(&h);
         assert_eq!(found.host.as_ref(), h.get(header::HOST));
-        assert_eq!(found.forwarded_for.as_ref(), h.get(X_FORWARDED_FOR));
+        assert_eq!(found.present.forwarded_for, 2);
+        assert_eq!(found.origin.as_ref(), h.get(header::ORIGIN));
         assert_eq!(found.request_id.as_ref(), Some(&HeaderValue::from_static("a")));
         assert_eq!(found.request_ids, 2);
         assert_eq!(found.authorization.as_ref(), h.get(header::AUTHORIZATION));
-        assert!(found.origin.is_none());
-        assert!(!found.to_strip, "nothing hop-by-hop was sent");
-        for name in [header::TE, header::CONNECTION, X_AUTH_SUBJECT, X_AUTH_CLIENT_ID] {
+        assert!(!found.present.to_strip, "nothing hop-by-hop was sent");
+        let role = http::HeaderName::from_static("x-auth-role");
+        for name in [header::TE, header::CONNECTION, X_AUTH_SUBJECT, X_AUTH_CLIENT_ID, role] {
             let mut h = h.clone();
             h.insert(name.clone(), HeaderValue::from_static("x"));
-            assert!(Found::scan(&h).to_strip, "{name}");
+            assert!(Found::scan(&h).present.to_strip, "{name}");
         }
     }
 }

@@ -118,6 +118,11 @@ async fn gated_edge(mcp: SocketAddr, extra: &[&str]) -> (Upstream, Edge) {
     let auth_server = Upstream::serving().await;
     let target = format!("http://{mcp}");
     let mut args = vec!["--upstream", target.as_str(), "--token-check", "presence", "--scope", "mcp:tools"];
+    // Every origin allowed, as the answers below are written, unless the test lists its own; the
+    // default (the resource's own origin) is tested in tests/harden.rs.
+    if !extra.contains(&"--cors-origin") {
+        args.extend(["--cors-origin", "*"]);
+    }
     args.extend_from_slice(extra);
     let edge = Edge::ready_for(&auth_server, &args).await;
     (auth_server, edge)
@@ -229,8 +234,13 @@ async fn listed_cors_origins_only() {
     let allowed = preflight("https://app.example").await;
     assert_eq!(allowed.header("access-control-allow-origin"), "https://app.example");
     assert_eq!(allowed.header("vary"), "Origin");
+    // An unlisted origin is refused, preflight or not, with no CORS grant.
     let other = preflight("https://evil.example").await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
     assert!(other.headers.get("access-control-allow-origin").is_none());
+    let other =
+        request(edge.addr, Method::POST, "/mcp", &[("origin", "https://evil.example"), ("authorization", TOKEN)]);
+    assert_eq!(other.await.status, StatusCode::FORBIDDEN);
     let challenge = request(edge.addr, Method::POST, "/mcp", &[("origin", "https://app.example")]).await;
     assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
     assert_eq!(challenge.header("access-control-allow-origin"), "https://app.example");
@@ -392,7 +402,7 @@ mod jwt_mode {
 
     async fn edge(server: &Upstream, extra: &[&str]) -> Edge {
         let target = format!("http://{}", mcp_server().await);
-        let mut args = vec!["--upstream", target.as_str(), "--token-check", "jwt"];
+        let mut args = vec!["--upstream", target.as_str(), "--token-check", "jwt", "--cors-origin", "*"];
         args.extend_from_slice(extra);
         Edge::ready_for(server, &args).await
     }

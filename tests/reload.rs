@@ -214,6 +214,8 @@ async fn sighup_rereads_the_config_file_refusing_a_bad_one() {
             "token_check": "presence",
             "refresh": 0.5,
             "fetch_timeout": 2,
+            // The load below names the loopback address in Host.
+            "host_alias": ["127.0.0.1"],
         })
         .to_string()
     };

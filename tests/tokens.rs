@@ -28,7 +28,10 @@ impl Setup {
         let auth = auth_server(keys).await;
         let mcp = McpServer::start().await;
         let upstream = mcp.url();
-        let mut args = vec!["--upstream", upstream.as_str(), "--token-check", "jwt", "--scope", "mcp:tools"];
+        // Every origin allowed, as the byte-for-byte answers below are written; the default
+        // (the resource's own origin) is tested in tests/harden.rs.
+        let mut args =
+            vec!["--upstream", upstream.as_str(), "--token-check", "jwt", "--scope", "mcp:tools", "--cors-origin", "*"];
         args.extend_from_slice(extra);
         let edge = Edge::ready_for(&auth, &args).await;
         Setup { auth, mcp, edge }
@@ -154,7 +157,7 @@ async fn the_challenge_follows_the_configured_resource_and_scopes() {
         ),
     ];
     for (flags, challenge) in cases {
-        let mut args = vec!["--auth-server", issuer.as_str(), "--upstream", upstream.as_str()];
+        let mut args = vec!["--auth-server", issuer.as_str(), "--upstream", upstream.as_str(), "--cors-origin", "*"];
         args.extend_from_slice(flags);
         let edge = Edge::start(&args).await;
         edge.wait_ready().await;
@@ -198,11 +201,11 @@ async fn a_preflight_is_answered_at_the_edge_byte_for_byte() {
     );
     assert_eq!(normalized(&raw_exchange(listed.addr, preflight).await), expected);
     let other = preflight.replace("https://app.example", "https://evil.example");
+    // An origin not listed is refused outright, with no CORS grant (the MCP transport's
+    // DNS-rebinding defence, done at the edge).
     let refused = normalized(&raw_exchange(listed.addr, &other).await);
-    assert!(
-        refused.starts_with("HTTP/1.1 204 No Content\r\nvary: Origin\r\naccess-control-allow-methods"),
-        "{refused}"
-    );
+    assert!(refused.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{refused}");
+    assert!(!refused.contains("access-control-allow"), "{refused}");
     assert_eq!(s.forwarded() + mcp.requests().len(), 0, "preflights never reach the MCP server");
 }
 
@@ -399,7 +402,8 @@ async fn no_keys_yet_means_503_byte_for_byte_never_a_pass() {
     auth.set("/jwks", Canned::status(404));
     let mcp = McpServer::start().await;
     let upstream = mcp.url();
-    let edge = Edge::for_upstream(&auth, &["--upstream", &upstream, "--token-check", "jwt"]).await;
+    let edge =
+        Edge::for_upstream(&auth, &["--upstream", &upstream, "--token-check", "jwt", "--cors-origin", "*"]).await;
     support::wait_until("the JWKS was asked for", || async { auth.hits("/jwks") > 0 }).await;
     let body = r#"{"error":"temporarily_unavailable","error_description":"The authorization server's signing keys have not been fetched yet"}"#;
     let expected = format!(

@@ -16,7 +16,10 @@ mod values;
 
 use settings::{invalid, parse_addr, parse_bool, Raw, INHERITED};
 pub use settings::{usage, ConfigError, Origin, Settings};
-use values::{parse_http_url, parse_issuer, parse_resource, parse_secs, parse_upstream, seconds, valid_scope, whole};
+use values::{
+    parse_host_alias, parse_http_url, parse_issuer, parse_origin, parse_resource, parse_secs, parse_upstream,
+    resource_host, seconds, serialized_origin, valid_scope, whole,
+};
 
 /// The validated configuration the service runs on.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,8 +47,12 @@ pub struct Config {
     /// Token audiences accepted besides the resource URL.
     pub audiences: Vec<String>,
     pub required_scopes: Vec<String>,
-    /// Origins allowed on the MCP endpoint; empty means any (`*`).
-    pub cors_origins: Vec<String>,
+    /// Browser origins allowed to call the MCP endpoint and read its answers.
+    pub cors_origins: Origins,
+    /// The names the MCP endpoint answers to in `Host` (or `:authority`).
+    pub hosts: Hosts,
+    /// What a JWT access token's `typ` header must say.
+    pub jwt_typ: JwtTyp,
     pub strip_authorization: bool,
     /// TLS on the main listener: where its certificate and key are; `None` serves cleartext.
     /// The application loads them, before any port is bound.
@@ -58,6 +65,44 @@ pub struct Config {
     /// configuration of its own (inheriting the top level's timings); only its per-resource
     /// settings are used. The top level's resource is the first, the default.
     pub resources: Vec<Config>,
+}
+
+/// Browser origins allowed on the MCP endpoint: a request whose `Origin` is not allowed is
+/// refused (the MCP transport's DNS-rebinding defence), and an allowed one may read the answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origins {
+    /// Every origin (`--cors-origin '*'`), for public browser clients.
+    Any,
+    /// These origins, serialised as browsers send them (lower case, no default port). The
+    /// default is the resource's own origin.
+    Listed(Vec<String>),
+}
+
+/// The `Host` (or HTTP/2 `:authority`) values the MCP endpoint answers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hosts {
+    /// Any name (`--host-alias '*'`): the Host check is off.
+    Any,
+    /// The resource's own host and port first, then the aliases.
+    Listed(Vec<HostName>),
+}
+
+/// A host a request may name, with its port or, for an alias given without one, any port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostName {
+    /// In lower case; an IPv6 address keeps its brackets.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// How strictly a JWT access token's `typ` header is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwtTyp {
+    /// `typ` absent, `JWT` or `at+jwt` (any case, `application/` allowed): what most
+    /// authorization servers issue. A `typ` naming another kind of JWT is refused.
+    Lenient,
+    /// `typ` must be `at+jwt` (RFC 9068 §4, `--require-at-jwt`).
+    AtJwt,
 }
 
 /// How the gate checks bearer tokens. Each mode carries what it needs, so a mode without
@@ -255,6 +300,46 @@ fn limits(s: &Settings) -> Result<Limits, ConfigError> {
     })
 }
 
+/// `--cors-origin`: `*` anywhere allows every origin; without the flag, only the resource's own.
+fn origins(s: &Settings, resource: &Resource) -> Result<Origins, ConfigError> {
+    let given = s.many("cors_origin");
+    if given.is_empty() {
+        let uri: Uri = resource.origin.parse().map_err(|_| ConfigError::Missing("resource"))?;
+        let own = match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => serialized_origin(scheme, authority),
+            _ => resource.origin.clone(),
+        };
+        return Ok(Origins::Listed(vec![own]));
+    }
+    let mut listed = Vec::new();
+    for (o, origin) in given {
+        if origin == "*" {
+            return Ok(Origins::Any);
+        }
+        let origin = parse_origin(o, origin)?;
+        if !listed.contains(&origin) {
+            listed.push(origin);
+        }
+    }
+    Ok(Origins::Listed(listed))
+}
+
+/// `--host-alias`: the resource's own host and port, then each alias; `*` turns the check off.
+fn hosts(s: &Settings, resource: &Resource) -> Result<Hosts, ConfigError> {
+    let own = resource_host(resource).ok_or(ConfigError::Missing("resource"))?;
+    let mut listed = vec![own];
+    for (o, alias) in s.many("host_alias") {
+        if alias == "*" {
+            return Ok(Hosts::Any);
+        }
+        let alias = parse_host_alias(o, alias)?;
+        if !listed.contains(&alias) {
+            listed.push(alias);
+        }
+    }
+    Ok(Hosts::Listed(listed))
+}
+
 /// Validates the file's `resources` entries, each with the top level's timings where it gives
 /// none, and checks that every resource has a path of its own.
 fn more_resources(s: &Settings, first: &Resource) -> Result<Vec<Config>, ConfigError> {
@@ -394,20 +479,12 @@ impl Config {
         }
         let required_scopes = scope_list("required_scope")?;
         let audiences = s.many("audience").into_iter().map(|(_, a)| a.to_string()).collect();
-        let mut cors_origins = Vec::new();
-        for (o, origin) in s.many("cors_origin") {
-            if origin == "*" {
-                cors_origins.clear();
-                break;
-            }
-            // A browser origin: scheme and host (and port), nothing after (RFC 6454 §6.2).
-            match parse_http_url(origin) {
-                Some(url) if url.path.is_empty() && !url.has_query && !origin.ends_with('/') => {
-                    cors_origins.push(origin.to_string())
-                }
-                _ => return Err(invalid(o, origin, "must be * or an origin like https://app.example (no path)")),
-            }
-        }
+        let cors_origins = origins(s, &resource)?;
+        let hosts = hosts(s, &resource)?;
+        let jwt_typ = match s.values.get("require_at_jwt") {
+            Some((o, Raw::One(v))) if parse_bool(o, v)? => JwtTyp::AtJwt,
+            _ => JwtTyp::Lenient,
+        };
         let strip_authorization = match s.values.get("strip_authorization") {
             Some((o, Raw::One(v))) => parse_bool(o, v)?,
             _ => false,
@@ -445,6 +522,8 @@ impl Config {
             limits,
             tls,
             cors_origins,
+            hosts,
+            jwt_typ,
             strip_authorization,
             token_check,
             audiences,
@@ -607,14 +686,41 @@ mod tests {
         let up = ["--upstream", "http://127.0.0.1:3000"];
         let c = load(&[BASE, &up, &["--cors-origin", "https://app.example", "--strip-authorization"]].concat(), &[]);
         let c = c.unwrap();
-        assert_eq!(c.cors_origins, ["https://app.example"]);
+        assert_eq!(c.cors_origins, Origins::Listed(vec!["https://app.example".into()]));
         assert!(c.strip_authorization);
         let any = load(&[BASE, &up, &["--cors-origin", "https://a.example", "--cors-origin", "*"]].concat(), &[]);
-        assert!(any.unwrap().cors_origins.is_empty());
+        assert_eq!(any.unwrap().cors_origins, Origins::Any);
+        // Without the flag, the resource's own origin; listed ones are kept as browsers send them.
+        assert_eq!(load(BASE, &[]).unwrap().cors_origins, Origins::Listed(vec!["https://mcp.example.com".into()]));
+        let c = load(&[BASE, &up, &["--cors-origin", "HTTPS://App.Example:443"]].concat(), &[]).unwrap();
+        assert_eq!(c.cors_origins, Origins::Listed(vec!["https://app.example".into()]));
         let e = load(&[BASE, &up, &["--cors-origin", "https://app.example/path"]].concat(), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("cors_origin"), .. }));
         let e = load(&[BASE, &up, &["--token-check", "presence", "--strip-authorization"]].concat(), &[]).unwrap_err();
         assert!(e.to_string().contains("needs --token-check jwt or introspect"), "{e}");
+    }
+
+    #[test]
+    fn hosts_are_the_resource_and_its_aliases() {
+        let own = HostName { host: "mcp.example.com".into(), port: Some(443) };
+        assert_eq!(load(BASE, &[]).unwrap().hosts, Hosts::Listed(vec![own.clone()]));
+        let list = [BASE, &["--host-alias", "LocalHost", "--host-alias", "[::1]:8443", "--host-alias", "localhost"]];
+        let c = load(&list.concat(), &[]).unwrap();
+        let alias = |host: &str, port| HostName { host: host.into(), port };
+        assert_eq!(c.hosts, Hosts::Listed(vec![own, alias("localhost", None), alias("[::1]", Some(8443))]));
+        assert_eq!(load(&[BASE, &["--host-alias", "*"]].concat(), &[]).unwrap().hosts, Hosts::Any);
+        for bad in ["https://x.example", "x.example/mcp", "user@x.example", "x.example:port", ""] {
+            let e = load(&[BASE, &["--host-alias", bad]].concat(), &[]).unwrap_err();
+            assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("host_alias"), .. }), "{bad}: {e}");
+        }
+        let c = load(&["--resource", "http://127.0.0.1:8080/mcp", "--auth-server", "https://a.example"], &[]);
+        assert_eq!(c.unwrap().hosts, Hosts::Listed(vec![alias("127.0.0.1", Some(8080))]));
+    }
+
+    #[test]
+    fn require_at_jwt_is_a_flag() {
+        assert_eq!(load(BASE, &[]).unwrap().jwt_typ, JwtTyp::Lenient);
+        assert_eq!(load(&[BASE, &["--require-at-jwt"]].concat(), &[]).unwrap().jwt_typ, JwtTyp::AtJwt);
     }
 
     #[test]

@@ -40,7 +40,17 @@ const KEYS: &[Key] = &[
     ),
     Key::list("audience", "AUD", "an accepted token audience besides --resource (repeatable)"),
     Key::list("required_scope", "SCOPE", "a scope every token must carry (repeatable)"),
-    Key::list("cors_origin", "ORIGIN", "a browser origin allowed on the MCP endpoint (repeatable; default *)"),
+    Key::list(
+        "cors_origin",
+        "ORIGIN",
+        "a browser origin allowed to call the MCP endpoint (repeatable; default the resource's own; * for any)",
+    ),
+    Key::list(
+        "host_alias",
+        "HOST",
+        "another Host the MCP endpoint answers to besides the resource's (repeatable; HOST or HOST:PORT; * for any)",
+    ),
+    Key::flag("require_at_jwt", "refuse JWT access tokens whose typ is not at+jwt (RFC 9068 section 2.1)"),
     Key::flag(
         "strip_authorization",
         "forward X-Auth-Subject and X-Auth-Scopes instead of the token (jwt and introspect modes)",
@@ -78,12 +88,21 @@ const PER_RESOURCE: &[&str] = &[
     "audience",
     "required_scope",
     "cors_origin",
+    "require_at_jwt",
     "strip_authorization",
 ];
 
 /// The settings an entry may give and otherwise takes from the top level.
-pub(super) const INHERITED: &[&str] =
-    &["refresh", "connect_timeout", "fetch_timeout", "max_metadata_bytes", "upstream_timeout", "max_body_bytes"];
+/// (`host_alias`: the other names an edge answers to are usually the edge's, whichever resource.)
+pub(super) const INHERITED: &[&str] = &[
+    "refresh",
+    "connect_timeout",
+    "fetch_timeout",
+    "max_metadata_bytes",
+    "upstream_timeout",
+    "max_body_bytes",
+    "host_alias",
+];
 
 const ENV_PREFIX: &str = "MCP_AUTH_EDGE_";
 

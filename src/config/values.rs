@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::Uri;
 
 use crate::config::settings::{invalid, ConfigError, Origin};
-use crate::config::{Issuer, Resource, Upstream};
+use crate::config::{HostName, Issuer, Resource, Upstream};
 
 /// A number of seconds, fractions allowed, within `range`.
 pub(super) fn seconds(
@@ -94,4 +94,65 @@ pub(super) fn parse_issuer(origin: &Origin, v: &str) -> Result<Issuer, ConfigErr
         Some(url) if !url.has_query => Ok(Issuer { url: v.to_string(), origin: url.origin, path: url.path }),
         _ => Err(invalid(origin, v, "must be an absolute http or https URL with no query or fragment")),
     }
+}
+
+/// A browser origin as browsers serialise it (RFC 6454 §6.2): the scheme and host in lower
+/// case, the port only when it is not the scheme's default. `Origin` is compared byte for byte
+/// against this form.
+pub(super) fn serialized_origin(scheme: &str, authority: &http::uri::Authority) -> String {
+    let scheme = scheme.to_ascii_lowercase();
+    let host = authority.host().to_ascii_lowercase();
+    match authority.port_u16() {
+        Some(port) if Some(port) != default_port(&scheme) => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
+    }
+}
+
+/// The port a scheme implies when an authority names none.
+pub(super) fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    }
+}
+
+/// One `--cors-origin` value that is not `*`: an origin with no path, query or user info.
+pub(super) fn parse_origin(origin: &Origin, v: &str) -> Result<String, ConfigError> {
+    let reason = "must be * or an origin like https://app.example (no path)";
+    match (parse_http_url(v), v.parse::<Uri>()) {
+        (Some(url), Ok(uri)) if url.path.is_empty() && !url.has_query && !v.ends_with('/') => {
+            match (uri.scheme_str(), uri.authority()) {
+                (Some(scheme), Some(authority)) => Ok(serialized_origin(scheme, authority)),
+                _ => Err(invalid(origin, v, reason)),
+            }
+        }
+        _ => Err(invalid(origin, v, reason)),
+    }
+}
+
+/// One `--host-alias` value that is not `*`: a host, with a port or without (any port).
+pub(super) fn parse_host_alias(origin: &Origin, v: &str) -> Result<HostName, ConfigError> {
+    let reason = "must be * or a host name or address, optionally with :PORT (no scheme or path)";
+    // RFC 3986 §3.2: host characters, brackets and a colon; no scheme, path or user info.
+    let authority_bytes = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b);
+    match v.parse::<http::uri::Authority>() {
+        // A port, when there is a colon after the host, must be a number (Authority allows text).
+        Ok(authority)
+            if v.bytes().all(authority_bytes)
+                && !authority.host().is_empty()
+                && (v.len() == authority.host().len() || authority.port_u16().is_some()) =>
+        {
+            Ok(HostName { host: authority.host().to_ascii_lowercase(), port: authority.port_u16() })
+        }
+        _ => Err(invalid(origin, v, reason)),
+    }
+}
+
+/// The resource's own host and port, as the `Host` of a request for it must name them.
+pub(super) fn resource_host(resource: &Resource) -> Option<HostName> {
+    let uri: Uri = resource.origin.parse().ok()?;
+    let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+    let port = authority.port_u16().or_else(|| default_port(scheme))?;
+    Some(HostName { host: authority.host().to_ascii_lowercase(), port: Some(port) })
 }

@@ -6,7 +6,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 
 use crate::common::answer::{with_headers, Answer, PREFLIGHT_MAX_AGE};
-use crate::config::Config;
+use crate::config::{Config, Origins};
 
 const MCP_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
 const MCP_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
@@ -16,11 +16,17 @@ const MCP_EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("Mcp-Session-Id
 /// What a browser must read of a challenge.
 pub const EXPOSE_CHALLENGE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
 
-/// Which browser origins may read the MCP endpoint's responses.
+/// Which browser origins may call the MCP endpoint and read its responses.
 #[derive(Clone, Debug)]
 pub struct Cors {
-    /// Empty: any origin (`*`).
-    origins: Vec<HeaderValue>,
+    allowed: Allowed,
+}
+
+#[derive(Clone, Debug)]
+enum Allowed {
+    Any,
+    /// Compared byte for byte with `Origin`: the configuration holds them as browsers send them.
+    Listed(Vec<HeaderValue>),
 }
 
 const ANY: HeaderValue = HeaderValue::from_static("*");
@@ -28,13 +34,40 @@ const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
 
 impl Cors {
     pub fn new(config: &Config) -> Cors {
-        let origins = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-        Cors { origins }
+        let allowed = match &config.cors_origins {
+            Origins::Any => Allowed::Any,
+            Origins::Listed(origins) => {
+                Allowed::Listed(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect())
+            }
+        };
+        Cors { allowed }
     }
 
-    /// Whether every origin may read (no `--cors-origin` list).
+    /// A policy for these origins, as browsers send them (unit tests).
+    #[cfg(test)]
+    pub(crate) fn listing(origins: &[&'static str]) -> Cors {
+        Cors { allowed: Allowed::Listed(origins.iter().map(|o| HeaderValue::from_static(o)).collect()) }
+    }
+
+    /// Every origin allowed (unit tests).
+    #[cfg(test)]
+    pub(crate) fn any() -> Cors {
+        Cors { allowed: Allowed::Any }
+    }
+
+    /// Whether every origin may call and read (`--cors-origin '*'`).
     pub fn allows_any(&self) -> bool {
-        self.origins.is_empty()
+        matches!(self.allowed, Allowed::Any)
+    }
+
+    /// Whether a request with this `Origin` may be served at all. The MCP transport asks
+    /// servers to refuse an origin they do not expect (DNS rebinding); behind the edge the MCP
+    /// server cannot tell, so the edge does it.
+    pub fn allows(&self, origin: &HeaderValue) -> bool {
+        match &self.allowed {
+            Allowed::Any => true,
+            Allowed::Listed(origins) => origins.contains(origin),
+        }
     }
 
     /// Sets `Access-Control-Allow-Origin` for a request's `Origin` unless the response already
@@ -44,12 +77,12 @@ impl Cors {
         if response.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
             return;
         }
-        if self.origins.is_empty() {
+        let Allowed::Listed(origins) = &self.allowed else {
             response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
             return;
-        }
+        };
         response.append(header::VARY, VARY_ORIGIN);
-        if let Some(origin) = origin.filter(|o| self.origins.contains(o)) {
+        if let Some(origin) = origin.filter(|o| origins.contains(o)) {
             response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         }
     }
@@ -97,8 +130,8 @@ mod tests {
 
     #[test]
     fn cors_any_or_listed_origins() {
-        let any = Cors { origins: Vec::new() };
-        let listed = Cors { origins: vec![HeaderValue::from_static("https://app.example")] };
+        let any = Cors { allowed: Allowed::Any };
+        let listed = Cors { allowed: Allowed::Listed(vec![HeaderValue::from_static("https://app.example")]) };
         let app = HeaderValue::from_static("https://app.example");
         let evil = HeaderValue::from_static("https://evil.example");
         let mut response = HeaderMap::new();
@@ -114,6 +147,7 @@ mod tests {
         let mut upstream_set = HeaderMap::new();
         upstream_set.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("https://own.example"));
         any.apply(Some(&app), &mut upstream_set);
+        assert!(any.allows(&evil) && listed.allows(&app) && !listed.allows(&evil));
         assert_eq!(upstream_set[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://own.example");
     }
 }

@@ -30,6 +30,23 @@ pub fn located(headers: &HeaderMap) -> (Credential<'_>, Option<std::ops::Range<u
     (credential, span)
 }
 
+/// [`located`], from the first `Authorization` line and the number of lines, when a pass over
+/// the headers has found them already.
+pub fn located_in(first: Option<&HeaderValue>, lines: usize) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
+    match (first, lines) {
+        (None, _) => (Credential::Missing, None),
+        (Some(_), 2..) => (Credential::Malformed, None),
+        (Some(value), _) => {
+            let credential = bearer(value.as_bytes());
+            let span = match credential {
+                Credential::Bearer(token) => offset(value.as_bytes(), token),
+                _ => None,
+            };
+            (credential, span)
+        }
+    }
+}
+
 /// The credential, and the one `Authorization` value it was read from.
 fn read(headers: &HeaderMap) -> (Credential<'_>, Option<&HeaderValue>) {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();

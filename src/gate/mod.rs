@@ -12,21 +12,40 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::common::answer::{self, Answer};
-use crate::config::Config;
+use crate::config::{Config, Hosts};
 
 pub mod challenge;
 pub mod cors;
 pub mod credential;
 pub mod introspect;
 pub mod jwt;
+pub mod screen;
 pub mod tokens;
 
 use challenge::Challenges;
 use cors::Cors;
 use credential::Credential;
+use screen::{BadHost, Fields, Refusal};
 use tokens::{Rejection, TokenChecker};
 
 const BODY_503_KEYS: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server's signing keys have not been fetched yet"}"#;
+const BODY_405: &[u8] =
+    br#"{"error":"method_not_allowed","error_description":"This method is not served on the MCP endpoint"}"#;
+const BODY_400_TARGET: &[u8] =
+    br#"{"error":"invalid_request","error_description":"The request target must be a path, not *"}"#;
+const BODY_400_HOST_MISSING: &[u8] =
+    br#"{"error":"invalid_request","error_description":"The request names no host: Host is required"}"#;
+const BODY_400_HOST_REPEATED: &[u8] =
+    br#"{"error":"invalid_request","error_description":"The request has more than one Host field"}"#;
+const BODY_400_HOST_MALFORMED: &[u8] =
+    br#"{"error":"invalid_request","error_description":"The Host field is not a valid host and port"}"#;
+const BODY_400_HOST_CONFLICT: &[u8] =
+    br#"{"error":"invalid_request","error_description":"The Host field names another host than :authority"}"#;
+const BODY_421: &[u8] = br#"{"error":"misdirected_request","error_description":"This server does not answer for the host the request names"}"#;
+const BODY_403_ORIGIN: &[u8] =
+    br#"{"error":"forbidden_origin","error_description":"Requests from this origin are not allowed"}"#;
+/// What the MCP endpoint serves, for a 405's `Allow`; other methods are passed to the MCP server.
+const MCP_ALLOW: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
 const BODY_503_INTROSPECTION: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server could not be asked about this token"}"#;
 
 /// How a resource's gate checks the bearer token of a request it lets through.
@@ -42,10 +61,13 @@ pub struct Gate {
     pub challenges: Challenges,
     pub cors: Cors,
     pub check: Check,
-    /// The header fields of the 401 and 400 challenges, made once when they do not depend on
-    /// the request (any origin may read them): cloning a map costs a fraction of building it
+    /// The names the endpoint answers to, and the port a `Host` without one implies.
+    hosts: Hosts,
+    default_port: u16,
+    /// The header fields of the 401 and 400 challenges for a request without `Origin` (or for
+    /// any, when every origin may read them): cloning a map costs a fraction of building it
     /// field by field, and the challenge is the edge's most frequent answer on the endpoint.
-    fixed: Option<Fixed>,
+    fixed: Fixed,
 }
 
 struct Fixed {
@@ -68,17 +90,16 @@ impl Gate {
             None => Check::Presence,
         };
         let (challenges, cors) = (Challenges::new(config), Cors::new(config));
-        let fixed = cors.allows_any().then(|| {
-            let headers = |challenge: &HeaderValue, body: &Bytes| {
-                let made = challenge::answer(StatusCode::UNAUTHORIZED, challenge.clone(), body.clone(), &cors, None);
-                made.headers().clone()
-            };
-            Fixed {
-                missing: headers(&challenges.missing, &challenges.missing_body),
-                malformed: headers(&challenges.malformed, &challenges.malformed_body),
-            }
-        });
-        Gate { challenges, cors, check, fixed }
+        let headers = |challenge: &HeaderValue, body: &Bytes| {
+            let made = challenge::answer(StatusCode::UNAUTHORIZED, challenge.clone(), body.clone(), &cors, None);
+            made.headers().clone()
+        };
+        let fixed = Fixed {
+            missing: headers(&challenges.missing, &challenges.missing_body),
+            malformed: headers(&challenges.malformed, &challenges.malformed_body),
+        };
+        let default_port = if config.resource.origin.starts_with("https:") { 443 } else { 80 };
+        Gate { challenges, cors, check, hosts: config.hosts.clone(), default_port, fixed }
     }
 
     /// The checker, outside presence mode.
@@ -89,25 +110,33 @@ impl Gate {
         }
     }
 
-    /// Answers a preflight, or a request without a usable credential; lets the rest through.
+    /// Refuses what the endpoint never serves (see [`screen`]), answers a preflight or a
+    /// request without a usable credential, and lets the rest through.
     pub fn admit<B>(&self, request: &Request<B>) -> Admission {
-        // `Origin` is read only for what is answered here: forwarding finds it in its own pass.
-        let origin = || request.headers().get(header::ORIGIN);
-        if request.method() == Method::OPTIONS {
-            return Admission::Answered(self.cors.preflight(origin()));
+        let fields = Fields::of(request.headers());
+        let origin = fields.origin;
+        let (method, uri, version) = (request.method(), request.uri(), request.version());
+        if let Err(refusal) = screen::screen(method, uri, version, &fields, &self.hosts, self.default_port, &self.cors)
+        {
+            return Admission::Answered(self.turn_away(refusal, origin));
+        }
+        if method == Method::OPTIONS {
+            return Admission::Answered(self.cors.preflight(origin));
         }
         let c = &self.challenges;
-        let fixed = self.fixed.as_ref();
-        let (status, challenge, body, headers) = match credential::located(request.headers()) {
-            // The token itself is checked (jwt, introspect) when the request is forwarded.
-            (Credential::Bearer(_), Some(span)) => return Admission::Through(span),
-            (Credential::Bearer(_), None) | (Credential::Malformed, _) => {
-                (StatusCode::BAD_REQUEST, &c.malformed, &c.malformed_body, fixed.map(|f| &f.malformed))
-            }
-            (Credential::Missing, _) => {
-                (StatusCode::UNAUTHORIZED, &c.missing, &c.missing_body, fixed.map(|f| &f.missing))
-            }
-        };
+        // The prebuilt fields hold for a request without Origin, or for any when all may read.
+        let fixed = (origin.is_none() || self.cors.allows_any()).then_some(&self.fixed);
+        let (status, challenge, body, headers) =
+            match credential::located_in(fields.authorization, fields.authorizations) {
+                // The token itself is checked (jwt, introspect) when the request is forwarded.
+                (Credential::Bearer(_), Some(span)) => return Admission::Through(span),
+                (Credential::Bearer(_), None) | (Credential::Malformed, _) => {
+                    (StatusCode::BAD_REQUEST, &c.malformed, &c.malformed_body, fixed.map(|f| &f.malformed))
+                }
+                (Credential::Missing, _) => {
+                    (StatusCode::UNAUTHORIZED, &c.missing, &c.missing_body, fixed.map(|f| &f.missing))
+                }
+            };
         match headers {
             Some(headers) => {
                 let mut response = Response::new(Full::new(body.clone()));
@@ -115,10 +144,31 @@ impl Gate {
                 *response.headers_mut() = headers.clone();
                 Admission::Answered(response)
             }
-            None => {
-                Admission::Answered(challenge::answer(status, challenge.clone(), body.clone(), &self.cors, origin()))
-            }
+            None => Admission::Answered(challenge::answer(status, challenge.clone(), body.clone(), &self.cors, origin)),
         }
+    }
+
+    /// The answer to a request the screen refused. A refused origin gets no CORS grant.
+    fn turn_away(&self, refusal: Refusal, origin: Option<&HeaderValue>) -> Answer {
+        let (status, body) = match refusal {
+            Refusal::Method => (StatusCode::METHOD_NOT_ALLOWED, BODY_405),
+            Refusal::Target => (StatusCode::BAD_REQUEST, BODY_400_TARGET),
+            Refusal::BadHost(BadHost::Missing) => (StatusCode::BAD_REQUEST, BODY_400_HOST_MISSING),
+            Refusal::BadHost(BadHost::Repeated) => (StatusCode::BAD_REQUEST, BODY_400_HOST_REPEATED),
+            Refusal::BadHost(BadHost::Malformed) => (StatusCode::BAD_REQUEST, BODY_400_HOST_MALFORMED),
+            Refusal::BadHost(BadHost::Conflict) => (StatusCode::BAD_REQUEST, BODY_400_HOST_CONFLICT),
+            Refusal::OtherHost => (StatusCode::MISDIRECTED_REQUEST, BODY_421),
+            Refusal::Origin => {
+                let mut response = answer::json_error(StatusCode::FORBIDDEN, BODY_403_ORIGIN, 3);
+                response.headers_mut().remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+                return response;
+            }
+        };
+        let mut response = self.cors.on_error(origin, answer::json_error(status, body, 5));
+        if refusal == Refusal::Method {
+            response.headers_mut().insert(header::ALLOW, MCP_ALLOW);
+        }
+        response
     }
 
     /// The answer to a bearer token the checker refused (RFC 6750 §3.1).

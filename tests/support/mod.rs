@@ -48,7 +48,19 @@ pub const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
 /// Short timings so refreshes and retries happen within a test's patience. The timeouts stay
 /// well above a loopback fetch even on a busy machine, so only a test that means to time out
 /// (with its own, shorter `--fetch-timeout`) sees one. Given first, so a test's flags win.
-const FAST: &[&str] = &["--refresh", "0.2", "--fetch-timeout", "2", "--connect-timeout", "2", "--drain-timeout", "5"];
+/// The loopback address is an alias of every resource: the tests' clients name it in `Host`.
+const FAST: &[&str] = &[
+    "--refresh",
+    "0.2",
+    "--fetch-timeout",
+    "2",
+    "--connect-timeout",
+    "2",
+    "--drain-timeout",
+    "5",
+    "--host-alias",
+    "127.0.0.1",
+];
 
 // ---------------------------------------------------------------------------------------------
 // The authorization server stand-in

@@ -108,13 +108,20 @@ impl Signer {
     /// A token with this header, signed with this key as the header's `alg` says (RS256 or
     /// PS256 for the RSA key).
     pub fn sign_with(&self, header: &Value, claims: &Value) -> String {
-        let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+        self.sign_raw(&header.to_string(), &claims.to_string())
+    }
+
+    /// A token over these exact JSON texts (which a `Value` could not hold, such as a name
+    /// given twice), signed as the header's `alg` says.
+    pub fn sign_raw(&self, header: &str, claims: &str) -> String {
+        let alg = serde_json::from_str::<Value>(header).ok().and_then(|h| h["alg"].as_str().map(str::to_string));
+        let input = format!("{}.{}", b64(header), b64(claims));
         let rng = SystemRandom::new();
         let signature = match &self.material {
             Material::Ed25519(pair) => pair.sign(input.as_bytes()).as_ref().to_vec(),
             Material::P256(pair) => pair.sign(&rng, input.as_bytes()).expect("ECDSA signing").as_ref().to_vec(),
             Material::Rsa(key) => {
-                let padding: &dyn signature::RsaEncoding = match header["alg"].as_str() {
+                let padding: &dyn signature::RsaEncoding = match alg.as_deref() {
                     Some("PS256") => &signature::RSA_PSS_SHA256,
                     _ => &signature::RSA_PKCS1_SHA256,
                 };

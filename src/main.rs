@@ -213,6 +213,10 @@ impl Demo {
         if !settings.has("upstream") {
             settings.set("upstream", format!("http://{}", self.mcp_addr));
         }
+        // The banner's curl lines name 127.0.0.1; a reader may well type localhost instead.
+        if !settings.has("host_alias") {
+            settings.set("host_alias", "localhost 127.0.0.1 [::1]".to_string());
+        }
         Ok(())
     }
 }

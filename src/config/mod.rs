@@ -73,8 +73,8 @@ pub struct Config {
 pub enum Origins {
     /// Every origin (`--cors-origin '*'`), for public browser clients.
     Any,
-    /// These origins, serialised as browsers send them (lower case, no default port). The
-    /// default is the resource's own origin.
+    /// The resource's own origin, then those of `--cors-origin`, serialised as browsers send
+    /// them (lower case, no default port).
     Listed(Vec<String>),
 }
 
@@ -300,19 +300,16 @@ fn limits(s: &Settings) -> Result<Limits, ConfigError> {
     })
 }
 
-/// `--cors-origin`: `*` anywhere allows every origin; without the flag, only the resource's own.
+/// `--cors-origin`: `*` anywhere allows every origin; otherwise the resource's own origin (a
+/// page of the resource's own site is no cross-site caller) and the listed ones.
 fn origins(s: &Settings, resource: &Resource) -> Result<Origins, ConfigError> {
-    let given = s.many("cors_origin");
-    if given.is_empty() {
-        let uri: Uri = resource.origin.parse().map_err(|_| ConfigError::Missing("resource"))?;
-        let own = match (uri.scheme_str(), uri.authority()) {
-            (Some(scheme), Some(authority)) => serialized_origin(scheme, authority),
-            _ => resource.origin.clone(),
-        };
-        return Ok(Origins::Listed(vec![own]));
-    }
-    let mut listed = Vec::new();
-    for (o, origin) in given {
+    let uri: Uri = resource.origin.parse().map_err(|_| ConfigError::Missing("resource"))?;
+    let own = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => serialized_origin(scheme, authority),
+        _ => resource.origin.clone(),
+    };
+    let mut listed = vec![own];
+    for (o, origin) in s.many("cors_origin") {
         if origin == "*" {
             return Ok(Origins::Any);
         }
@@ -686,14 +683,15 @@ mod tests {
         let up = ["--upstream", "http://127.0.0.1:3000"];
         let c = load(&[BASE, &up, &["--cors-origin", "https://app.example", "--strip-authorization"]].concat(), &[]);
         let c = c.unwrap();
-        assert_eq!(c.cors_origins, Origins::Listed(vec!["https://app.example".into()]));
+        let own = || "https://mcp.example.com".to_string();
+        assert_eq!(c.cors_origins, Origins::Listed(vec![own(), "https://app.example".into()]));
         assert!(c.strip_authorization);
         let any = load(&[BASE, &up, &["--cors-origin", "https://a.example", "--cors-origin", "*"]].concat(), &[]);
         assert_eq!(any.unwrap().cors_origins, Origins::Any);
         // Without the flag, the resource's own origin; listed ones are kept as browsers send them.
-        assert_eq!(load(BASE, &[]).unwrap().cors_origins, Origins::Listed(vec!["https://mcp.example.com".into()]));
+        assert_eq!(load(BASE, &[]).unwrap().cors_origins, Origins::Listed(vec![own()]));
         let c = load(&[BASE, &up, &["--cors-origin", "HTTPS://App.Example:443"]].concat(), &[]).unwrap();
-        assert_eq!(c.cors_origins, Origins::Listed(vec!["https://app.example".into()]));
+        assert_eq!(c.cors_origins, Origins::Listed(vec![own(), "https://app.example".into()]));
         let e = load(&[BASE, &up, &["--cors-origin", "https://app.example/path"]].concat(), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("cors_origin"), .. }));
         let e = load(&[BASE, &up, &["--token-check", "presence", "--strip-authorization"]].concat(), &[]).unwrap_err();

@@ -243,7 +243,7 @@ gate_round() {
   LOGS+=("$WORK/$ROUND-edge.log")
   "$EDGE_BIN" --listen "127.0.0.1:$edge_port" --resource "$RESOURCE_URL" --auth-server "$ISSUER" \
     --admin-listen "127.0.0.1:$admin_port" --scope mcp:tools --scope mcp:resources \
-    --upstream "$MCP_URL" --token-check presence >"$WORK/$ROUND-edge.log" 2>&1 &
+    --upstream "$MCP_URL" --token-check presence --cors-origin https://app.example >"$WORK/$ROUND-edge.log" 2>&1 &
   edge_pid=$!
   PIDS+=("$edge_pid")
   if ! wait_for '[[ $(http_status "http://127.0.0.1:$admin_port/readyz") == 200 ]]' 150; then
@@ -383,8 +383,10 @@ verify_round() {
   start_mcp E2E_MCP_AUTH=edge || { stop_pid "$oidc_pid"; return 0; }
   mcp_pid=$MCP_PID
 
+  # The browser checks come from https://app.example; the replica answers on its own port, so
+  # the loopback address at any port is an alias of the resource.
   local common=(--resource "$RESOURCE_URL" --auth-server "$ISSUER" --scope mcp:tools --scope mcp:resources
-    --upstream "$MCP_URL" --token-check "$mode")
+    --upstream "$MCP_URL" --token-check "$mode" --cors-origin https://app.example --host-alias 127.0.0.1)
   local edge_flags=(--listen "127.0.0.1:$edge_port" "${common[@]}" --required-scope mcp:tools --strip-authorization)
   local replica_flags=(--listen "127.0.0.1:$replica_port" "${common[@]}")
   EDGE_ENV=()

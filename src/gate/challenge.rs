@@ -90,7 +90,7 @@ pub fn answer(
     h.insert(header::WWW_AUTHENTICATE, challenge);
     h.insert(header::CONTENT_TYPE, JSON);
     h.insert(header::CACHE_CONTROL, NO_STORE);
-    cors.apply(origin, h);
+    cors.apply_uncached(origin, h);
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_CHALLENGE);
     response
 }

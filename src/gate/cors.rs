@@ -77,11 +77,19 @@ impl Cors {
         if response.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
             return;
         }
+        if let Allowed::Listed(_) = self.allowed {
+            response.append(header::VARY, VARY_ORIGIN);
+        }
+        self.apply_uncached(origin, response);
+    }
+
+    /// [`Cors::apply`] for an answer no cache keeps (`Cache-Control: no-store`: challenges and
+    /// the edge's errors), where `Vary` would tell a cache nothing.
+    pub fn apply_uncached(&self, origin: Option<&HeaderValue>, response: &mut HeaderMap) {
         let Allowed::Listed(origins) = &self.allowed else {
             response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
             return;
         };
-        response.append(header::VARY, VARY_ORIGIN);
         if let Some(origin) = origin.filter(|o| origins.contains(o)) {
             response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         }
@@ -118,7 +126,7 @@ impl Cors {
         if !self.allows_any() {
             let h = response.headers_mut();
             h.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
-            self.apply(origin, h);
+            self.apply_uncached(origin, h);
         }
         response
     }

@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::common::answer::{self, Answer};
-use crate::config::{Config, Hosts};
+use crate::config::Config;
 
 pub mod challenge;
 pub mod cors;
@@ -25,7 +25,7 @@ pub mod tokens;
 use challenge::Challenges;
 use cors::Cors;
 use credential::Credential;
-use screen::{BadHost, Fields, Refusal};
+use screen::{BadHost, Fields, Names, Refusal};
 use tokens::{Rejection, TokenChecker};
 
 const BODY_503_KEYS: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server's signing keys have not been fetched yet"}"#;
@@ -61,9 +61,8 @@ pub struct Gate {
     pub challenges: Challenges,
     pub cors: Cors,
     pub check: Check,
-    /// The names the endpoint answers to, and the port a `Host` without one implies.
-    hosts: Hosts,
-    default_port: u16,
+    /// The names the endpoint answers to.
+    names: Names,
     /// The header fields of the 401 and 400 challenges for a request without `Origin` (or for
     /// any, when every origin may read them): cloning a map costs a fraction of building it
     /// field by field, and the challenge is the edge's most frequent answer on the endpoint.
@@ -98,8 +97,8 @@ impl Gate {
             missing: headers(&challenges.missing, &challenges.missing_body),
             malformed: headers(&challenges.malformed, &challenges.malformed_body),
         };
-        let default_port = if config.resource.origin.starts_with("https:") { 443 } else { 80 };
-        Gate { challenges, cors, check, hosts: config.hosts.clone(), default_port, fixed }
+        let names = Names::new(config.hosts.clone(), &config.resource.origin);
+        Gate { challenges, cors, check, names, fixed }
     }
 
     /// The checker, outside presence mode.
@@ -116,8 +115,7 @@ impl Gate {
         let fields = Fields::of(request.headers());
         let origin = fields.origin;
         let (method, uri, version) = (request.method(), request.uri(), request.version());
-        if let Err(refusal) = screen::screen(method, uri, version, &fields, &self.hosts, self.default_port, &self.cors)
-        {
+        if let Err(refusal) = screen::screen(method, uri, version, &fields, &self.names, &self.cors) {
             return Admission::Answered(self.turn_away(refusal, origin));
         }
         if method == Method::OPTIONS {

@@ -77,15 +77,51 @@ pub struct Named<'a> {
     pub port: Option<u16>,
 }
 
-/// Checks a request for the MCP endpoint before any credential is read. `default_port` is
-/// the public scheme's (the resource's), which a `Host` without a port implies.
+/// The names the MCP endpoint answers to, made once per configuration.
+#[derive(Clone, Debug)]
+pub struct Names {
+    hosts: Hosts,
+    /// The port a `Host` without one implies: the public scheme's (the resource's).
+    default_port: u16,
+    /// How clients usually spell the resource's own authority in `Host`, matched byte for byte
+    /// before anything is parsed: nearly every request names it so.
+    usual: Vec<Box<[u8]>>,
+}
+
+impl Names {
+    /// `origin` is the resource's `scheme://authority`.
+    pub fn new(hosts: Hosts, origin: &str) -> Names {
+        let default_port = if origin.starts_with("https:") { 443 } else { 80 };
+        let authority = origin.split_once("://").map_or(origin, |(_, authority)| authority);
+        let mut usual: Vec<Box<[u8]>> = vec![authority.as_bytes().into()];
+        let own = match &hosts {
+            Hosts::Listed(listed) => listed.first(),
+            Hosts::Any => None,
+        };
+        if let Some(own) = own {
+            let port = own.port.unwrap_or(default_port);
+            let mut spellings = vec![format!("{}:{port}", own.host)];
+            if port == default_port {
+                spellings.insert(0, own.host.clone());
+            }
+            for spelling in spellings {
+                let spelling: Box<[u8]> = spelling.into_bytes().into();
+                if !usual.contains(&spelling) {
+                    usual.push(spelling);
+                }
+            }
+        }
+        Names { hosts, default_port, usual }
+    }
+}
+
+/// Checks a request for the MCP endpoint before any credential is read.
 pub fn screen(
     method: &Method,
     uri: &Uri,
     version: Version,
     fields: &Fields<'_>,
-    hosts: &Hosts,
-    default_port: u16,
+    names: &Names,
     cors: &Cors,
 ) -> Result<(), Refusal> {
     // SECURITY: TRACE would echo the request, its Authorization included, back to the caller;
@@ -96,9 +132,16 @@ pub fn screen(
     if uri.path() == "*" {
         return Err(Refusal::Target);
     }
-    let named = authority(uri, version, fields).map_err(Refusal::BadHost)?;
-    if !answers_for(hosts, named, default_port) {
-        return Err(Refusal::OtherHost);
+    // The usual case, one Host line spelling the resource's authority as expected, needs no parse.
+    let usual = match (uri.authority(), fields.hosts, fields.host) {
+        (None, 1, Some(host)) => names.usual.iter().any(|u| **u == *host.as_bytes()),
+        _ => false,
+    };
+    if !usual {
+        let named = authority(uri, version, fields).map_err(Refusal::BadHost)?;
+        if !answers_for(&names.hosts, named, names.default_port) {
+            return Err(Refusal::OtherHost);
+        }
     }
     match (fields.origins, fields.origin) {
         (0, _) => Ok(()),
@@ -225,6 +268,20 @@ mod tests {
         assert!(answers_for(&Hosts::Any, named("evil.example").unwrap(), 443));
     }
 
+    #[test]
+    fn the_usual_spellings_are_those_of_the_resource() {
+        let usual = |origin: &str, own: HostName| {
+            let names = Names::new(Hosts::Listed(vec![own]), origin);
+            names.usual.iter().map(|u| String::from_utf8(u.to_vec()).unwrap()).collect::<Vec<_>>()
+        };
+        let own = |host: &str, port| HostName { host: host.into(), port: Some(port) };
+        let https = usual("https://mcp.example.com", own("mcp.example.com", 443));
+        assert_eq!(https, ["mcp.example.com", "mcp.example.com:443"]);
+        assert_eq!(usual("http://127.0.0.1:8080", own("127.0.0.1", 8080)), ["127.0.0.1:8080"]);
+        let upper = usual("https://MCP.example.com:8443", own("mcp.example.com", 8443));
+        assert_eq!(upper, ["MCP.example.com:8443", "mcp.example.com:8443"]);
+    }
+
     fn check(
         version: Version,
         method: Method,
@@ -238,7 +295,7 @@ mod tests {
                 .append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
         }
         let uri: Uri = target.parse().unwrap();
-        screen(&method, &uri, version, &Fields::of(&headers), &hosts(), 443, cors)
+        screen(&method, &uri, version, &Fields::of(&headers), &Names::new(hosts(), "https://mcp.example.com"), cors)
     }
 
     #[test]

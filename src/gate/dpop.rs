@@ -517,3 +517,594 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Strict(Value::Object(map)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::keyring::KeyRing;
+    use crate::gate::replay::{ReplayCache, Verdict};
+    use ring::rand::SystemRandom;
+    use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+    use serde_json::json;
+    use std::num::NonZeroU64;
+    use std::sync::OnceLock;
+
+    const NOW: u64 = 1_750_000_000;
+    const ORIGIN: &str = "https://mcp.example.com";
+    const URI: &str = "https://mcp.example.com/mcp";
+    /// The access token of RFC 9449 §4.2's example, and the `ath` the RFC gives for it.
+    const TOKEN: &str = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+    const ATH: &str = "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo";
+
+    struct Keys {
+        ec: EcdsaKeyPair,
+        ed: Ed25519KeyPair,
+        /// A second P-256 key, to sign with a key other than the one in the header.
+        other_ec: EcdsaKeyPair,
+        rsa: RsaKeyPair,
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn keys() -> &'static Keys {
+        static KEYS: OnceLock<Keys> = OnceLock::new();
+        KEYS.get_or_init(|| {
+            use rsa::pkcs8::EncodePrivateKey;
+            let rng = SystemRandom::new();
+            let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+            let ec = || {
+                let der = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+                EcdsaKeyPair::from_pkcs8(alg, der.as_ref(), &rng).unwrap()
+            };
+            let ed = Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+            let rsa_der = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap().to_pkcs8_der().unwrap();
+            let rsa = RsaKeyPair::from_pkcs8(rsa_der.as_bytes()).unwrap();
+            Keys { ec: ec(), ed, other_ec: ec(), rsa }
+        })
+    }
+
+    /// The public JWK of the test key for `alg`.
+    fn jwk(alg: &str) -> Value {
+        let k = keys();
+        match alg {
+            "ES256" => {
+                let point = k.ec.public_key().as_ref();
+                json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])})
+            }
+            "RS256" | "PS256" => {
+                let public: signature::RsaPublicKeyComponents<Vec<u8>> = k.rsa.public().into();
+                json!({"kty": "RSA", "n": b64(&public.n), "e": b64(&public.e)})
+            }
+            _ => json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.ed.public_key().as_ref())}),
+        }
+    }
+
+    fn header(alg: &str) -> Value {
+        json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk(alg)})
+    }
+
+    fn claims() -> Value {
+        json!({"jti": "e1j3V_bKic8-LAEB", "htm": "POST", "htu": URI, "iat": NOW, "ath": ATH})
+    }
+
+    /// A proof of these exact header and payload texts, signed with the test key `signer` names.
+    fn sign_raw(signer: &str, header: &str, payload: &str) -> String {
+        let k = keys();
+        let rng = SystemRandom::new();
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        let sig = match signer {
+            "ES256" => k.ec.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+            "other ES256" => k.other_ec.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+            "RS256" | "PS256" => {
+                let padding: &dyn signature::RsaEncoding =
+                    if signer == "RS256" { &signature::RSA_PKCS1_SHA256 } else { &signature::RSA_PSS_SHA256 };
+                let mut sig = vec![0; k.rsa.public().modulus_len()];
+                k.rsa.sign(padding, &rng, input.as_bytes(), &mut sig).unwrap();
+                sig
+            }
+            "HS256" => ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret"), input.as_bytes())
+                .as_ref()
+                .to_vec(),
+            "none" => Vec::new(),
+            _ => k.ed.sign(input.as_bytes()).as_ref().to_vec(),
+        };
+        format!("{input}.{}", b64(&sig))
+    }
+
+    /// A proof with this header and these claims, signed as the header's `alg` says.
+    fn sign(header: &Value, claims: &Value) -> String {
+        sign_raw(header["alg"].as_str().unwrap_or("EdDSA"), &header.to_string(), &claims.to_string())
+    }
+
+    fn proof(alg: &str) -> String {
+        sign(&header(alg), &claims())
+    }
+
+    fn the_htu() -> Htu {
+        htu(ORIGIN, "/mcp").unwrap()
+    }
+
+    fn expect(htu: &Htu) -> Expect<'_> {
+        Expect {
+            method: "POST",
+            htu,
+            access_token: Some(TOKEN.as_bytes()),
+            window_secs: DEFAULT_WINDOW_SECS,
+            algs: &SUPPORTED_ALGS,
+            nonces: None,
+        }
+    }
+
+    fn check(proof: &str) -> Result<Proof, DpopError> {
+        check_proof(proof.as_bytes(), &expect(&the_htu()), NOW)
+    }
+
+    fn with_claims(alg: &str, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
+        let mut c = claims();
+        edit(c.as_object_mut().unwrap());
+        sign(&header(alg), &c)
+    }
+
+    fn with_header(alg: &str, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
+        let mut h = header(alg);
+        edit(h.as_object_mut().unwrap());
+        sign(&h, &claims())
+    }
+
+    fn thumbprint_of(jwk: &Value) -> [u8; 32] {
+        Material::from_jwk(jwk.as_object().unwrap()).unwrap().thumbprint()
+    }
+
+    #[test]
+    fn proofs_of_every_supported_algorithm_are_accepted() {
+        for alg in ["ES256", "EdDSA", "RS256", "PS256"] {
+            let got = check(&proof(alg)).unwrap_or_else(|e| panic!("{alg}: {e:?}"));
+            assert_eq!(
+                got,
+                Proof {
+                    jkt: thumbprint_of(&jwk(alg)),
+                    jti: "e1j3V_bKic8-LAEB".into(),
+                    iat: NOW,
+                    replayable_until: NOW + DEFAULT_WINDOW_SECS
+                },
+                "{alg}"
+            );
+            assert!(bound_matches(&got.jkt_base64(), &got), "{alg}");
+        }
+    }
+
+    #[test]
+    fn thumbprints_match_rfc_7638_and_independent_vectors() {
+        // RFC 7638 §3.1's example key: the members beyond the required ones do not count.
+        let rfc = json!({"kty": "RSA", "alg": "RS256", "kid": "2011-04-29", "e": "AQAB",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
+        assert_eq!(b64(&thumbprint_of(&rfc)), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        // Computed with python3 hashlib over the canonical JSON of these keys.
+        let ec = json!({"y": "fz-r7Y87-nWlLfz_Sc3EzhhrtrdRcE1IoE7P4JuTTM0", "x": "I55gOFh1FuNTDl01m3n5KmoIMvET5L0pDP8iPpPm-OE",
+            "kty": "EC", "crv": "P-256", "use": "sig"});
+        assert_eq!(b64(&thumbprint_of(&ec)), "x4v4C1hpHYAq7R7B4ABfADlAJCR7ErF7GwGVVPiKG8A");
+        let ed = json!({"x": "j6-kofzV4GU3Lx7lUxs2RzGDwTSbussRA8Go3S_5xa8", "crv": "Ed25519", "kty": "OKP"});
+        assert_eq!(b64(&thumbprint_of(&ed)), "syUCZ0amTF8kOA9xYraeiDz_HTsNQXOAgu2jXvEg0uY");
+    }
+
+    #[test]
+    fn bound_matches_compares_the_thumbprint() {
+        let got = check(&proof("ES256")).unwrap();
+        let other = check(&proof("EdDSA")).unwrap();
+        assert!(!bound_matches(&other.jkt_base64(), &got));
+        for bad in ["", "x", &format!("{}=", got.jkt_base64()), &got.jkt_base64()[1..], &"*".repeat(43)] {
+            assert!(!bound_matches(bad, &got), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ath_is_the_hash_of_the_token() {
+        assert_eq!(b64(ring::digest::digest(&ring::digest::SHA256, TOKEN.as_bytes()).as_ref()), ATH);
+        let h = the_htu();
+        let other = Expect { access_token: Some(b"another-token"), ..expect(&h) };
+        assert_eq!(check_proof(proof("ES256").as_bytes(), &other, NOW), Err(DpopError::WrongTokenHash));
+        for ath in [json!("fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo="), json!(""), json!(ATH.to_lowercase())] {
+            let p = with_claims("EdDSA", |c| drop(c.insert("ath".into(), ath)));
+            assert_eq!(check(&p), Err(DpopError::WrongTokenHash));
+        }
+        let p = with_claims("EdDSA", |c| drop(c.insert("ath".into(), json!(7))));
+        assert_eq!(check(&p), Err(DpopError::Malformed("ath is not a string")));
+        // Without a token (a token request, not a resource request) ath is not looked at.
+        let no_token = Expect { access_token: None, ..expect(&h) };
+        let p = with_claims("EdDSA", |c| drop(c.remove("ath")));
+        assert!(check_proof(p.as_bytes(), &no_token, NOW).is_ok());
+        assert!(check_proof(proof("EdDSA").as_bytes(), &no_token, NOW).is_ok());
+    }
+
+    #[test]
+    fn every_missing_claim_is_named() {
+        for claim in ["jti", "htm", "htu", "iat", "ath"] {
+            let p = with_claims("ES256", |c| drop(c.remove(claim)));
+            assert_eq!(check(&p), Err(DpopError::MissingClaim(claim)), "{claim}");
+        }
+    }
+
+    #[test]
+    fn claims_of_the_wrong_type_are_refused() {
+        let cases = [
+            ("jti", json!(5), "jti is not a string"),
+            ("jti", json!(""), "jti is empty or too long"),
+            ("jti", json!("j".repeat(MAX_JTI_LEN + 1)), "jti is empty or too long"),
+            ("htm", json!(["POST"]), "htm is not a string"),
+            ("htu", json!({"uri": URI}), "htu is not a string"),
+            ("iat", json!("1750000000"), "iat is not a date"),
+            ("iat", json!(-1), "iat is not a date"),
+        ];
+        for (claim, value, why) in cases {
+            let p = with_claims("EdDSA", |c| drop(c.insert(claim.into(), value)));
+            assert_eq!(check(&p), Err(DpopError::Malformed(why)), "{claim}");
+        }
+        let p = with_claims("EdDSA", |c| drop(c.insert("jti".into(), json!("j".repeat(MAX_JTI_LEN)))));
+        assert!(check(&p).is_ok());
+    }
+
+    #[test]
+    fn htm_must_be_the_method_exactly() {
+        for htm in ["GET", "post", "POST ", ""] {
+            let p = with_claims("ES256", |c| drop(c.insert("htm".into(), json!(htm))));
+            assert_eq!(check(&p), Err(DpopError::WrongMethod), "{htm}");
+        }
+        let h = the_htu();
+        let get = Expect { method: "GET", ..expect(&h) };
+        assert_eq!(check_proof(proof("ES256").as_bytes(), &get, NOW), Err(DpopError::WrongMethod));
+    }
+
+    #[test]
+    fn htu_is_compared_after_normalisation() {
+        let same = [
+            "https://mcp.example.com/mcp",
+            "HTTPS://MCP.Example.COM/mcp",
+            "https://mcp.example.com:443/mcp",
+            "https://mcp.example.com:/mcp",
+            "https://mcp.example.com/mcp?session=1",
+            "https://mcp.example.com/mcp#frag",
+            "https://mcp.example.com/%6D%63%70",
+            "https://mcp.example.com/a/../mcp",
+            "https://mcp.example.com/./mcp",
+        ];
+        for htu in same {
+            let p = with_claims("EdDSA", |c| drop(c.insert("htu".into(), json!(htu))));
+            assert!(check(&p).is_ok(), "{htu}");
+        }
+        let other = [
+            "https://mcp.example.com/MCP",
+            "https://mcp.example.com/mcp/",
+            "http://mcp.example.com/mcp",
+            "https://mcp.example.com:8443/mcp",
+            "https://other.example.com/mcp",
+            "https://user@mcp.example.com/mcp",
+            "//mcp.example.com/mcp",
+            "/mcp",
+            "https://mcp.example.com/mc%",
+            "https://mcp.example.com /mcp",
+        ];
+        for htu in other {
+            let p = with_claims("EdDSA", |c| drop(c.insert("htu".into(), json!(htu))));
+            assert_eq!(check(&p), Err(DpopError::WrongUri), "{htu}");
+        }
+    }
+
+    #[test]
+    fn htu_normalisation() {
+        let cases = [
+            ("https://Example.COM", Some("https://example.com/")),
+            ("http://example.com:80/a", Some("http://example.com/a")),
+            ("http://example.com:443/a", Some("http://example.com:443/a")),
+            ("https://example.com:0443/a", Some("https://example.com/a")),
+            ("https://example.com:8443", Some("https://example.com:8443/")),
+            ("https://example.com/a%2fb%7e%41", Some("https://example.com/a%2Fb~A")),
+            ("https://example.com/a/b/c/./../../g", Some("https://example.com/a/g")),
+            ("https://example.com/a/b/..", Some("https://example.com/a/")),
+            ("https://example.com/..", Some("https://example.com/")),
+            ("https://example.com/a//b/", Some("https://example.com/a//b/")),
+            ("https://example.com/%2E%2E/x", Some("https://example.com/x")),
+            ("https://[2001:DB8::1]:443/mcp", Some("https://[2001:db8::1]/mcp")),
+            ("https://[::1]:8080", Some("https://[::1]:8080/")),
+            ("https://example.com?q#f", Some("https://example.com/")),
+            ("ftp://example.com/", None),
+            ("https:/example.com/", None),
+            ("https://", None),
+            ("https://:443/", None),
+            ("https://example.com:65536/", None),
+            ("https://example.com:-1/", None),
+            ("https://example.com:44a/", None),
+            ("https://ex%41mple.com/", None),
+            ("https://[]/", None),
+            ("https://[::1%25eth0]/", None),
+            ("https://[::1/", None),
+            ("https://a@example.com/", None),
+            ("https://example.com/%zz", None),
+            ("https://example.com/%4", None),
+            ("https://example.com/é", None),
+            ("https://example.com/a b", None),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(Htu::parse(uri).as_ref().map(Htu::as_str), want, "{uri}");
+        }
+        assert_eq!(Htu::parse(&format!("https://example.com/{}", "a".repeat(MAX_HTU_LEN))), None);
+    }
+
+    #[test]
+    fn htu_is_built_from_the_public_origin_and_the_path() {
+        let built = |origin: &str, path: &str| htu(origin, path).map(|h| h.0);
+        assert_eq!(built("https://mcp.example.com", "/mcp").as_deref(), Some(URI));
+        assert_eq!(built("https://MCP.example.com:443/", "/mcp?x=1").as_deref(), Some(URI));
+        assert_eq!(built("http://127.0.0.1:8080", "").as_deref(), Some("http://127.0.0.1:8080/"));
+        assert_eq!(built("https://mcp.example.com/base", "/mcp"), None, "an origin has no path");
+        assert_eq!(built("https://mcp.example.com", "mcp"), None);
+        assert_eq!(built("https://mcp.example.com", "*"), None);
+        assert_eq!(built("mcp.example.com", "/mcp"), None);
+    }
+
+    #[test]
+    fn iat_must_be_inside_the_window() {
+        let at = |iat: Value| with_claims("ES256", |c| drop(c.insert("iat".into(), iat)));
+        assert!(check(&at(json!(NOW - 300))).is_ok());
+        assert!(check(&at(json!(NOW + 300))).is_ok());
+        assert_eq!(check(&at(json!(NOW + 300))).unwrap().replayable_until, NOW + 600);
+        assert_eq!(check(&at(json!((NOW - 10) as f64 + 0.75))).map(|p| p.iat), Ok(NOW - 10));
+        assert_eq!(check(&at(json!(NOW - 301))), Err(DpopError::TooOld));
+        assert_eq!(check(&at(json!(0))), Err(DpopError::TooOld));
+        assert_eq!(check(&at(json!(NOW + 301))), Err(DpopError::IssuedInFuture));
+        assert_eq!(check(&at(json!(u64::MAX))), Err(DpopError::IssuedInFuture));
+        let h = the_htu();
+        let tight = Expect { window_secs: 5, ..expect(&h) };
+        assert_eq!(check_proof(at(json!(NOW - 6)).as_bytes(), &tight, NOW), Err(DpopError::TooOld));
+    }
+
+    #[test]
+    fn typ_must_be_dpop_jwt() {
+        for typ in [json!("JWT"), json!("at+jwt"), json!("DPOP+JWT"), json!("application/dpop+jwt"), json!(1)] {
+            let p = with_header("ES256", |h| drop(h.insert("typ".into(), typ.clone())));
+            assert_eq!(check(&p), Err(DpopError::WrongType), "{typ}");
+        }
+        let p = with_header("ES256", |h| drop(h.remove("typ")));
+        assert_eq!(check(&p), Err(DpopError::WrongType));
+    }
+
+    #[test]
+    fn only_accepted_asymmetric_algorithms_pass() {
+        for alg in ["none", "HS256", "ES384", "RS512", "es256", ""] {
+            let mut h = header("ES256");
+            h["alg"] = json!(alg);
+            let p = sign_raw(alg, &h.to_string(), &claims().to_string());
+            assert_eq!(check(&p), Err(DpopError::UnsupportedAlgorithm), "{alg}");
+        }
+        // An HMAC "signature" keyed with the public key's own bytes is refused the same way.
+        let h = json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": {"kty": "oct", "k": "c2VjcmV0"}});
+        assert_eq!(check(&sign(&h, &claims())), Err(DpopError::UnsupportedAlgorithm));
+        let p = with_header("ES256", |h| drop(h.remove("alg")));
+        assert_eq!(check(&p), Err(DpopError::Malformed("header has no alg")));
+        // Supported, but not among those this resource accepts.
+        let only_ec = [Algorithm::Es256];
+        let h = the_htu();
+        let e = Expect { algs: &only_ec, ..expect(&h) };
+        assert_eq!(check_proof(proof("EdDSA").as_bytes(), &e, NOW), Err(DpopError::UnsupportedAlgorithm));
+        assert!(check_proof(proof("ES256").as_bytes(), &e, NOW).is_ok());
+    }
+
+    #[test]
+    fn the_key_must_fit_the_algorithm() {
+        // An Ed25519 key in a header that says ES256, signed by the P-256 key.
+        let p = with_header("ES256", |h| drop(h.insert("jwk".into(), jwk("EdDSA"))));
+        assert_eq!(check(&p), Err(DpopError::KeyAlgorithmMismatch));
+        let p = with_header("EdDSA", |h| drop(h.insert("jwk".into(), jwk("RS256"))));
+        assert_eq!(check(&p), Err(DpopError::KeyAlgorithmMismatch));
+    }
+
+    #[test]
+    fn private_key_material_is_refused() {
+        for member in PRIVATE_MEMBERS {
+            let p =
+                with_header("ES256", |h| drop(h["jwk"].as_object_mut().unwrap().insert(member.into(), json!("AQAB"))));
+            assert_eq!(check(&p), Err(DpopError::PrivateKey), "{member}");
+        }
+        let h = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": {"kty": "oct", "k": "c2VjcmV0"}});
+        assert_eq!(check(&sign(&h, &claims())), Err(DpopError::PrivateKey));
+    }
+
+    #[test]
+    fn unusable_keys_are_refused() {
+        let cases = [
+            json!({"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}),
+            json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}),
+            json!({"kty": "OKP", "crv": "X25519", "x": b64(&[1; 32])}),
+            json!({"kty": "OKP", "crv": "Ed25519"}),
+            json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+            json!({"crv": "Ed25519", "x": b64(&[1; 32])}),
+        ];
+        for jwk in cases {
+            let p = with_header("EdDSA", |h| drop(h.insert("jwk".into(), jwk.clone())));
+            assert_eq!(check(&p), Err(DpopError::UnsupportedKey), "{jwk}");
+        }
+        let p = with_header("EdDSA", |h| drop(h.remove("jwk")));
+        assert_eq!(check(&p), Err(DpopError::Malformed("header has no jwk")));
+        let p = with_header("EdDSA", |h| drop(h.insert("jwk".into(), json!("eyJrdHkiOiJPS1AifQ"))));
+        assert_eq!(check(&p), Err(DpopError::Malformed("jwk is not an object")));
+    }
+
+    #[test]
+    fn huge_or_nested_keys_are_refused() {
+        let p = with_header("EdDSA", |h| drop(h["jwk"].as_object_mut().unwrap().insert("ext".into(), json!({"a": 1}))));
+        assert_eq!(check(&p), Err(DpopError::Malformed("jwk has nested members")));
+        let p = with_header("EdDSA", |h| drop(h["jwk"].as_object_mut().unwrap().insert("x5c".into(), json!([["a"]]))));
+        assert_eq!(check(&p), Err(DpopError::Malformed("jwk has nested members")));
+        let p = with_header("EdDSA", |h| {
+            let jwk = h["jwk"].as_object_mut().unwrap();
+            for n in 0..MAX_JWK_MEMBERS {
+                jwk.insert(format!("m{n}"), json!(true));
+            }
+        });
+        assert_eq!(check(&p), Err(DpopError::Malformed("jwk has too many members")));
+        // Ordinary extra members (WebCrypto's export) are fine.
+        let p = with_header("EdDSA", |h| {
+            let jwk = h["jwk"].as_object_mut().unwrap();
+            jwk.insert("ext".into(), json!(true));
+            jwk.insert("key_ops".into(), json!(["verify"]));
+            jwk.insert("kid".into(), json!("k1"));
+        });
+        assert!(check(&p).is_ok());
+        // A key padded past the size cap is refused before it is decoded.
+        let p = with_header("EdDSA", |h| {
+            drop(h["jwk"].as_object_mut().unwrap().insert("kid".into(), json!("k".repeat(MAX_PROOF_LEN))))
+        });
+        assert_eq!(check(&p), Err(DpopError::Malformed("too long")));
+        // Nesting past serde_json's recursion limit is malformed, not a stack overflow.
+        let deep = format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","x":{}{}}}"#, "[".repeat(2000), "]".repeat(2000));
+        let p = sign_raw("EdDSA", &deep, &claims().to_string());
+        assert_eq!(check(&p), Err(DpopError::Malformed("header is not a JSON object")));
+    }
+
+    #[test]
+    fn repeated_member_names_are_refused() {
+        let jwk = jwk("EdDSA").to_string();
+        let good_header = format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{jwk}}}"#);
+        let good_claims = claims().to_string();
+        assert!(check(&sign_raw("EdDSA", &good_header, &good_claims)).is_ok());
+        let headers = [
+            format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","alg":"EdDSA","jwk":{jwk}}}"#),
+            format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{jwk},"jwk":{jwk}}}"#),
+            format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{}}}"#, jwk.replacen('{', r#"{"x":"AA","#, 1)),
+            format!(r#"{{"typ":"dpop+jwt","\u0074yp":"dpop+jwt","alg":"EdDSA","jwk":{jwk}}}"#),
+        ];
+        for h in headers {
+            assert_eq!(check(&sign_raw("EdDSA", &h, &good_claims)), Err(DpopError::DuplicateMember), "{h}");
+        }
+        let payload = good_claims.replacen('{', r#"{"htu":"https://evil.example.com/mcp","#, 1);
+        assert_eq!(check(&sign_raw("EdDSA", &good_header, &payload)), Err(DpopError::DuplicateMember));
+    }
+
+    #[test]
+    fn a_signature_by_another_key_is_refused() {
+        // The header names one P-256 key; another one signed.
+        let h = header("ES256").to_string();
+        let p = sign_raw("other ES256", &h, &claims().to_string());
+        assert_eq!(check(&p), Err(DpopError::BadSignature));
+        for alg in ["ES256", "EdDSA", "PS256"] {
+            let good = proof(alg);
+            let (input, sig) = good.rsplit_once('.').unwrap();
+            let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+            sig[7] ^= 1;
+            assert_eq!(check(&format!("{input}.{}", b64(&sig))), Err(DpopError::BadSignature), "{alg}");
+            // A payload swapped under the same signature.
+            let (head, _) = input.split_once('.').unwrap();
+            let mut c = claims();
+            c["htu"] = json!("https://mcp.example.com/other");
+            let swapped = format!("{head}.{}.{}", b64(c.to_string().as_bytes()), good.rsplit_once('.').unwrap().1);
+            assert_eq!(check(&swapped), Err(DpopError::BadSignature), "{alg}");
+        }
+    }
+
+    #[test]
+    fn malformed_proofs_are_refused() {
+        let good = proof("EdDSA");
+        let (h, rest) = good.split_once('.').unwrap();
+        let (p, s) = rest.split_once('.').unwrap();
+        let raw_header = |v: &[u8]| format!("{}.{p}.{s}", b64(v));
+        let cases = [
+            (String::new(), "not three parts"),
+            (format!("{h}.{p}"), "not three parts"),
+            (format!("{good}.{s}"), "not three parts"),
+            (format!("{h}=.{p}.{s}"), "header is not base64url"),
+            (format!(" {good}"), "header is not base64url"),
+            (format!("{h}.{p}.{s}="), "signature is not base64url"),
+            (raw_header(b"typ: dpop+jwt"), "header is not a JSON object"),
+            (raw_header(b"[\"dpop+jwt\"]"), "header is not a JSON object"),
+            (raw_header(br#"{"typ":"dpop+jwt","alg":"EdDSA","crit":["exp"]}"#), "critical header extension"),
+            ("a".repeat(MAX_PROOF_LEN + 1), "too long"),
+        ];
+        for (proof, why) in cases {
+            assert_eq!(check(&proof), Err(DpopError::Malformed(why)), "{proof:.80}");
+        }
+        assert_eq!(
+            check_proof(b"\xff.\xfe.\xfd", &expect(&the_htu()), NOW),
+            Err(DpopError::Malformed("not base64url"))
+        );
+        let signed_string = sign_raw("EdDSA", &header("EdDSA").to_string(), "\"just a string\"");
+        assert_eq!(check(&signed_string), Err(DpopError::Malformed("payload is not a JSON object")));
+    }
+
+    #[test]
+    fn nonces_when_required() {
+        let nonces = Nonces::new(KeyRing::new(&[[5; 32]]).unwrap(), NonZeroU64::new(60).unwrap());
+        let foreign = Nonces::new(KeyRing::new(&[[6; 32]]).unwrap(), NonZeroU64::new(60).unwrap());
+        let h = the_htu();
+        let e = Expect { nonces: Some(&nonces), ..expect(&h) };
+        let with_nonce = |nonce: Value| with_claims("ES256", |c| drop(c.insert("nonce".into(), nonce)));
+        let run = |p: &str, now: u64| check_proof(p.as_bytes(), &e, now);
+
+        let missing = run(&proof("ES256"), NOW);
+        assert_eq!(missing, Err(DpopError::NonceMissing));
+        assert_eq!(missing.unwrap_err().code(), ErrorCode::UseDpopNonce);
+        assert!(run(&with_nonce(json!(nonces.issue(NOW))), NOW).is_ok(), "current");
+        assert!(run(&with_nonce(json!(nonces.issue(NOW - 60))), NOW).is_ok(), "previous");
+        let stale = run(&with_nonce(json!(nonces.issue(NOW - 120))), NOW);
+        assert_eq!(stale, Err(DpopError::NonceStale), "expired");
+        assert_eq!(stale.unwrap_err().code(), ErrorCode::UseDpopNonce);
+        assert_eq!(run(&with_nonce(json!(foreign.issue(NOW))), NOW), Err(DpopError::NonceStale), "other key");
+        assert_eq!(run(&with_nonce(json!(5)), NOW), Err(DpopError::NonceStale));
+        // Without the requirement, a nonce is not looked at.
+        assert!(check(&with_nonce(json!("anything"))).is_ok());
+    }
+
+    #[test]
+    fn a_replayed_proof_has_the_same_key() {
+        let cache = ReplayCache::new(1024);
+        let p = proof("EdDSA");
+        let first = check(&p).unwrap();
+        let again = check(&p).unwrap();
+        assert_eq!(cache.check(first.replay_key(), first.replayable_until, NOW), Verdict::Fresh);
+        assert_eq!(cache.check(again.replay_key(), again.replayable_until, NOW + 10), Verdict::Replayed);
+        // The same jti from another key is another proof.
+        let other = check(&proof("ES256")).unwrap();
+        assert_eq!(cache.check(other.replay_key(), other.replayable_until, NOW), Verdict::Fresh);
+    }
+
+    #[test]
+    fn one_proof_header_at_most() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(one_proof(&headers), Ok(None));
+        headers.append("dpop", http::HeaderValue::from_static("a.b.c"));
+        assert_eq!(one_proof(&headers), Ok(Some(&b"a.b.c"[..])));
+        headers.append("DPoP", http::HeaderValue::from_static("d.e.f"));
+        assert_eq!(one_proof(&headers), Err(DpopError::Malformed("more than one DPoP header")));
+    }
+
+    #[test]
+    fn messages_fit_an_error_description_and_codes_are_rfc_9449s() {
+        let errors = [
+            DpopError::Malformed("not three parts"),
+            DpopError::DuplicateMember,
+            DpopError::WrongType,
+            DpopError::UnsupportedAlgorithm,
+            DpopError::PrivateKey,
+            DpopError::UnsupportedKey,
+            DpopError::KeyAlgorithmMismatch,
+            DpopError::BadSignature,
+            DpopError::MissingClaim("jti"),
+            DpopError::WrongMethod,
+            DpopError::WrongUri,
+            DpopError::TooOld,
+            DpopError::IssuedInFuture,
+            DpopError::WrongTokenHash,
+            DpopError::NonceMissing,
+            DpopError::NonceStale,
+            DpopError::Replayed,
+        ];
+        for error in errors {
+            let text = error.to_string();
+            assert!(text.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)), "{text}");
+            let code = error.code().as_str();
+            let nonce = matches!(error, DpopError::NonceMissing | DpopError::NonceStale);
+            assert_eq!(code, if nonce { "use_dpop_nonce" } else { "invalid_dpop_proof" });
+        }
+        assert_eq!(SUPPORTED_ALGS.map(Algorithm::name), ["ES256", "EdDSA", "PS256", "RS256"]);
+    }
+}

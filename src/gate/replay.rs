@@ -14,8 +14,9 @@
 //! twice the window. Size it as peak DPoP requests per second times the window: the default,
 //! 262 144 entries, is about 870 requests a second at ±300 s, some 13 MB when full.
 //!
-//! Each replica has its own cache: a proof replayed to another replica is caught there only
-//! by `htu` (when replicas answer different URIs) or by server nonces; say so where deployed.
+//! Each replica has its own cache, so a proof captured with its token can be replayed once to
+//! each other replica inside the window. Sticky routing closes that; server nonces
+//! ([`crate::gate::nonce`]) shorten the usable time to their lifetime. Say so where deployed.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

@@ -82,7 +82,7 @@ pub fn wrap(keys: &KeyRing, id: &[u8], caller: &Caller) -> Result<String, BadSer
     let mut tags = [0; 2 * TAG_LEN];
     tags[..TAG_LEN].copy_from_slice(&keys.tag(&[ID_LABEL, id]));
     tags[TAG_LEN..].copy_from_slice(&keys.tag(&[CALLER_LABEL, &caller_message(id, caller)]));
-    let mut out = String::with_capacity(MAX_WRAPPED_LEN.min(PREFIX.len() + TAGS_B64_LEN + 1 + id.len() * 2));
+    let mut out = String::with_capacity(PREFIX.len() + TAGS_B64_LEN + 1 + (id.len() * 4).div_ceil(3));
     out.push_str("s1.");
     URL_SAFE_NO_PAD.encode_string(tags, &mut out);
     out.push('.');

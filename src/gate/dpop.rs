@@ -38,6 +38,8 @@ pub const DEFAULT_WINDOW_SECS: u64 = 300;
 pub const SUPPORTED_ALGS: [Algorithm; 4] = [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Ps256, Algorithm::Rs256];
 /// A public JWK has at most a dozen members; more is not a key the edge will read.
 const MAX_JWK_MEMBERS: usize = 16;
+/// A SHA-256 digest in base64url without padding (`ath`, `cnf.jkt`).
+const SHA256_B64_LEN: usize = 43;
 /// RSA private members (`d`, the CRT values, `oth`) and the symmetric `k` (RFC 7518 §6).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
@@ -216,8 +218,8 @@ impl Proof {
 
 /// Whether a token's `cnf.jkt` names the proof's key (§4.3 step 12, §6.1).
 pub fn bound_matches(cnf_jkt: &str, proof: &Proof) -> bool {
-    // A SHA-256 thumbprint is 43 base64url characters; anything else names no key.
-    if cnf_jkt.len() != 43 {
+    // Anything but a SHA-256 thumbprint's length names no key.
+    if cnf_jkt.len() != SHA256_B64_LEN {
         return false;
     }
     URL_SAFE_NO_PAD.decode(cnf_jkt).is_ok_and(|jkt| constant_time_eq(&jkt, &proof.jkt))
@@ -427,7 +429,9 @@ fn check_claims(claims: &Map<String, Value>, expect: &Expect, now: u64, jkt: [u8
         // §4.2: base64url of the SHA-256 of the token's ASCII bytes.
         let ath = string("ath", "ath is not a string")?;
         let expected = ring::digest::digest(&ring::digest::SHA256, token);
-        if ath.len() != 43 || !URL_SAFE_NO_PAD.decode(ath).is_ok_and(|ath| constant_time_eq(&ath, expected.as_ref())) {
+        if ath.len() != SHA256_B64_LEN
+            || !URL_SAFE_NO_PAD.decode(ath).is_ok_and(|ath| constant_time_eq(&ath, expected.as_ref()))
+        {
             return Err(DpopError::WrongTokenHash);
         }
     }

@@ -1,6 +1,7 @@
 //! criterion benches for the pieces of the request path, with adversarial inputs, JWT access
-//! token checks (a signature verified, and a verdict from the token cache), and a full request
-//! over loopback beside the bare hyper floor (`benches/floor_service.rs`).
+//! token checks (a signature verified, and a verdict from the token cache), DPoP proof checks
+//! (ES256 and EdDSA), and a full request over loopback beside the bare hyper floor
+//! (`benches/floor_service.rs`).
 //!
 //! `cargo bench --bench edge` (add `-- NAME` to run a subset). Measurement times are short so
 //! that the whole run takes a few minutes; compare figures within one run.
@@ -25,7 +26,7 @@ use mcp_auth_edge::config::Config;
 use mcp_auth_edge::config::Settings;
 use mcp_auth_edge::discovery::metadata;
 use mcp_auth_edge::gate::credential::{bearer, Credential};
-use mcp_auth_edge::gate::{jwt, tokens as token};
+use mcp_auth_edge::gate::{dpop, jwt, tokens as token};
 use mcp_auth_edge::shutdown::channel as shutdown_channel;
 
 const ISSUER: &str = "https://auth.example.com/tenant1";
@@ -308,11 +309,71 @@ fn jwt_bearer(c: &mut Criterion, signers: &Signers) {
     group.finish();
 }
 
+/// A DPoP proof for a POST to the bench's resource with `token`, signed with the `alg` key and
+/// carrying its public JWK, as a client library makes one per request.
+fn dpop_proof(signers: &Signers, alg: &str, token: &str, now: u64) -> String {
+    use ring::signature::KeyPair;
+    let rng = ring::rand::SystemRandom::new();
+    let jwk = match alg {
+        "ES256" => {
+            let point = signers.ec.public_key().as_ref();
+            serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])})
+        }
+        _ => serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(signers.ed.public_key().as_ref())}),
+    };
+    let header = serde_json::json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk});
+    let ath = b64(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    let claims = serde_json::json!({"jti": "f1c2a9e0-6b3d-4e57-8a21-93c0d4b5e6f7", "htm": "POST", "htu": RESOURCE,
+        "iat": now, "ath": ath});
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let sig = match alg {
+        "ES256" => signers.ec.sign(&rng, input.as_bytes()).expect("ECDSA signing").as_ref().to_vec(),
+        _ => signers.ed.sign(input.as_bytes()).as_ref().to_vec(),
+    };
+    format!("{input}.{}", b64(&sig))
+}
+
+/// `dpop::check_proof`, run on every DPoP request (a proof is unique per request, so no cache
+/// serves it): parsing, the thumbprint, the signature and the claims, `ath` included. The
+/// adversarial cases: a bad signature (all the work, then refused) and an oversized header.
+fn dpop_check(c: &mut Criterion, signers: &Signers) {
+    let now = unix_now();
+    let token = signers.token("ES256", &claims(ISSUER, RESOURCE));
+    let htu = dpop::htu("https://mcp.example.com", "/mcp").expect("the bench's resource is an htu");
+    let expect = dpop::Expect {
+        method: "POST",
+        htu: &htu,
+        access_token: Some(token.as_bytes()),
+        window_secs: dpop::DEFAULT_WINDOW_SECS,
+        algs: &dpop::SUPPORTED_ALGS,
+        nonces: None,
+    };
+    let mut group = c.benchmark_group("dpop_check_proof");
+    for alg in ["ES256", "EdDSA"] {
+        let proof = dpop_proof(signers, alg, &token, now);
+        dpop::check_proof(proof.as_bytes(), &expect, now).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        group.bench_function(alg, |b| b.iter(|| dpop::check_proof(black_box(proof.as_bytes()), &expect, now)));
+    }
+    let good = dpop_proof(signers, "ES256", &token, now);
+    let (input, _) = good.rsplit_once('.').expect("three parts");
+    let forged = format!("{input}.{}", b64(&[7; 64]));
+    assert_eq!(dpop::check_proof(forged.as_bytes(), &expect, now), Err(dpop::DpopError::BadSignature));
+    group.bench_function("ES256_bad_signature", |b| {
+        b.iter(|| dpop::check_proof(black_box(forged.as_bytes()), &expect, now))
+    });
+    let oversized = "A".repeat(dpop::MAX_PROOF_LEN * 8);
+    group.bench_function("oversized_64KiB", |b| {
+        b.iter(|| dpop::check_proof(black_box(oversized.as_bytes()), &expect, now))
+    });
+    group.finish();
+}
+
 fn jwt(c: &mut Criterion) {
     let signers = Signers::new();
     jwt_verify(c, &signers);
     jwt_cached(c, &signers);
     jwt_bearer(c, &signers);
+    dpop_check(c, &signers);
 }
 
 /// A server on its own thread and current_thread runtime, stopped when dropped.

@@ -32,7 +32,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    fn from_name(name: &str) -> Option<Algorithm> {
+    pub(crate) fn from_name(name: &str) -> Option<Algorithm> {
         match name {
             "RS256" => Some(Algorithm::Rs256),
             "PS256" => Some(Algorithm::Ps256),
@@ -42,23 +42,84 @@ impl Algorithm {
             _ => None,
         }
     }
+
+    /// The JWS name, as advertised (`dpop_signing_alg_values_supported`, a challenge's `algs`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Rs256 => "RS256",
+            Algorithm::Ps256 => "PS256",
+            Algorithm::Es256 => "ES256",
+            Algorithm::EdDsa => "EdDSA",
+        }
+    }
 }
 
-/// The public key material of one JWK, decoded once when the set is parsed.
+/// The public key material of one JWK, decoded once when the set is parsed (or, for DPoP, when
+/// a proof's header is read).
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Material {
+pub(crate) enum Material {
     /// Big-endian modulus without leading zeros, and exponent.
     Rsa {
         n: Vec<u8>,
         e: Vec<u8>,
     },
     /// The uncompressed P-256 point `04 || x || y`, the form ring takes.
-    P256(Vec<u8>),
-    Ed25519(Vec<u8>),
+    P256([u8; 65]),
+    Ed25519([u8; 32]),
 }
 
 impl Material {
-    fn supports(&self, alg: Algorithm) -> bool {
+    /// The key a JWK's `kty`, `crv` and public members describe, when this edge can verify with
+    /// it: RSA of 2048 to 8192 bits, P-256, Ed25519. Other members are not looked at.
+    pub(crate) fn from_jwk(jwk: &Map<String, Value>) -> Option<Material> {
+        let string = |field: &str| jwk.get(field).and_then(Value::as_str);
+        let bytes = |field: &str| string(field).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok());
+        let material = match (string("kty")?, string("crv")) {
+            ("RSA", _) => {
+                // RFC 7518 §6.3.1.1 forbids leading zero octets; some servers send one anyway.
+                let n = strip_leading_zeros(bytes("n")?);
+                let e = strip_leading_zeros(bytes("e")?);
+                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                // The range ring's RSA_*_2048_8192 verifiers accept; smaller keys are too weak.
+                if !(2048..=8192).contains(&bits) || e.is_empty() || e.len() > 4 {
+                    return None;
+                }
+                Material::Rsa { n, e }
+            }
+            ("EC", Some("P-256")) => {
+                let x: [u8; 32] = bytes("x")?.try_into().ok()?;
+                let y: [u8; 32] = bytes("y")?.try_into().ok()?;
+                let mut point = [0x04; 65];
+                point[1..33].copy_from_slice(&x);
+                point[33..].copy_from_slice(&y);
+                Material::P256(point)
+            }
+            ("OKP", Some("Ed25519")) => Material::Ed25519(bytes("x")?.try_into().ok()?),
+            _ => return None,
+        };
+        Some(material)
+    }
+
+    /// The RFC 7638 §3 SHA-256 thumbprint: the key's required members (§3.2: RSA `e`, `kty`,
+    /// `n`; EC `crv`, `kty`, `x`, `y`; OKP, per RFC 8037 §2, `crv`, `kty`, `x`) in lexicographic
+    /// order, without whitespace, hashed. The members are re-encoded from the decoded key, so
+    /// the thumbprint is that of the canonical form (RSA without leading zero octets).
+    pub(crate) fn thumbprint(&self) -> [u8; 32] {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        // Every value is base64url or a fixed name: nothing needs JSON escaping.
+        let canonical = match self {
+            Material::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64(e), b64(n)),
+            Material::P256(point) => {
+                format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, b64(&point[1..33]), b64(&point[33..]))
+            }
+            Material::Ed25519(x) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64(x)),
+        };
+        let mut out = [0; 32];
+        out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref());
+        out
+    }
+
+    pub(crate) fn supports(&self, alg: Algorithm) -> bool {
         matches!(
             (self, alg),
             (Material::Rsa { .. }, Algorithm::Rs256 | Algorithm::Ps256)
@@ -67,7 +128,7 @@ impl Material {
         )
     }
 
-    fn verify(&self, alg: Algorithm, message: &[u8], sig: &[u8]) -> bool {
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], sig: &[u8]) -> bool {
         match (self, alg) {
             (Material::Rsa { n, e }, Algorithm::Rs256) => {
                 RsaPublicKeyComponents { n, e }.verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig).is_ok()
@@ -163,7 +224,6 @@ impl JwkSet {
 /// The key an entry describes, when it is a public signature key this edge can use.
 fn usable_key(jwk: &Map<String, Value>) -> Option<Key> {
     let string = |field: &str| jwk.get(field).and_then(Value::as_str);
-    let bytes = |field: &str| string(field).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok());
     // RFC 7517 §4.2 and §4.3: a key marked for encryption, or whose operations exclude
     // verification, must not verify signatures.
     if jwk.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
@@ -179,38 +239,7 @@ fn usable_key(jwk: &Map<String, Value>) -> Option<Key> {
         // A key pinned to an algorithm we do not accept (RS384, RSA-OAEP, ...) is not usable.
         Some(alg) => Some(Algorithm::from_name(alg.as_str()?)?),
     };
-    let material = match (string("kty")?, string("crv")) {
-        ("RSA", _) => {
-            // RFC 7518 §6.3.1.1 forbids leading zero octets; some servers send one anyway.
-            let n = strip_leading_zeros(bytes("n")?);
-            let e = strip_leading_zeros(bytes("e")?);
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-            // The range ring's RSA_*_2048_8192 verifiers accept; smaller keys are too weak.
-            if !(2048..=8192).contains(&bits) || e.is_empty() || e.len() > 4 {
-                return None;
-            }
-            Material::Rsa { n, e }
-        }
-        ("EC", Some("P-256")) => {
-            let (x, y) = (bytes("x")?, bytes("y")?);
-            if x.len() != 32 || y.len() != 32 {
-                return None;
-            }
-            let mut point = Vec::with_capacity(65);
-            point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            Material::P256(point)
-        }
-        ("OKP", Some("Ed25519")) => {
-            let x = bytes("x")?;
-            if x.len() != 32 {
-                return None;
-            }
-            Material::Ed25519(x)
-        }
-        _ => return None,
-    };
+    let material = Material::from_jwk(jwk)?;
     let key = Key { kid: string("kid").map(str::to_string), alg, material };
     // A pinned alg of the wrong family (`"alg": "ES256"` on an RSA key) leaves nothing to verify.
     key.alg.iter().all(|alg| key.material.supports(*alg)).then_some(key)

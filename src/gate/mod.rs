@@ -17,9 +17,14 @@ use crate::config::Config;
 pub mod challenge;
 pub mod cors;
 pub mod credential;
+pub mod dpop;
 pub mod introspect;
 pub mod jwt;
+pub mod keyring;
+pub mod nonce;
+pub mod replay;
 pub mod screen;
+pub mod session;
 pub mod tokens;
 
 use challenge::Challenges;

@@ -53,6 +53,8 @@ pub struct Config {
     pub hosts: Hosts,
     /// What a JWT access token's `typ` header must say.
     pub jwt_typ: JwtTyp,
+    /// Whether 2025-11-25 session ids are bound to the caller that was given them.
+    pub sessions: SessionBinding,
     pub strip_authorization: bool,
     /// TLS on the main listener: where its certificate and key are; `None` serves cleartext.
     /// The application loads them, before any port is bound.
@@ -94,6 +96,29 @@ pub struct HostName {
     pub host: String,
     pub port: Option<u16>,
 }
+
+/// Whether the `Mcp-Session-Id` an MCP server gives (protocol revision 2025-11-25) is bound to
+/// the caller it was given to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionBinding {
+    /// Passed as it is, both ways.
+    Off,
+    /// Wrapped with a MAC over the id and the caller under the first key; any key unwraps.
+    Keyed(Secrets),
+}
+
+/// Secret keys, at least [`MIN_SECRET_LEN`] bytes each. `Debug` shows how many, never the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secrets(pub Vec<String>);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets(<{} hidden>)", self.0.len())
+    }
+}
+
+/// The shortest secret key accepted: 256 bits, the strength of the MAC's hash.
+pub const MIN_SECRET_LEN: usize = 32;
 
 /// How strictly a JWT access token's `typ` header is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,6 +346,26 @@ fn origins(s: &Settings, resource: &Resource) -> Result<Origins, ConfigError> {
     Ok(Origins::Listed(listed))
 }
 
+/// `--session-key`: each at least [`MIN_SECRET_LEN`] bytes (never repeated in an error), and only
+/// where the edge checks tokens: a session is bound to the caller a checked token names.
+fn session_binding(s: &Settings, token_check: &TokenCheck) -> Result<SessionBinding, ConfigError> {
+    let keys = s.many("session_key");
+    let Some((origin, _)) = keys.first() else {
+        return Ok(SessionBinding::Off);
+    };
+    if *token_check == TokenCheck::Presence {
+        return Err(invalid(
+            origin,
+            "<hidden>",
+            "needs --token-check jwt or introspect: a session is bound to the caller a checked token names",
+        ));
+    }
+    if keys.iter().any(|(_, key)| key.len() < MIN_SECRET_LEN) {
+        return Err(invalid(origin, "<hidden>", "each key must be at least 32 bytes (e.g. openssl rand -base64 48)"));
+    }
+    Ok(SessionBinding::Keyed(Secrets(keys.iter().map(|(_, key)| key.to_string()).collect())))
+}
+
 /// `--host-alias`: the resource's own host and port, then each alias; `*` turns the check off.
 fn hosts(s: &Settings, resource: &Resource) -> Result<Hosts, ConfigError> {
     let own = resource_host(resource).ok_or(ConfigError::Missing("resource"))?;
@@ -478,6 +523,7 @@ impl Config {
         let audiences = s.many("audience").into_iter().map(|(_, a)| a.to_string()).collect();
         let cors_origins = origins(s, &resource)?;
         let hosts = hosts(s, &resource)?;
+        let sessions = session_binding(s, &token_check)?;
         let jwt_typ = match s.values.get("require_at_jwt") {
             Some((o, Raw::One(v))) if parse_bool(o, v)? => JwtTyp::AtJwt,
             _ => JwtTyp::Lenient,
@@ -521,6 +567,7 @@ impl Config {
             cors_origins,
             hosts,
             jwt_typ,
+            sessions,
             strip_authorization,
             token_check,
             audiences,
@@ -713,6 +760,21 @@ mod tests {
         }
         let c = load(&["--resource", "http://127.0.0.1:8080/mcp", "--auth-server", "https://a.example"], &[]);
         assert_eq!(c.unwrap().hosts, Hosts::Listed(vec![alias("127.0.0.1", Some(8080))]));
+    }
+
+    #[test]
+    fn session_keys_are_long_hidden_and_need_checked_tokens() {
+        assert_eq!(load(BASE, &[]).unwrap().sessions, SessionBinding::Off);
+        let key = "k".repeat(32);
+        let c = load(&[BASE, &["--session-key", &key]].concat(), &[]).unwrap();
+        assert_eq!(c.sessions, SessionBinding::Keyed(Secrets(vec![key.clone()])));
+        assert!(!format!("{c:?}").contains(&key), "the key is not printed");
+        let c = load(BASE, &[("MCP_AUTH_EDGE_SESSION_KEY", &format!("{key} {}", "n".repeat(40)))]).unwrap();
+        assert!(matches!(c.sessions, SessionBinding::Keyed(Secrets(keys)) if keys.len() == 2));
+        let e = load(&[BASE, &["--session-key", "short"]].concat(), &[]).unwrap_err();
+        assert!(e.to_string().contains("at least 32 bytes") && !e.to_string().contains("short\""), "{e}");
+        let e = load(&[BASE, &["--session-key", &key, "--token-check", "presence"]].concat(), &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("session_key"), .. }), "{e}");
     }
 
     #[test]

@@ -50,6 +50,11 @@ const KEYS: &[Key] = &[
         "HOST",
         "another Host the MCP endpoint answers to besides the resource's (repeatable; HOST or HOST:PORT; * for any)",
     ),
+    Key::list(
+        "session_key",
+        "SECRET",
+        "binds 2025-11-25 session ids to their caller (repeatable: the first signs; 32+ bytes; prefer the env)",
+    ),
     Key::flag("require_at_jwt", "refuse JWT access tokens whose typ is not at+jwt (RFC 9068 section 2.1)"),
     Key::flag(
         "strip_authorization",
@@ -88,6 +93,7 @@ const PER_RESOURCE: &[&str] = &[
     "audience",
     "required_scope",
     "cors_origin",
+    "session_key",
     "require_at_jwt",
     "strip_authorization",
 ];

@@ -21,12 +21,14 @@ use crate::common::forwarding::{
     identity_list, identity_value, rewrite, strip_hop_by_hop, Present, X_AUTH_CLIENT_ID, X_AUTH_SCOPES, X_AUTH_SUBJECT,
 };
 use crate::common::route::Route;
-use crate::config::{Config, Upstream};
+use crate::config::{Config, SessionBinding, Upstream};
 use crate::forward::body::Body;
 use crate::forward::upload::{Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential;
 use crate::gate::jwt::TokenError;
+use crate::gate::keyring::KeyRing;
+use crate::gate::session::{self, Binding, MCP_SESSION_ID};
 use crate::gate::tokens::Rejection;
 use crate::gate::{Check, Gate};
 use crate::telemetry::access::{self, Seen};
@@ -45,7 +47,16 @@ pub struct Endpoint {
     strip_authorization: bool,
     /// `--max-body-bytes`: the largest body forwarded.
     max_body_bytes: u64,
+    /// `--session-key`: 2025-11-25 session ids bound to their caller; `None` passes them as
+    /// they are.
+    sessions: Option<Binding>,
 }
+
+/// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
+/// form MCP SDK servers use, so clients treat them as they treat their own server's.
+const BODY_SESSION_404: &[u8] = br#"{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}"#;
+const BODY_SESSION_400: &[u8] =
+    br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: more than one Mcp-Session-Id"},"id":null}"#;
 
 impl Endpoint {
     pub fn new(config: &Config, upstream: &Upstream) -> Endpoint {
@@ -58,6 +69,13 @@ impl Endpoint {
             response_timeout: config.upstream_timeout,
             strip_authorization: config.strip_authorization,
             max_body_bytes: config.limits.max_body_bytes,
+            sessions: match &config.sessions {
+                SessionBinding::Off => None,
+                SessionBinding::Keyed(secrets) => {
+                    let keys = KeyRing::new(&secrets.0).expect("the configuration checked there are keys, long enough");
+                    Some(Binding::new(keys, &config.issuer.url))
+                }
+            },
         }
     }
 }
@@ -72,6 +90,8 @@ struct Found {
     /// The client's first `X-Request-Id`, and how many it sent.
     request_id: Option<HeaderValue>,
     request_ids: usize,
+    /// How many `Mcp-Session-Id` lines the client sent.
+    session_ids: usize,
     /// What the forwarding headers' rewrite needs to know.
     present: Present,
 }
@@ -95,6 +115,8 @@ impl Found {
             } else if name == X_REQUEST_ID {
                 found.request_ids += 1;
                 first(&mut found.request_id, value);
+            } else if name == MCP_SESSION_ID {
+                found.session_ids += 1;
             } else {
                 found.present.note(name);
             }
@@ -183,6 +205,17 @@ async fn exchange(
         }
         Check::Presence => None,
     };
+    // SECURITY: a session id reaches the MCP server only from the caller it was given to.
+    if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
+        let (subject, client) = (claims.subject.as_deref(), claims.client_id.as_deref());
+        if let Err(refused) = binding.admit(request.headers_mut(), found.session_ids, subject, client) {
+            let answer = match refused {
+                session::Refused::Repeated => answer::json_error(http::StatusCode::BAD_REQUEST, BODY_SESSION_400, 3),
+                session::Refused::Unknown(_) => answer::json_error(http::StatusCode::NOT_FOUND, BODY_SESSION_404, 3),
+            };
+            return own(gate.cors.on_error(origin.as_ref(), answer));
+        }
+    }
     // The host the client asked for, as the gate's screen read it: the target's authority (HTTP/2
     // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
     let authority = request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
@@ -216,6 +249,14 @@ async fn exchange(
     let send = std::pin::pin!(endpoint.client.send(&endpoint.upstream, request));
     match answer_within(endpoint.response_timeout, &progress, send).await {
         Some(Ok(mut response)) => {
+            if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
+                let (subject, client) = (claims.subject.as_deref(), claims.client_id.as_deref());
+                if let Err(e) = binding.give(response.headers_mut(), subject, client) {
+                    metrics.upstream_failed(false);
+                    crate::warn!("upstream answer refused: {e}");
+                    return own(gate.cors.on_error(origin.as_ref(), answer::bad_gateway()));
+                }
+            }
             strip_hop_by_hop(response.headers_mut());
             gate.cors.forwarded(origin.as_ref(), response.headers_mut());
             metrics.upstream(response.status(), sent.elapsed());

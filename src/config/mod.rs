@@ -53,6 +53,9 @@ pub struct Config {
     pub hosts: Hosts,
     /// What a JWT access token's `typ` header must say.
     pub jwt_typ: JwtTyp,
+    /// Clock skew allowed on a token's `exp`, `nbf` and `iat`; a stream its token opened ends at
+    /// `exp` plus this.
+    pub token_leeway: Duration,
     /// Whether 2025-11-25 session ids are bound to the caller that was given them.
     pub sessions: SessionBinding,
     pub strip_authorization: bool,
@@ -524,6 +527,10 @@ impl Config {
         let cors_origins = origins(s, &resource)?;
         let hosts = hosts(s, &resource)?;
         let sessions = session_binding(s, &token_check)?;
+        let token_leeway = match s.one("token_leeway") {
+            Some((o, v)) => seconds(o, v, 0.0..=3600.0, "must be a number of seconds from 0 to 3600")?,
+            None => Duration::from_secs(60),
+        };
         let jwt_typ = match s.values.get("require_at_jwt") {
             Some((o, Raw::One(v))) if parse_bool(o, v)? => JwtTyp::AtJwt,
             _ => JwtTyp::Lenient,
@@ -568,6 +575,7 @@ impl Config {
             hosts,
             jwt_typ,
             sessions,
+            token_leeway,
             strip_authorization,
             token_check,
             audiences,

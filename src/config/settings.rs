@@ -38,6 +38,11 @@ const KEYS: &[Key] = &[
         "SECS",
         "how long an active introspection answer is trusted (default 60; 0: never)",
     ),
+    Key::value(
+        "token_leeway",
+        "SECS",
+        "clock skew allowed on a token's exp, nbf and iat; a stream ends at exp plus this (default 60)",
+    ),
     Key::list("audience", "AUD", "an accepted token audience besides --resource (repeatable)"),
     Key::list("required_scope", "SCOPE", "a scope every token must carry (repeatable)"),
     Key::list(
@@ -108,6 +113,7 @@ pub(super) const INHERITED: &[&str] = &[
     "upstream_timeout",
     "max_body_bytes",
     "host_alias",
+    "token_leeway",
 ];
 
 const ENV_PREFIX: &str = "MCP_AUTH_EDGE_";

@@ -23,6 +23,7 @@ use crate::common::forwarding::{
 use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, Upstream};
 use crate::forward::body::Body;
+use crate::forward::expiry::{self, Expiring};
 use crate::forward::upload::{Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential;
@@ -50,6 +51,8 @@ pub struct Endpoint {
     /// `--session-key`: 2025-11-25 session ids bound to their caller; `None` passes them as
     /// they are.
     sessions: Option<Binding>,
+    /// `--token-leeway`: a stream ends this long after its token's `exp`.
+    token_leeway: Duration,
 }
 
 /// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
@@ -69,6 +72,7 @@ impl Endpoint {
             response_timeout: config.upstream_timeout,
             strip_authorization: config.strip_authorization,
             max_body_bytes: config.limits.max_body_bytes,
+            token_leeway: config.token_leeway,
             sessions: match &config.sessions {
                 SessionBinding::Off => None,
                 SessionBinding::Keyed(secrets) => {
@@ -260,7 +264,22 @@ async fn exchange(
             strip_hop_by_hop(response.headers_mut());
             gate.cors.forwarded(origin.as_ref(), response.headers_mut());
             metrics.upstream(response.status(), sent.elapsed());
-            response.map(|body| Body::Upstream(body, streaming))
+            // A streaming answer ends with the token that opened it; a body of known length
+            // ends by itself and costs no clock read here.
+            let exact = http_body::Body::size_hint(response.body()).exact();
+            let ends = match (expiry::streams(response.headers(), exact), &claims) {
+                (Some(kind), Some(claims)) => {
+                    let left =
+                        expiry::time_left(claims.expires_at, endpoint.token_leeway, std::time::SystemTime::now());
+                    left.map(|left| (kind, left))
+                }
+                _ => None,
+            };
+            let metrics = Arc::clone(metrics);
+            response.map(|body| match ends {
+                Some((kind, left)) => Body::Expiring(Box::new(Expiring::new(body, streaming, kind, left, metrics))),
+                None => Body::Upstream(body, streaming),
+            })
         }
         // The upload went over the limit before the MCP server answered: the upstream request
         // was aborted (and the limit counted), and the client is told why. Had the MCP server

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use http::Uri;
 
+pub mod policy;
 mod settings;
 mod values;
 

@@ -337,25 +337,26 @@ impl<'de> Seen<'de> {
     const FEW: usize = 16;
 
     /// Records `key`; false when it was seen before (the first repeat is kept for the error).
-    fn first_time(&mut self, key: &Cow<'de, str>) -> bool {
-        let fresh = match &mut self.many {
-            Some(set) => set.insert(key.clone()),
-            None if self.few.contains(key) => false,
+    fn first_time(&mut self, key: Cow<'de, str>) -> bool {
+        let repeat = match &mut self.many {
+            Some(set) if set.contains(&key) => key,
+            Some(set) => return set.insert(key),
+            None if self.few.contains(&key) => key,
             None if self.few.len() < Self::FEW => {
-                self.few.push(key.clone());
-                true
+                self.few.push(key);
+                return true;
             }
             None => {
                 let mut set: HashSet<Cow<'de, str>> = self.few.drain(..).collect();
-                set.insert(key.clone());
+                set.insert(key);
                 self.many = Some(set);
-                true
+                return true;
             }
         };
-        if !fresh && self.dup.is_none() {
-            self.dup = Some(key.chars().take(64).collect());
+        if self.dup.is_none() {
+            self.dup = Some(repeat.chars().take(64).collect());
         }
-        fresh
+        false
     }
 }
 
@@ -367,7 +368,8 @@ where
 {
     let mut seen = Seen::default();
     while let Some(Key(key)) = map.next_key()? {
-        if seen.first_time(&key) {
+        // Borrowed keys clone as a pointer; only keys with escapes are copied.
+        if seen.first_time(key.clone()) {
             read(key.as_ref(), &mut map)?;
         } else {
             map.next_value::<IgnoredAny>()?;

@@ -37,7 +37,7 @@ use base64::Engine as _;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::policy::TargetKind;
-use crate::mcp::jsonrpc::{Body, Id, Message};
+use crate::mcp::jsonrpc::{Body, Id, Message, Operation};
 use crate::mcp::Call;
 
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -250,6 +250,26 @@ pub fn encode_value(text: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(format!("=?base64?{}?=", STANDARD.encode(text)))
     }
+}
+
+/// The headers a conforming client of 2026-07-28 (or the later revision the body states) sends
+/// with this operation, for tests and the fuzz target. `None` when the method cannot be a header
+/// value or the body states a revision that predates header validation.
+pub fn mirror(operation: &Operation<'_>) -> Option<HeaderMap> {
+    let version = match operation.protocol_version() {
+        None => ProtocolVersion::HEADER_VALIDATION,
+        Some(v) => ProtocolVersion::parse(v.as_bytes()).filter(|v| v.validates_headers())?,
+    };
+    if !operation.method().bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    let mut map = HeaderMap::new();
+    map.insert(MCP_PROTOCOL_VERSION, HeaderValue::try_from(version.to_string()).ok()?);
+    map.insert(MCP_METHOD, HeaderValue::from_str(operation.method()).ok()?);
+    if let Some(target) = operation.target() {
+        map.insert(MCP_NAME, HeaderValue::from_str(&encode_value(target)).ok()?);
+    }
+    Some(map)
 }
 
 /// Printable ASCII (space included, tab not) with no space at either end.
@@ -546,6 +566,24 @@ mod tests {
         let h = headers(&[v, ("mcp-method", "notifications/cancelled")]);
         let body = br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#;
         assert_eq!(agree(&announced(&h), &extract(body).expect("extracts")), Ok(()));
+    }
+
+    #[test]
+    fn mirrored_headers_agree_with_their_body() {
+        for body in [
+            call_body("Hello, 世界", "2026-07-28"),
+            call_body("=?base64?x?=", "2027-03-01"),
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":" file:///a b "}}"#.to_string(),
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled"}"#.to_string(),
+        ] {
+            let parsed = extract(body.as_bytes()).expect("extracts");
+            let operation = parsed.messages()[0].operation().expect("an operation");
+            let map = mirror(operation).expect("mirrorable");
+            assert_eq!(agree(&announced(&map), &parsed), Ok(()), "{body}");
+        }
+        let old = call_body("a", "2025-11-25");
+        let parsed = extract(old.as_bytes()).expect("extracts");
+        assert_eq!(mirror(parsed.messages()[0].operation().expect("an operation")), None);
     }
 
     #[test]

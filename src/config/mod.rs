@@ -3,6 +3,8 @@
 //!
 //! Precedence is flag over environment over file. Each raw value remembers where it came from,
 //! so an error names the exact flag, variable or file key the operator has to fix.
+//!
+//! [`policy`] holds the MCP authorization policy's values; no setting reads it yet.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use http::Uri;
 
+pub mod policy;
 mod settings;
 mod values;
 

@@ -5,46 +5,17 @@
 //! A counting global allocator sees every allocation in the process, so this file holds one
 //! test only.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use http::{HeaderMap, HeaderValue};
 use mcp_auth_edge::config::policy::Policy;
 use mcp_auth_edge::mcp::decide::{decide, Verdict};
 use mcp_auth_edge::mcp::headers::{self, Source};
 use mcp_auth_edge::mcp::jsonrpc;
 
-/// Counts allocations and reallocations, then hands every call to the system allocator.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which upholds the
-// `GlobalAlloc` contract; the only addition is a relaxed atomic increment, which neither
-// allocates nor touches the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 #[test]
 fn deciding_from_headers_allocates_nothing_when_it_allows() {
@@ -66,12 +37,12 @@ fn deciding_from_headers_allocates_nothing_when_it_allows() {
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_issues"}}"#;
     let body = jsonrpc::extract(body).expect("a tools/call");
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting::allocations();
     for _ in 0..1000 {
         let Ok(Source::Headers(announced)) = headers::read(std::hint::black_box(&map)) else { panic!("from headers") };
         assert!(headers::agree(&announced, &body).is_ok());
         let verdict = decide(&policy, announced.call(), std::hint::black_box(&held), &claims, &[]);
         assert!(matches!(verdict, Verdict::Allow { rule: Some(2) }));
     }
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the allow path");
+    assert_eq!(counting::allocations() - before, 0, "allocations on the allow path");
 }

@@ -61,6 +61,19 @@ impl Setup {
         Setup { _auth: auth, key, issuer, mcp, edge, bearer }
     }
 
+    /// An SSE stream through the edge, opened with a token that expires at `exp` (Unix seconds),
+    /// once the MCP server has sent `first`: its upstream end, the client's body, and the
+    /// client connection's task (the connection lives while it does).
+    async fn stream_until(&self, exp: u64, first: &str) -> (EventStream, Incoming, JoinHandle<()>) {
+        let (mut sender, connection) = h1::<Empty<Bytes>>(self.edge.addr).await;
+        let request = self.sse_until(exp);
+        let pending = tokio::spawn(async move { sender.send_request(request).await });
+        let stream = self.mcp.next_stream().await;
+        assert!(stream.send(first).await);
+        let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
+        (stream, response.into_body(), connection)
+    }
+
     /// An SSE request with a token that expires at `exp` (Unix seconds).
     fn sse_until(&self, exp: u64) -> Request<Empty<Bytes>> {
         let mut claims = claims(&self.issuer);
@@ -371,13 +384,7 @@ async fn past(secs: u64) {
 async fn a_stream_ends_between_events_when_its_token_expires() {
     let s = Setup::new(&["--token-leeway", "0"]).await;
     let exp = support::jwt::now() + 3;
-    let (mut sender, _connection) = h1::<Empty<Bytes>>(s.edge.addr).await;
-    let request = s.sse_until(exp);
-    let pending = tokio::spawn(async move { sender.send_request(request).await });
-    let stream = s.mcp.next_stream().await;
-    assert!(stream.send(EVENT_1).await);
-    let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
-    let mut body = response.into_body();
+    let (stream, mut body, _connection) = s.stream_until(exp, EVENT_1).await;
     assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes(), "the stream flows while the token is valid");
     past(exp).await;
     let end = within(PATIENCE, "the end of the stream", body.frame()).await;
@@ -391,14 +398,8 @@ async fn a_stream_ends_between_events_when_its_token_expires() {
 async fn an_event_under_way_at_expiry_is_finished_first() {
     let s = Setup::new(&["--token-leeway", "0"]).await;
     let exp = support::jwt::now() + 3;
-    let (mut sender, _connection) = h1::<Empty<Bytes>>(s.edge.addr).await;
-    let request = s.sse_until(exp);
-    let pending = tokio::spawn(async move { sender.send_request(request).await });
-    let stream = s.mcp.next_stream().await;
     let (head, tail) = EVENT_2.split_at(20);
-    assert!(stream.send(head).await);
-    let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
-    let mut body = response.into_body();
+    let (stream, mut body, _connection) = s.stream_until(exp, head).await;
     assert_eq!(next_data(&mut body).await, head.as_bytes());
     past(exp).await;
     assert!(stream.send(tail).await);

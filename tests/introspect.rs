@@ -409,3 +409,58 @@ async fn no_introspection_endpoint_stops_the_edge_with_a_reason() {
         start_edge(&server, CLIENT_SECRET, &[]).await.finished().await.expect_err("the edge cannot check any token");
     assert!(error.to_string().contains("names no introspection_endpoint"), "{error}");
 }
+
+/// Asks the edge for an SSE stream with `token`; the answer comes through the handle.
+async fn open_stream(addr: SocketAddr, token: &str) -> JoinHandle<hyper::Result<Response<Incoming>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::get("/mcp")
+        .header("host", "mcp.example.com")
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "text/event-stream")
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    tokio::spawn(async move { sender.send_request(request).await })
+}
+
+/// A stream opened with an opaque token ends, between two events, once the authorization
+/// server asked again (`--stream-recheck`) no longer calls the token active; a stream whose
+/// token holds is left alone.
+#[tokio::test]
+async fn a_stream_ends_when_its_token_is_revoked() {
+    use support::mcp::McpServer;
+    let server = AuthServer::start(false).await;
+    let (revoked, kept) = ("stream-token-revoked", "stream-token-kept");
+    server.grant(revoked, server.active("mcp:tools", now() + 600));
+    server.grant(kept, server.active("mcp:tools", now() + 600));
+    let mcp = McpServer::start().await;
+    let upstream = mcp.url();
+    let edge = edge(&server, &["--upstream", &upstream, "--stream-recheck", "0.3"]).await;
+    let first = open_stream(edge.addr, revoked).await;
+    let revoked_stream = mcp.next_stream().await;
+    let second = open_stream(edge.addr, kept).await;
+    let kept_stream = mcp.next_stream().await;
+    let event = "data: {}\n\n";
+    assert!(revoked_stream.send(event).await && kept_stream.send(event).await);
+    let patience = support::PATIENCE;
+    let mut revoked_body = tokio::time::timeout(patience, first).await.expect("a head").expect("no panic").expect("ok");
+    let mut kept_body = tokio::time::timeout(patience, second).await.expect("a head").expect("no panic").expect("ok");
+    let (revoked_body, kept_body) = (revoked_body.body_mut(), kept_body.body_mut());
+    for body in [&mut *revoked_body, &mut *kept_body] {
+        let frame = tokio::time::timeout(patience, body.frame()).await.expect("a frame");
+        assert_eq!(frame.expect("a frame").expect("data").into_data().expect("data"), event);
+    }
+    server.revoke(revoked);
+    let end = tokio::time::timeout(patience, revoked_body.frame()).await.expect("the stream ends");
+    assert!(end.is_none(), "a clean end: {end:?}");
+    tokio::time::timeout(patience, revoked_stream.closed()).await.expect("the MCP server's stream released");
+    // The other stream still flows after several rechecks.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(kept_stream.send(event).await, "still open upstream");
+    let frame = tokio::time::timeout(patience, kept_body.frame()).await.expect("a frame");
+    assert_eq!(frame.expect("a frame").expect("data").into_data().expect("data"), event);
+    assert!(server.asked(kept) >= 3, "asked again on the interval: {}", server.asked(kept));
+    assert_eq!(edge.metric("mcp_auth_edge_streams_ended_total{reason=\"revoked\"}").await, 1.0);
+}

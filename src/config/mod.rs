@@ -148,6 +148,9 @@ pub enum TokenCheck {
         client: ClientCredentials,
         /// Longest time an active answer is reused (never past the token's `exp`).
         cache_for: Duration,
+        /// How often a stream's token is asked about again (`--stream-recheck`); `None`: never,
+        /// and only `exp` ends the stream.
+        recheck_every: Option<Duration>,
     },
     /// Only the form of the header; the MCP server validates tokens itself.
     Presence,
@@ -510,11 +513,19 @@ impl Config {
                         })
                     }
                 };
-                TokenCheck::Introspect { client, cache_for: introspection_cache }
+                let recheck_every = match s.one("stream_recheck") {
+                    Some((o, v)) => seconds(o, v, 0.0..=86_400.0, "must be a number of seconds from 0 to 86400")?,
+                    None => Duration::from_secs(60),
+                };
+                let recheck_every = (!recheck_every.is_zero()).then_some(recheck_every);
+                TokenCheck::Introspect { client, cache_for: introspection_cache, recheck_every }
             }
             Some((_, "presence")) => TokenCheck::Presence,
             Some((o, v)) => return Err(invalid(o, v, "must be jwt, introspect or presence")),
         };
+        if let (false, Some((o, v))) = (matches!(token_check, TokenCheck::Introspect { .. }), s.one("stream_recheck")) {
+            return Err(invalid(o, v, "is used only with --token-check introspect: a JWT's exp ends its streams"));
+        }
         if !matches!(token_check, TokenCheck::Introspect { .. }) {
             // Credentials in another mode are a mistake worth stopping for, with the secret hidden.
             match (s.one("introspection_client_id"), s.one("introspection_client_secret")) {
@@ -804,12 +815,17 @@ mod tests {
         let e = load(&with_id, &[]).unwrap_err();
         assert!(e.to_string().contains("MCP_AUTH_EDGE_INTROSPECTION_CLIENT_SECRET"), "{e}");
         let c = load(&with_id, &[("MCP_AUTH_EDGE_INTROSPECTION_CLIENT_SECRET", "s3cret")]).unwrap();
-        let TokenCheck::Introspect { client: credentials, cache_for } = c.token_check.clone() else {
+        let TokenCheck::Introspect { client: credentials, cache_for, recheck_every } = c.token_check.clone() else {
             panic!("introspect mode")
         };
         assert_eq!((credentials.id.as_str(), credentials.secret.as_str()), ("edge", "s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
         assert_eq!(cache_for, Duration::from_secs(60));
+        assert_eq!(recheck_every, Some(Duration::from_secs(60)));
+        let c = load(&[&with_id[..], &["--introspection-client-secret", "x", "--stream-recheck", "0"]].concat(), &[]);
+        assert!(matches!(c.unwrap().token_check, TokenCheck::Introspect { recheck_every: None, .. }));
+        let e = load(&[BASE, &["--stream-recheck", "5"]].concat(), &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("stream_recheck"), .. }), "{e}");
         let c =
             load(&[&with_id[..], &["--introspection-client-secret", "x", "--introspection-cache", "0"]].concat(), &[]);
         assert!(matches!(c.unwrap().token_check, TokenCheck::Introspect { cache_for: Duration::ZERO, .. }));

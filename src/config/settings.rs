@@ -43,6 +43,11 @@ const KEYS: &[Key] = &[
         "SECS",
         "clock skew allowed on a token's exp, nbf and iat; a stream ends at exp plus this (default 60)",
     ),
+    Key::value(
+        "stream_recheck",
+        "SECS",
+        "introspect mode: how often a stream's token is asked about again; 0: never (default 60)",
+    ),
     Key::list("audience", "AUD", "an accepted token audience besides --resource (repeatable)"),
     Key::list("required_scope", "SCOPE", "a scope every token must carry (repeatable)"),
     Key::list(
@@ -95,6 +100,7 @@ const PER_RESOURCE: &[&str] = &[
     "introspection_client_id",
     "introspection_client_secret",
     "introspection_cache",
+    "stream_recheck",
     "audience",
     "required_scope",
     "cors_origin",

@@ -1,6 +1,7 @@
 //! Streams end with their token: a forwarded response that streams (server-sent events, or a
 //! body of unknown length) ends when the token that opened it expires, `exp` plus the leeway,
-//! so a client cannot keep a stream going on a token it could no longer open one with. An
+//! or, in introspection mode, when the authorization server asked again no longer vouches for
+//! it; so a client cannot keep a stream going on a token it could no longer open one with. An
 //! event stream ends cleanly between two events, so the client reconnects with a fresh token;
 //! any other body breaks off, so it is never taken for complete.
 
@@ -94,18 +95,63 @@ pub fn time_left(expires_at: u64, leeway: Duration, now: SystemTime) -> Option<D
 pub struct Expiring {
     body: UpstreamBody,
     _streaming: Streaming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// `exp` plus the leeway; `None` for a token without `exp`.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The periodic question to the authorization server, in introspection mode.
+    revocation: Option<Revocation>,
     kind: Streams,
     boundary: Boundary,
-    expired: bool,
+    /// Why the stream is ending, once it is.
+    ending: Option<Ending>,
     metrics: Arc<Metrics>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    Expired,
+    Revoked,
+}
+
+/// A task asking, every so often, whether a stream's token still holds; it wakes the stream
+/// when it no longer does, and stops with the stream.
+pub struct Revocation {
+    refused: Pin<Box<tokio::sync::futures::OwnedNotified>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Revocation {
+    /// Asks `still_good` every `every`; the first `false` ends the stream.
+    pub fn watch<F, Fut>(every: Duration, still_good: F) -> Revocation
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let refused = Box::pin(Arc::clone(&notify).notified_owned());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if !still_good().await {
+                    notify.notify_one();
+                    return;
+                }
+            }
+        });
+        Revocation { refused, task: task.abort_handle() }
+    }
+}
+
+impl Drop for Revocation {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Why a streamed body stopped early.
 #[derive(Debug)]
 pub enum StreamError {
     Upstream(hyper::Error),
-    /// The token expired while a body of unknown length was still coming.
+    /// The token expired, or was revoked, while a body of unknown length was still coming.
     Expired,
 }
 
@@ -113,7 +159,7 @@ impl std::fmt::Display for StreamError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StreamError::Upstream(e) => write!(f, "the MCP server's answer broke off: {e}"),
-            StreamError::Expired => f.write_str("the token that opened this stream expired"),
+            StreamError::Expired => f.write_str("the token that opened this stream no longer holds"),
         }
     }
 }
@@ -121,29 +167,40 @@ impl std::fmt::Display for StreamError {
 impl std::error::Error for StreamError {}
 
 impl Expiring {
+    /// `left`: until the token's `exp` plus the leeway (`None`: it has none).
     pub fn new(
         body: UpstreamBody,
         streaming: Streaming,
         kind: Streams,
-        left: Duration,
+        left: Option<Duration>,
+        revocation: Option<Revocation>,
         metrics: Arc<Metrics>,
     ) -> Expiring {
-        let deadline = Box::pin(tokio::time::sleep_until((Instant::now() + left).into()));
-        Expiring { body, _streaming: streaming, deadline, kind, boundary: Boundary::default(), expired: false, metrics }
+        let deadline = left.map(|left| Box::pin(tokio::time::sleep_until((Instant::now() + left).into())));
+        let boundary = Boundary::default();
+        Expiring { body, _streaming: streaming, deadline, revocation, kind, boundary, ending: None, metrics }
     }
 
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
-        if !self.expired && self.deadline.as_mut().poll(cx).is_ready() {
-            self.expired = true;
+        if self.ending.is_none() {
+            if self.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready()) {
+                self.ending = Some(Ending::Expired);
+            } else if self.revocation.as_mut().is_some_and(|r| r.refused.as_mut().poll(cx).is_ready()) {
+                self.ending = Some(Ending::Revoked);
+            }
         }
-        if self.expired {
+        if let Some(ending) = self.ending {
+            let count = || match ending {
+                Ending::Expired => self.metrics.stream_expired(),
+                Ending::Revoked => self.metrics.stream_revoked(),
+            };
             match self.kind {
                 Streams::Events if self.boundary.between_events() => {
-                    self.metrics.stream_expired();
+                    count();
                     return Poll::Ready(None);
                 }
                 Streams::Other => {
-                    self.metrics.stream_expired();
+                    count();
                     return Poll::Ready(Some(Err(StreamError::Expired)));
                 }
                 // Mid-event: the rest of the event passes, then the stream ends.

@@ -21,16 +21,16 @@ use crate::common::forwarding::{
     identity_list, identity_value, rewrite, strip_hop_by_hop, Present, X_AUTH_CLIENT_ID, X_AUTH_SCOPES, X_AUTH_SUBJECT,
 };
 use crate::common::route::Route;
-use crate::config::{Config, SessionBinding, Upstream};
+use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
 use crate::forward::body::Body;
-use crate::forward::expiry::{self, Expiring};
+use crate::forward::expiry::{self, Expiring, Revocation};
 use crate::forward::upload::{Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential;
 use crate::gate::jwt::TokenError;
 use crate::gate::keyring::KeyRing;
 use crate::gate::session::{self, Binding, MCP_SESSION_ID};
-use crate::gate::tokens::Rejection;
+use crate::gate::tokens::{Recheck, Rejection};
 use crate::gate::{Check, Gate};
 use crate::telemetry::access::{self, Seen};
 use crate::telemetry::metrics::{Limit, TokenRejection};
@@ -53,6 +53,8 @@ pub struct Endpoint {
     sessions: Option<Binding>,
     /// `--token-leeway`: a stream ends this long after its token's `exp`.
     token_leeway: Duration,
+    /// `--stream-recheck`, in introspection mode: how often a stream's token is asked about again.
+    recheck_every: Option<Duration>,
 }
 
 /// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
@@ -73,6 +75,10 @@ impl Endpoint {
             strip_authorization: config.strip_authorization,
             max_body_bytes: config.limits.max_body_bytes,
             token_leeway: config.token_leeway,
+            recheck_every: match config.token_check {
+                TokenCheck::Introspect { recheck_every, .. } => recheck_every,
+                TokenCheck::Jwt | TokenCheck::Presence => None,
+            },
             sessions: match &config.sessions {
                 SessionBinding::Off => None,
                 SessionBinding::Keyed(secrets) => {
@@ -171,6 +177,7 @@ async fn exchange(
 ) -> Response<Body> {
     let gate = &endpoint.gate;
     let metrics = &telemetry.metrics;
+    let span = token.clone();
     // From here until the response body ends, the connection is busy, not idle: a slow token
     // check, upload or MCP server must not look like a silent client to the idle watchdog.
     let streaming = Streaming::new(activity);
@@ -271,13 +278,26 @@ async fn exchange(
                 (Some(kind), Some(claims)) => {
                     let left =
                         expiry::time_left(claims.expires_at, endpoint.token_leeway, std::time::SystemTime::now());
-                    left.map(|left| (kind, left))
+                    let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, span));
+                    let revocation = match (&gate.check, endpoint.recheck_every, token) {
+                        (Check::Tokens(checker), Some(every), Some(token)) if checker.can_recheck() => {
+                            let (checker, token) = (Arc::clone(checker), Arc::<[u8]>::from(token));
+                            Some(Revocation::watch(every, move || {
+                                let (checker, token) = (Arc::clone(&checker), Arc::clone(&token));
+                                async move { checker.recheck(&token).await != Recheck::Refused }
+                            }))
+                        }
+                        _ => None,
+                    };
+                    (left.is_some() || revocation.is_some()).then_some((kind, left, revocation))
                 }
                 _ => None,
             };
             let metrics = Arc::clone(metrics);
             response.map(|body| match ends {
-                Some((kind, left)) => Body::Expiring(Box::new(Expiring::new(body, streaming, kind, left, metrics))),
+                Some((kind, left, revocation)) => {
+                    Body::Expiring(Box::new(Expiring::new(body, streaming, kind, left, revocation, metrics)))
+                }
                 None => Body::Upstream(body, streaming),
             })
         }

@@ -144,6 +144,19 @@ struct Introspection {
     failing: AtomicBool,
 }
 
+/// What the authorization server says, asked again, of a token a stream was opened with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// Still active, with the scopes the resource requires.
+    Good,
+    /// No longer active (revoked, expired) or no longer enough: the stream ends.
+    Refused,
+    /// No answer that says anything of the token (the server unreachable, or a bad answer):
+    /// asked again at the next interval. An outage of the authorization server does not cut
+    /// every stream; it cannot open new ones either.
+    Unknown,
+}
+
 impl TokenChecker {
     /// The checker for the configured mode; `None` in presence mode, the one mode that checks
     /// no token at the edge.
@@ -155,7 +168,7 @@ impl TokenChecker {
                 last_refetch: Mutex::new(None),
                 refetching: tokio::sync::Mutex::new(()),
             }),
-            TokenCheck::Introspect { client, cache_for } => Source::Introspection(Introspection {
+            TokenCheck::Introspect { client, cache_for, .. } => Source::Introspection(Introspection {
                 endpoint: ArcSwapOption::empty(),
                 // Base64 text is always a valid header value.
                 authorization: HeaderValue::try_from(introspect::basic_authorization(&client.id, &client.secret))
@@ -266,6 +279,25 @@ impl TokenChecker {
         wanted: impl FnOnce(StatusCode) -> bool,
     ) -> Result<(StatusCode, Bytes), FetchFailure> {
         client::fetch(&self.client, request, self.timeout, self.max_bytes, wanted).await
+    }
+
+    /// Whether the authorization server can be asked again about a token (introspection mode),
+    /// so that a long stream ends when its token is revoked.
+    pub fn can_recheck(&self) -> bool {
+        matches!(self.source, Source::Introspection(_))
+    }
+
+    /// Asks the introspection endpoint again, past the verdict cache, whether a token a stream
+    /// was opened with is still good. A JWT (no introspection) is taken as it was checked: its
+    /// `exp` is what ends its streams.
+    pub async fn recheck(&self, token: &[u8]) -> Recheck {
+        let Source::Introspection(i) = &self.source else { return Recheck::Good };
+        let Ok(token) = std::str::from_utf8(token) else { return Recheck::Refused };
+        match self.introspect(i, token, unix_now()).await.map(|claims| self.authorize(Arc::new(claims))) {
+            Ok(Ok(_)) => Recheck::Good,
+            Ok(Err(_)) | Err(Rejection::Invalid(_)) | Err(Rejection::InsufficientScope) => Recheck::Refused,
+            Err(Rejection::NoKeys) | Err(Rejection::IntrospectionFailed) => Recheck::Unknown,
+        }
     }
 
     /// The verdict on a token the cache holds, without waiting; `None` when it needs [`check`].

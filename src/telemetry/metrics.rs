@@ -154,6 +154,8 @@ pub struct Metrics {
     reloads_refused: AtomicU64,
     /// Streams the edge ended because the token that opened them expired.
     streams_expired: AtomicU64,
+    /// Streams the edge ended because the authorization server no longer vouched for their token.
+    streams_revoked: AtomicU64,
 }
 
 /// The `route` label of a request.
@@ -251,6 +253,11 @@ impl Metrics {
     /// A stream ended because its token expired.
     pub fn stream_expired(&self) {
         self.streams_expired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stream ended because its token was revoked.
+    pub fn stream_revoked(&self) {
+        self.streams_revoked.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn reloaded(&self, applied: bool) {
@@ -375,7 +382,7 @@ impl Metrics {
             "streams_ended_total",
             "Forwarded streams the edge ended before the MCP server did, by reason.",
             "reason",
-            [("expired", &self.streams_expired)],
+            [("expired", &self.streams_expired), ("revoked", &self.streams_revoked)],
         );
         out.push_str("# HELP mcp_auth_edge_connections_open Connections open on the main listener.\n");
         out.push_str("# TYPE mcp_auth_edge_connections_open gauge\n");

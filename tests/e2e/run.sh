@@ -384,9 +384,12 @@ verify_round() {
   mcp_pid=$MCP_PID
 
   # The browser checks come from https://app.example; the replica answers on its own port, so
-  # the loopback address at any port is an alias of the resource.
+  # the loopback address at any port is an alias of the resource. Both bind the MCP server's
+  # session ids to their caller with the same key, so the SDK clients' sessions run on wrapped
+  # ids and either edge accepts them.
   local common=(--resource "$RESOURCE_URL" --auth-server "$ISSUER" --scope mcp:tools --scope mcp:resources
-    --upstream "$MCP_URL" --token-check "$mode" --cors-origin https://app.example --host-alias 127.0.0.1)
+    --upstream "$MCP_URL" --token-check "$mode" --cors-origin https://app.example --host-alias 127.0.0.1
+    --session-key e2e-session-key-not-a-secret-0123456789)
   local edge_flags=(--listen "127.0.0.1:$edge_port" "${common[@]}" --required-scope mcp:tools --strip-authorization)
   local replica_flags=(--listen "127.0.0.1:$replica_port" "${common[@]}")
   EDGE_ENV=()

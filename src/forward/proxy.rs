@@ -4,7 +4,6 @@
 //! reaches the client as soon as the upstream sends it and a large upload passes with flat
 //! memory. Dropping the client's side (it went away) drops the upstream request with it.
 
-use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,17 +17,19 @@ use hyper::body::Incoming;
 use crate::common::activity::{Activity, Streaming};
 use crate::common::answer::{self, Answer};
 use crate::common::forwarding::{
-    identity_list, identity_value, rewrite, strip_hop_by_hop, Present, X_AUTH_CLIENT_ID, X_AUTH_SCOPES, X_AUTH_SUBJECT,
+    identity_list, identity_value, rewrite, strip_hop_by_hop, Present, X_AUTH_CLIENT_ID, X_AUTH_DPOP_JKT,
+    X_AUTH_SCOPES, X_AUTH_SUBJECT,
 };
 use crate::common::route::Route;
 use crate::config::{Config, Upstream};
 use crate::forward::body::Body;
 use crate::forward::upload::{Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
-use crate::gate::credential;
+use crate::gate::credential::{self, Scheme};
 use crate::gate::jwt::TokenError;
-use crate::gate::tokens::Rejection;
-use crate::gate::{Check, Gate};
+use crate::gate::possession::{self, Refusal, DPOP};
+use crate::gate::tokens::{self, Rejection};
+use crate::gate::{Check, Gate, Presented};
 use crate::telemetry::access::{self, Seen};
 use crate::telemetry::metrics::{Limit, TokenRejection};
 use crate::telemetry::request_id::{self, X_REQUEST_ID};
@@ -103,13 +104,13 @@ impl Found {
     }
 }
 
-/// Forwards `request`, which the gate let through with its token at `token`, to the upstream
+/// Forwards `request`, which the gate let through with its token as `token` says, to the upstream
 /// and streams its answer back. The request id (the client's or a new one) goes upstream and
 /// back to the client; the answer is counted, timed from `started` to its head, and logged.
 pub async fn forward(
     endpoint: Arc<Endpoint>,
     telemetry: Arc<Telemetry>,
-    token: Range<usize>,
+    token: Presented,
     mut request: Request<Incoming>,
     peer_ip: HeaderValue,
     activity: Arc<Activity>,
@@ -137,7 +138,7 @@ fn own(answer: Answer) -> Response<Body> {
 async fn exchange(
     endpoint: &Endpoint,
     telemetry: &Arc<Telemetry>,
-    token: Range<usize>,
+    presented: Presented,
     mut request: Request<Incoming>,
     found: Found,
     peer_ip: &HeaderValue,
@@ -154,10 +155,11 @@ async fn exchange(
         metrics.limit_hit(Limit::Body);
         return too_large(gate, origin.as_ref());
     }
+    let used = presented.scheme;
+    // The gate read the token and said where it is; it is taken, not parsed, again.
+    let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, presented.span));
     let claims = match &gate.check {
         Check::Tokens(checker) => {
-            // The gate read the token and said where it is; it is taken, not parsed, again.
-            let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, token));
             let checked = match token {
                 // A token the cache holds is answered without a wait; the full check, which
                 // may fetch keys or introspect, is boxed so that its large future is not part
@@ -177,11 +179,49 @@ async fn exchange(
                         Rejection::NoKeys => TokenRejection::NoKeys,
                         Rejection::IntrospectionFailed => TokenRejection::IntrospectionFailed,
                     });
-                    return own(gate.refuse(origin.as_ref(), &rejection));
+                    return own(gate.refuse(origin.as_ref(), used, &rejection));
                 }
             }
         }
         Check::Presence => None,
+    };
+    // RFC 9449: a bound token only with a proof of its key, and a DPoP token only with one.
+    let proven = match (used, &claims) {
+        // SECURITY: a DPoP-bound token as a bearer token would make the binding mean nothing
+        // (§7.2); refused whatever the mode.
+        (Scheme::Bearer, Some(claims)) if claims.jkt.is_some() => {
+            metrics.token_rejected(TokenRejection::Invalid);
+            return own(gate.refuse(origin.as_ref(), used, &Rejection::Invalid(TokenError::BoundToKey)));
+        }
+        (Scheme::Bearer, _) => None,
+        (Scheme::Dpop, claims) => {
+            let now = tokens::unix_now();
+            // SECURITY: the gate lets DPoP through only where it checks proofs and tokens; fail
+            // closed should that ever not hold.
+            let (Some(possession), Some(claims), Some(token)) = (&gate.possession, claims, token) else {
+                metrics.token_rejected(TokenRejection::Invalid);
+                let rejection = Rejection::Invalid(TokenError::NotBound);
+                return own(gate.refuse(origin.as_ref(), used, &rejection));
+            };
+            let asked = possession::Request {
+                headers: request.headers(),
+                method: request.method().as_str(),
+                path: request.uri().path(),
+                token,
+                jkt: claims.jkt.as_deref(),
+            };
+            match possession.check(asked, now) {
+                Ok(proof) => Some(proof),
+                Err(refusal) => {
+                    metrics.token_rejected(match refusal {
+                        Refusal::NotBound => TokenRejection::Invalid,
+                        Refusal::ReplayCacheFull => TokenRejection::DpopReplayFull,
+                        Refusal::Proof(_) | Refusal::KeyMismatch => TokenRejection::DpopProof,
+                    });
+                    return own(gate.refuse_proof(origin.as_ref(), &refusal, now));
+                }
+            }
+        }
     };
     // The host the client asked for, as the gate's screen read it: the target's authority (HTTP/2
     // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
@@ -193,6 +233,17 @@ async fn exchange(
     *request.version_mut() = http::Version::HTTP_11;
     let headers = request.headers_mut();
     rewrite(headers, found.present, peer_ip, &endpoint.forwarded_proto, host);
+    if gate.possession.is_some() {
+        // The proof names the edge's URI and was used up here; the MCP server is told that
+        // possession was shown, and of which key, instead. `Authorization: DPoP <token>` goes
+        // on as it came (unless stripped below).
+        headers.remove(DPOP);
+        if let Some(proof) = &proven {
+            if let Ok(jkt) = HeaderValue::try_from(proof.jkt_base64()) {
+                headers.insert(X_AUTH_DPOP_JKT, jkt);
+            }
+        }
+    }
     if let (true, Some(claims)) = (endpoint.strip_authorization, &claims) {
         headers.remove(header::AUTHORIZATION);
         // Every value reaches the MCP server: one it could not take as it is goes percent-encoded

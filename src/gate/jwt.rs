@@ -308,6 +308,11 @@ pub enum TokenError {
     MissingClaim(&'static str),
     /// Introspection (RFC 7662) answered `active: false`: revoked, expired or never issued.
     Inactive,
+    /// A DPoP-bound token (`cnf.jkt`) presented as `Bearer` (RFC 9449 §7.2: refused, or the
+    /// binding would mean nothing).
+    BoundToKey,
+    /// A token without `cnf.jkt` presented as `DPoP`: no key to hold it to.
+    NotBound,
 }
 
 impl fmt::Display for TokenError {
@@ -326,6 +331,8 @@ impl fmt::Display for TokenError {
             TokenError::WrongType => f.write_str("token type is not an access token"),
             TokenError::MissingClaim(claim) => write!(f, "token has no {claim} claim"),
             TokenError::Inactive => f.write_str("token is not active"),
+            TokenError::BoundToKey => f.write_str("token is bound to a DPoP key and needs the DPoP scheme and a proof"),
+            TokenError::NotBound => f.write_str("token is not bound to a DPoP key"),
         }
     }
 }
@@ -932,6 +939,8 @@ mod tests {
             TokenError::NotYetValid,
             TokenError::MissingClaim("exp"),
             TokenError::Inactive,
+            TokenError::BoundToKey,
+            TokenError::NotBound,
         ];
         for error in errors {
             let text = error.to_string();

@@ -454,7 +454,8 @@ fn may_refetch(last: &Mutex<Option<Instant>>) -> bool {
     }
 }
 
-fn unix_now() -> u64 {
+/// The Unix time in seconds, the clock of token and proof checks.
+pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 

@@ -357,3 +357,32 @@ async fn a_browser_may_send_a_proof() {
     .await;
     assert!(preflight.header("access-control-allow-headers").ends_with(", DPoP"));
 }
+
+#[tokio::test]
+async fn a_reload_forgets_no_proof() {
+    let mcp = McpServer::start().await;
+    let signer = Signer::ed25519("k1");
+    let auth = auth_server(&[&signer]).await;
+    let (upstream, issuer) = (mcp.url(), auth.issuer());
+    let config = |scope: &str| {
+        let args = ["--resource", support::RESOURCE, "--auth-server", &issuer, "--upstream", &upstream];
+        support::config(&[&args[..], &["--scope", scope, "--dpop", "allow"]].concat())
+    };
+    let (edge, reload) = Edge::start_reloadable(config("first")).await;
+    edge.wait_ready().await;
+    let holder = Holder::ed25519();
+    let token = bound(&signer, &auth, &holder.jkt());
+    let proof = holder.proof(&token);
+    let call = || async {
+        let authorization = format!("DPoP {token}");
+        request(edge.addr, Method::POST, "/mcp", &[("authorization", &authorization), ("dpop", &proof)]).await
+    };
+    assert_eq!(call().await.status, StatusCode::OK);
+    reload.send_replace(Some(Ok(config("second"))));
+    support::wait_until("the second configuration in service", || async {
+        edge.get(&format!("{PRM_PATH}/mcp")).await.json()["scopes_supported"] == json!(["second"])
+    })
+    .await;
+    // SECURITY: the new configuration kept the replay cache.
+    assert_refused(&call().await, "invalid_dpop_proof", "DPoP proof has been used before");
+}

@@ -28,6 +28,7 @@ use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential::{self, Scheme};
 use crate::gate::jwt::TokenError;
 use crate::gate::possession::{self, Refusal, DPOP};
+use crate::gate::replay::ReplayCache;
 use crate::gate::tokens::{self, Rejection};
 use crate::gate::{Check, Gate, Presented};
 use crate::telemetry::access::{self, Seen};
@@ -49,10 +50,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(config: &Config, upstream: &Upstream) -> Endpoint {
+    /// `replay`: the DPoP replay cache of the endpoint this one replaces, if any.
+    pub fn new(config: &Config, upstream: &Upstream, replay: Option<Arc<ReplayCache>>) -> Endpoint {
         let proto = if config.resource.origin.starts_with("https:") { "https" } else { "http" };
         Endpoint {
-            gate: Gate::new(config),
+            gate: Gate::new(config, replay),
             upstream: upstream.clone(),
             client: UpstreamClient::new(upstream, config.connect_timeout),
             forwarded_proto: HeaderValue::from_static(proto),

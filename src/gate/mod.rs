@@ -104,7 +104,8 @@ pub enum Admission {
 }
 
 impl Gate {
-    pub fn new(config: &Config) -> Gate {
+    /// `replay`: the DPoP replay cache to keep using (see [`Possession::new`]).
+    pub fn new(config: &Config, replay: Option<Arc<replay::ReplayCache>>) -> Gate {
         let check = match TokenChecker::new(config) {
             Some(checker) => Check::Tokens(Arc::new(checker)),
             None => Check::Presence,
@@ -123,7 +124,7 @@ impl Gate {
             DpopMode::Off => Schemes::Bearer,
             DpopMode::Allow | DpopMode::Require => Schemes::BearerAndDpop,
         };
-        Gate { challenges, cors, check, possession: Possession::new(config), schemes, names, fixed }
+        Gate { challenges, cors, check, possession: Possession::new(config, replay), schemes, names, fixed }
     }
 
     /// The checker, outside presence mode.

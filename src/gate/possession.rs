@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
 use http::header::HeaderMap;
 use http::HeaderName;
@@ -28,7 +29,8 @@ pub struct Possession {
     window_secs: u64,
     /// Set when `--dpop-nonce-key` is: every proof must then carry a current nonce.
     nonces: Option<Nonces>,
-    replay: ReplayCache,
+    /// Shared with the configuration this one replaced, so a reload forgets no proof.
+    replay: Arc<ReplayCache>,
     /// The public `scheme://authority` the client calls: what `htu` is built from, never the
     /// edge's own listening address.
     origin: String,
@@ -84,8 +86,9 @@ pub struct Request<'a> {
 }
 
 impl Possession {
-    /// The checks for this resource, or `None` with `--dpop off`.
-    pub fn new(config: &Config) -> Option<Possession> {
+    /// The checks for this resource, or `None` with `--dpop off`. `carried` is the replay cache
+    /// of the configuration this one replaces, if it had one for this resource.
+    pub fn new(config: &Config, carried: Option<Arc<ReplayCache>>) -> Option<Possession> {
         if config.dpop.mode == DpopMode::Off {
             return None;
         }
@@ -98,7 +101,9 @@ impl Possession {
             mode: config.dpop.mode,
             window_secs: config.dpop.iat_window_secs,
             nonces,
-            replay: ReplayCache::new(replay::DEFAULT_CAPACITY),
+            // SECURITY: a fresh cache after a reload would accept once more every proof still
+            // inside its window.
+            replay: carried.unwrap_or_else(|| Arc::new(ReplayCache::new(replay::DEFAULT_CAPACITY))),
             origin: config.resource.origin.clone(),
         })
     }
@@ -134,6 +139,11 @@ impl Possession {
         }
     }
 
+    /// The replay cache, for the configuration that replaces this one.
+    pub fn replay(&self) -> &Arc<ReplayCache> {
+        &self.replay
+    }
+
     /// A fresh nonce for a `use_dpop_nonce` answer, when nonces are required.
     pub fn nonce(&self, now: u64) -> Option<String> {
         self.nonces.as_ref().map(|nonces| nonces.issue(now))
@@ -161,7 +171,7 @@ mod tests {
         let mut args = vec!["--resource", "https://mcp.example/mcp", "--auth-server", "https://as.example"];
         args.extend(more);
         let settings = Settings::load(args.into_iter().map(String::from), |_| None).unwrap();
-        Possession::new(&Config::from_settings(&settings).unwrap()).expect("dpop is on")
+        Possession::new(&Config::from_settings(&settings).unwrap(), None).expect("dpop is on")
     }
 
     fn key(seed: u8) -> Ed25519KeyPair {

@@ -222,11 +222,14 @@ async fn require_answers_bearer_with_the_dpop_challenge() {
     assert_eq!(s.dpop(&s.token, &[&s.holder.proof(&s.token)]).await.status, StatusCode::OK);
 }
 
+/// A change to a proof's claims.
+type Edit = dyn Fn(&mut Value);
+
 #[tokio::test]
 async fn proofs_for_another_request_or_moment_are_refused() {
     let s = Setup::new("require", &[]).await;
     let token = s.token.as_str();
-    let cases: [(&str, &dyn Fn(&mut Value), &str); 6] = [
+    let cases: [(&str, &Edit, &str); 6] = [
         ("htm", &|c| c["htm"] = json!("GET"), "DPoP proof htm does not match the request method"),
         (
             "htu",

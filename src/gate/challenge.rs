@@ -212,7 +212,7 @@ mod tests {
         let allow = challenges(&["--dpop", "allow"]);
         assert_eq!(allow.missing, [bearer.clone(), dpop.clone()]);
         let require = challenges(&["--dpop", "require"]);
-        assert_eq!(require.missing, [dpop.clone()]);
+        assert_eq!(require.missing, std::slice::from_ref(&dpop));
         // The error goes on the line of the scheme used; the other is offered as it is.
         let (lines, body) = allow.invalid_proof("use_dpop_nonce", "resource server requires nonce in DPoP proof");
         let error = ", error=\"use_dpop_nonce\", error_description=\"resource server requires nonce in DPoP proof\"";

@@ -389,3 +389,16 @@ async fn a_reload_forgets_no_proof() {
     // SECURITY: the new configuration kept the replay cache.
     assert_refused(&call().await, "invalid_dpop_proof", "DPoP proof has been used before");
 }
+
+#[tokio::test]
+async fn a_malformed_dpop_credential_is_a_bad_request() {
+    let s = Setup::new("allow", &[]).await;
+    for value in ["DPoP", "DPoP two words", "DPoP bad\"quote"] {
+        let reply = s.post(&[("authorization", value)]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{value}");
+        let lines = challenges(&reply);
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.contains("error=\"invalid_request\"")), "{lines:?}");
+        assert!(reply.json()["error_description"].as_str().unwrap().contains("Bearer or DPoP"));
+    }
+}

@@ -83,8 +83,17 @@ impl Challenges {
                 })
                 .collect()
         };
-        let malformed_error =
-            ", error=\"invalid_request\", error_description=\"The Authorization header is not a valid Bearer credential\"";
+        // Where DPoP is taken the header may have meant either scheme.
+        let (malformed_error, malformed_body): (&str, &'static [u8]) = match config.dpop.mode {
+            DpopMode::Off => (
+                ", error=\"invalid_request\", error_description=\"The Authorization header is not a valid Bearer credential\"",
+                br#"{"error":"invalid_request","error_description":"The Authorization header is not a valid Bearer credential"}"#,
+            ),
+            DpopMode::Allow | DpopMode::Require => (
+                ", error=\"invalid_request\", error_description=\"The Authorization header is not a valid Bearer or DPoP credential\"",
+                br#"{"error":"invalid_request","error_description":"The Authorization header is not a valid Bearer or DPoP credential"}"#,
+            ),
+        };
         Challenges {
             missing: offered.iter().map(|(_, plain)| value(plain.clone())).collect(),
             // The scheme of a malformed header is not known: every line says what is wrong.
@@ -96,9 +105,7 @@ impl Challenges {
             missing_body: Bytes::from_static(
                 br#"{"error":"invalid_token","error_description":"This resource needs an OAuth bearer token; see WWW-Authenticate for where to get one"}"#,
             ),
-            malformed_body: Bytes::from_static(
-                br#"{"error":"invalid_request","error_description":"The Authorization header is not a valid Bearer credential"}"#,
-            ),
+            malformed_body: Bytes::from_static(malformed_body),
             offered,
         }
     }

@@ -26,13 +26,14 @@ use crate::forward::body::Body;
 use crate::forward::upload::{Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential::{self, Scheme};
-use crate::gate::jwt::TokenError;
+use crate::gate::dpop::DpopError;
+use crate::gate::jwt::{Claims, TokenError};
 use crate::gate::possession::{self, Refusal, DPOP};
 use crate::gate::replay::ReplayCache;
 use crate::gate::tokens::{self, Rejection};
 use crate::gate::{Check, Gate, Presented};
 use crate::telemetry::access::{self, Seen};
-use crate::telemetry::metrics::{Limit, TokenRejection};
+use crate::telemetry::metrics::{Limit, Metrics, TokenRejection};
 use crate::telemetry::request_id::{self, X_REQUEST_ID};
 use crate::telemetry::Telemetry;
 
@@ -188,7 +189,9 @@ async fn exchange(
         Check::Presence => None,
     };
     // RFC 9449: a bound token only with a proof of its key, and a DPoP token only with one.
-    let proven = match (used, &claims) {
+    // What is kept is the thumbprint's header value alone: nothing of the proof is held across
+    // the exchange with the MCP server.
+    let proven_jkt = match (used, &claims) {
         // SECURITY: a DPoP-bound token as a bearer token would make the binding mean nothing
         // (§7.2); refused whatever the mode.
         (Scheme::Bearer, Some(claims)) if claims.jkt.is_some() => {
@@ -196,34 +199,10 @@ async fn exchange(
             return own(gate.refuse(origin.as_ref(), used, &Rejection::Invalid(TokenError::BoundToKey)));
         }
         (Scheme::Bearer, _) => None,
-        (Scheme::Dpop, claims) => {
-            let now = tokens::unix_now();
-            // SECURITY: the gate lets DPoP through only where it checks proofs and tokens; fail
-            // closed should that ever not hold.
-            let (Some(possession), Some(claims), Some(token)) = (&gate.possession, claims, token) else {
-                metrics.token_rejected(TokenRejection::Invalid);
-                let rejection = Rejection::Invalid(TokenError::NotBound);
-                return own(gate.refuse(origin.as_ref(), used, &rejection));
-            };
-            let asked = possession::Request {
-                headers: request.headers(),
-                method: request.method().as_str(),
-                path: request.uri().path(),
-                token,
-                jkt: claims.jkt.as_deref(),
-            };
-            match possession.check(asked, now) {
-                Ok(proof) => Some(proof),
-                Err(refusal) => {
-                    metrics.token_rejected(match refusal {
-                        Refusal::NotBound => TokenRejection::Invalid,
-                        Refusal::ReplayCacheFull => TokenRejection::DpopReplayFull,
-                        Refusal::Proof(_) | Refusal::KeyMismatch => TokenRejection::DpopProof,
-                    });
-                    return own(gate.refuse_proof(origin.as_ref(), &refusal, now));
-                }
-            }
-        }
+        (Scheme::Dpop, claims) => match prove(gate, metrics, origin.as_ref(), &request, (token, claims.as_deref())) {
+            Proven::Key(jkt) => Some(jkt),
+            Proven::Refused(answer) => return own(answer),
+        },
     };
     // The host the client asked for, as the gate's screen read it: the target's authority (HTTP/2
     // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
@@ -240,10 +219,8 @@ async fn exchange(
         // possession was shown, and of which key, instead. `Authorization: DPoP <token>` goes
         // on as it came (unless stripped below).
         headers.remove(DPOP);
-        if let Some(proof) = &proven {
-            if let Ok(jkt) = HeaderValue::try_from(proof.jkt_base64()) {
-                headers.insert(X_AUTH_DPOP_JKT, jkt);
-            }
+        if let Some(jkt) = proven_jkt {
+            headers.insert(X_AUTH_DPOP_JKT, jkt);
         }
     }
     if let (true, Some(claims)) = (endpoint.strip_authorization, &claims) {
@@ -288,6 +265,54 @@ async fn exchange(
             own(gate.cors.on_error(origin.as_ref(), answer::gateway_timeout()))
         }
     }
+}
+
+/// The DPoP checks of a request presented with `Authorization: DPoP` whose token was accepted:
+/// the thumbprint of the key it proved possession of, as a header value, or the refusal.
+fn prove(
+    gate: &Gate,
+    metrics: &Metrics,
+    origin: Option<&HeaderValue>,
+    request: &Request<Incoming>,
+    (token, claims): (Option<&[u8]>, Option<&Claims>),
+) -> Proven {
+    // SECURITY: the gate lets DPoP through only where it checks proofs and tokens; fail closed
+    // should that ever not hold.
+    let (Some(possession), Some(claims), Some(token)) = (&gate.possession, claims, token) else {
+        metrics.token_rejected(TokenRejection::Invalid);
+        return Proven::Refused(gate.refuse(origin, Scheme::Dpop, &Rejection::Invalid(TokenError::NotBound)));
+    };
+    let now = tokens::unix_now();
+    let asked = possession::Request {
+        headers: request.headers(),
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        token,
+        jkt: claims.jkt.as_deref(),
+    };
+    match possession.check(asked, now) {
+        // Base64url text is always a valid header value.
+        Ok(proof) => match HeaderValue::try_from(proof.jkt_base64()) {
+            Ok(jkt) => Proven::Key(jkt),
+            Err(_) => Proven::Refused(gate.refuse_proof(origin, &Refusal::Proof(DpopError::Malformed("jkt")), now)),
+        },
+        Err(refusal) => {
+            metrics.token_rejected(match refusal {
+                Refusal::NotBound => TokenRejection::Invalid,
+                Refusal::ReplayCacheFull => TokenRejection::DpopReplayFull,
+                Refusal::Proof(_) | Refusal::KeyMismatch => TokenRejection::DpopProof,
+            });
+            Proven::Refused(gate.refuse_proof(origin, &refusal, now))
+        }
+    }
+}
+
+/// What [`prove`] found.
+enum Proven {
+    /// Possession of the token's key was shown: its thumbprint, as `X-Auth-Dpop-Jkt` says it.
+    Key(HeaderValue),
+    /// Refused, with the answer.
+    Refused(Answer),
 }
 
 /// The 413 for a body over `--max-body-bytes`.

@@ -506,6 +506,96 @@ fn loopback(c: &mut Criterion) {
     group.finish();
 }
 
+/// A ~1 KiB `tools/call` as the 2026-07-28 SDKs send it: `_meta` with the per-request protocol
+/// fields, a few arguments.
+fn tools_call_body() -> Vec<u8> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call", "params": {
+        "name": "search_issues",
+        "arguments": {"query": "label:bug state:open sort:updated-desc", "repository": "example/service",
+            "limit": 50, "include_closed": false, "fields": ["title", "labels", "assignees", "updated_at"],
+            "context": "The user asked for the open bugs touched this week, newest first, to plan the triage."},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "progressToken": "p-42",
+            "io.modelcontextprotocol/clientInfo": {"name": "ExampleClient", "version": "2.4.0"},
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}, "sampling": {},
+                "roots": {"listChanged": true}, "extensions": {"io.modelcontextprotocol/ui":
+                    {"mimeTypes": ["text/html;profile=mcp-app"]}}},
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"}}});
+    let mut bytes = serde_json::to_vec_pretty(&body).expect("serialisable");
+    bytes.resize(bytes.len().max(1024), b' ');
+    bytes
+}
+
+/// The MCP operation extractor on a real body and on hostile ones, and the policy's decision
+/// over 20 rules (the deciding rule last, a scope shortfall, a default).
+fn mcp(c: &mut Criterion) {
+    use mcp_auth_edge::config::policy::Policy;
+    use mcp_auth_edge::mcp::decide::{decide, Verdict};
+    use mcp_auth_edge::mcp::{headers, jsonrpc, Call};
+
+    let body = tools_call_body();
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a","arguments":{}{}}}}}"#,
+        "[".repeat(64 * 1024),
+        "]".repeat(64 * 1024)
+    );
+    let many_keys: String = (0..4096).map(|i| format!(r#""k{i}":{i},"#)).collect();
+    let many_keys = format!(r#"{{"jsonrpc":"2.0","method":"ping","params":{{{many_keys}"k0":0}}}}"#);
+    let batch = format!(
+        "[{}]",
+        vec![r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}"#; 1000].join(",")
+    );
+    let cases: [(&str, &[u8]); 4] = [
+        ("tools_call_1k", &body),
+        ("deep_arguments_128k", deep.as_bytes()),
+        ("duplicate_after_4096_keys", many_keys.as_bytes()),
+        ("batch_1000", batch.as_bytes()),
+    ];
+    let mut group = c.benchmark_group("mcp_extract");
+    for (name, bytes) in cases {
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(name, |b| b.iter(|| jsonrpc::extract(black_box(bytes)).map(|b| b.messages().len())));
+    }
+    group.finish();
+
+    let extracted = jsonrpc::extract(&body).expect("the body is a tools/call");
+    let operation = extracted.messages()[0].operation().expect("a request");
+    let mirrored = headers::mirror(operation).expect("a 2026-07-28 request");
+    let mut group = c.benchmark_group("mcp_headers");
+    group.bench_function("read_and_agree", |b| {
+        b.iter(|| match headers::read(black_box(&mirrored)) {
+            Ok(headers::Source::Headers(announced)) => headers::agree(&announced, black_box(&extracted)).is_ok(),
+            _ => false,
+        })
+    });
+    group.finish();
+
+    let mut rules: Vec<serde_json::Value> = (0..19)
+        .map(|i| serde_json::json!({"method": "tools/call", "name": format!("tool_{i}_*"), "scopes": [format!("mcp:t{i}")]}))
+        .collect();
+    rules.push(serde_json::json!({"method": "tools/call", "name": "search_*", "scopes": ["mcp:read"],
+        "claims": [{"claim": "groups", "contains": "dev"}]}));
+    let policy = serde_json::json!({"default": "deny", "rules": rules,
+        "implies": {"mcp:admin": ["mcp:write"], "mcp:write": ["mcp:read"]}});
+    let policy = Policy::parse(&policy, "policy").expect("the bench policy is valid");
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"sub":"u1","groups":["ops","dev"]}"#).expect("claims");
+    let held = vec!["openid".to_string(), "mcp:admin".to_string()];
+    let search = Call { method: "tools/call", target: Some("search_issues") };
+    assert_eq!(decide(&policy, search, &held, &claims, &[]), Verdict::Allow { rule: Some(19) });
+    let cases = [
+        ("allow_by_rule_20_implied", search, held.clone()),
+        ("deny_scope_rule_1", Call { method: "tools/call", target: Some("tool_0_x") }, held.clone()),
+        ("deny_default", Call { method: "tools/list", target: None }, held),
+    ];
+    let mut group = c.benchmark_group("mcp_decide_20_rules");
+    for (name, call, held) in &cases {
+        group.bench_function(*name, |b| {
+            b.iter(|| decide(black_box(&policy), black_box(*call), black_box(held), &claims, &[]))
+        });
+    }
+    group.finish();
+}
+
 fn short() -> Criterion {
     Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1))
 }
@@ -513,6 +603,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = classify, if_none_match, validate, respond, jwt, loopback
+    targets = classify, if_none_match, validate, respond, jwt, loopback, mcp
 }
 criterion_main!(benches);

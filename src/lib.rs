@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | 0 | [`config`] | flags, environment and JSON file, validated into one [`config::Config`] of plain values |
 //! | 1 | [`common`] | route classification, conditional requests, JSON answers, forwarding headers, connection activity, the date, the outbound client |
+//! | 1 | [`mcp`] | MCP operations from the JSON-RPC body or the `Mcp-*` headers, their agreement, the policy's verdict (pure; not wired yet) |
 //! | 1 | [`shutdown`] | the shutdown signal everything that stops waits on |
 //! | 2 | [`telemetry`] | log lines, metrics, request ids, the access log |
 //! | 3 | [`serve`] | listeners, the accept loop and its limits, the watchdog, TLS |
@@ -22,6 +23,7 @@ pub mod config;
 pub mod discovery;
 pub mod forward;
 pub mod gate;
+pub mod mcp;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

@@ -11,10 +11,8 @@
 #[path = "../benches/floor_service.rs"]
 mod floor_service;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,37 +22,11 @@ use mcp_auth_edge::config::Config;
 use mcp_auth_edge::config::Settings;
 use mcp_auth_edge::shutdown;
 
-/// Counts allocations and reallocations, then hands every call to the system allocator.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which upholds the
-// `GlobalAlloc` contract; the only addition is a relaxed atomic increment, which neither
-// allocates nor touches the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 const ISSUER: &str = "https://as.example";
 const AS_PATH: &str = "/.well-known/oauth-authorization-server";
@@ -138,11 +110,11 @@ fn request(method: &str, path: &str, extra_headers: &str) -> Vec<u8> {
 fn per_request(addr: SocketAddr, request: &[u8], status: &str) -> f64 {
     let mut client = Client::connect(addr, request);
     let mut window = |requests: u64| {
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = counting::allocations();
         for _ in 0..requests {
             client.exchange(status);
         }
-        ALLOCATIONS.load(Ordering::SeqCst) - before
+        counting::allocations() - before
     };
     window(WARM_UP);
     let once = window(N);

@@ -30,6 +30,8 @@ const EVENT_2: &str = "id: 2\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":
 /// The edge in jwt mode in front of a fresh MCP server, and a valid token for it.
 struct Setup {
     _auth: Upstream,
+    key: Signer,
+    issuer: String,
     mcp: McpServer,
     edge: Edge,
     bearer: String,
@@ -55,7 +57,33 @@ impl Setup {
         args.extend_from_slice(extra);
         let edge = Edge::ready_for(&auth, &args).await;
         let bearer = format!("Bearer {}", key.sign(&claims(&auth.issuer())));
-        Setup { _auth: auth, mcp, edge, bearer }
+        let issuer = auth.issuer();
+        Setup { _auth: auth, key, issuer, mcp, edge, bearer }
+    }
+
+    /// An SSE stream through the edge, opened with a token that expires at `exp` (Unix seconds),
+    /// once the MCP server has sent `first`: its upstream end, the client's body, and the
+    /// client connection's task (the connection lives while it does).
+    async fn stream_until(&self, exp: u64, first: &str) -> (EventStream, Incoming, JoinHandle<()>) {
+        let (mut sender, connection) = h1::<Empty<Bytes>>(self.edge.addr).await;
+        let request = self.sse_until(exp);
+        let pending = tokio::spawn(async move { sender.send_request(request).await });
+        let stream = self.mcp.next_stream().await;
+        assert!(stream.send(first).await);
+        let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
+        (stream, response.into_body(), connection)
+    }
+
+    /// An SSE request with a token that expires at `exp` (Unix seconds).
+    fn sse_until(&self, exp: u64) -> Request<Empty<Bytes>> {
+        let mut claims = claims(&self.issuer);
+        claims["exp"] = exp.into();
+        Request::get("http://mcp.example.com/mcp")
+            .header("host", "mcp.example.com")
+            .header("authorization", format!("Bearer {}", self.key.sign(&claims)))
+            .header("accept", "text/event-stream")
+            .body(Empty::new())
+            .expect("a request")
     }
 
     /// A request to the edge, with the token.
@@ -341,6 +369,43 @@ async fn a_quiet_stream_outlives_the_upstream_timeout() {
         assert_eq!(next_data(&mut body).await, EVENT_2.as_bytes());
     }
     assert_eq!(s.edge.metric("mcp_auth_edge_upstream_timeouts_total").await, 0.0);
+}
+
+/// Waits until the Unix clock has passed `secs`.
+async fn past(secs: u64) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    tokio::time::sleep(Duration::from_secs(secs + 1).saturating_sub(now)).await;
+}
+
+/// A stream opened with a token ends when the token expires (`--token-leeway 0` here), between
+/// two events, cleanly, so the client reconnects with a fresh token; the MCP server's side is
+/// released and the end counted.
+#[tokio::test]
+async fn a_stream_ends_between_events_when_its_token_expires() {
+    let s = Setup::new(&["--token-leeway", "0"]).await;
+    let exp = support::jwt::now() + 3;
+    let (stream, mut body, _connection) = s.stream_until(exp, EVENT_1).await;
+    assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes(), "the stream flows while the token is valid");
+    past(exp).await;
+    let end = within(PATIENCE, "the end of the stream", body.frame()).await;
+    assert!(end.is_none(), "a clean end, not an error: {end:?}");
+    within(CANCEL_WITHIN, "the MCP server's stream released", stream.closed()).await;
+    assert_eq!(s.edge.metric("mcp_auth_edge_streams_ended_total{reason=\"expired\"}").await, 1.0);
+}
+
+/// An event under way when the token expires is let through whole; then the stream ends.
+#[tokio::test]
+async fn an_event_under_way_at_expiry_is_finished_first() {
+    let s = Setup::new(&["--token-leeway", "0"]).await;
+    let exp = support::jwt::now() + 3;
+    let (head, tail) = EVENT_2.split_at(20);
+    let (stream, mut body, _connection) = s.stream_until(exp, head).await;
+    assert_eq!(next_data(&mut body).await, head.as_bytes());
+    past(exp).await;
+    assert!(stream.send(tail).await);
+    assert_eq!(next_data(&mut body).await, tail.as_bytes(), "the rest of the event");
+    let end = within(PATIENCE, "the end of the stream", body.frame()).await;
+    assert!(end.is_none(), "then a clean end: {end:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! The layers of `src/`, checked on every `cargo test`: this is how CI keeps the structure.
 //!
 //! Each top-level module (`src/<name>/mod.rs` or `src/<name>.rs`) has a rank, lowest first:
-//! `config` 0; `common`, `shutdown` 1; `telemetry` 2; `serve`, `gate` 3; `discovery`,
+//! `config` 0; `common`, `mcp`, `shutdown` 1; `telemetry` 2; `serve`, `gate` 3; `discovery`,
 //! `forward` 4; `app` 5. `src/lib.rs` and `src/main.rs` are exempt.
 //!
 //! 1. A module may use `crate::<other>` only when the other ranks strictly lower: no upward
@@ -20,8 +20,14 @@ use std::fs;
 use std::path::Path;
 
 /// The layers, lowest first; a module's rank is the index of its layer.
-const LAYERS: &[&[&str]] =
-    &[&["config"], &["common", "shutdown"], &["telemetry"], &["serve", "gate"], &["discovery", "forward"], &["app"]];
+const LAYERS: &[&[&str]] = &[
+    &["config"],
+    &["common", "mcp", "shutdown"],
+    &["telemetry"],
+    &["serve", "gate"],
+    &["discovery", "forward"],
+    &["app"],
+];
 /// The `#[macro_export]` macros, which live at the crate root but belong to `telemetry`.
 const MACROS: &[&str] = &["info", "warn", "error"];
 const EXEMPT: &[&str] = &["lib.rs", "main.rs"];

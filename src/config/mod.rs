@@ -3,6 +3,8 @@
 //!
 //! Precedence is flag over environment over file. Each raw value remembers where it came from,
 //! so an error names the exact flag, variable or file key the operator has to fix.
+//!
+//! [`policy`] holds the MCP authorization policy's values; no setting reads it yet.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use http::Uri;
 
+pub mod policy;
 mod settings;
 mod values;
 
@@ -53,6 +56,11 @@ pub struct Config {
     pub hosts: Hosts,
     /// What a JWT access token's `typ` header must say.
     pub jwt_typ: JwtTyp,
+    /// Clock skew allowed on a token's `exp`, `nbf` and `iat`; a stream its token opened ends at
+    /// `exp` plus this.
+    pub token_leeway: Duration,
+    /// Whether 2025-11-25 session ids are bound to the caller that was given them.
+    pub sessions: SessionBinding,
     pub strip_authorization: bool,
     /// DPoP (RFC 9449): whether proof-of-possession tokens are accepted or required.
     pub dpop: Dpop,
@@ -96,6 +104,29 @@ pub struct HostName {
     pub host: String,
     pub port: Option<u16>,
 }
+
+/// Whether the `Mcp-Session-Id` an MCP server gives (protocol revision 2025-11-25) is bound to
+/// the caller it was given to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionBinding {
+    /// Passed as it is, both ways.
+    Off,
+    /// Wrapped with a MAC over the id and the caller under the first key; any key unwraps.
+    Keyed(Secrets),
+}
+
+/// Secret keys, at least [`MIN_SECRET_LEN`] bytes each. `Debug` shows how many, never the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secrets(pub Vec<String>);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets(<{} hidden>)", self.0.len())
+    }
+}
+
+/// The shortest secret key accepted: 256 bits, the strength of the MAC's hash.
+pub const MIN_SECRET_LEN: usize = 32;
 
 /// How strictly a JWT access token's `typ` header is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -417,6 +448,26 @@ fn origins(s: &Settings, resource: &Resource) -> Result<Origins, ConfigError> {
     Ok(Origins::Listed(listed))
 }
 
+/// `--session-key`: each at least [`MIN_SECRET_LEN`] bytes (never repeated in an error), and only
+/// where the edge checks tokens: a session is bound to the caller a checked token names.
+fn session_binding(s: &Settings, token_check: &TokenCheck) -> Result<SessionBinding, ConfigError> {
+    let keys = s.many("session_key");
+    let Some((origin, _)) = keys.first() else {
+        return Ok(SessionBinding::Off);
+    };
+    if *token_check == TokenCheck::Presence {
+        return Err(invalid(
+            origin,
+            "<hidden>",
+            "needs --token-check jwt or introspect: a session is bound to the caller a checked token names",
+        ));
+    }
+    if keys.iter().any(|(_, key)| key.len() < MIN_SECRET_LEN) {
+        return Err(invalid(origin, "<hidden>", "each key must be at least 32 bytes (e.g. openssl rand -base64 48)"));
+    }
+    Ok(SessionBinding::Keyed(Secrets(keys.iter().map(|(_, key)| key.to_string()).collect())))
+}
+
 /// `--host-alias`: the resource's own host and port, then each alias; `*` turns the check off.
 fn hosts(s: &Settings, resource: &Resource) -> Result<Hosts, ConfigError> {
     let own = resource_host(resource).ok_or(ConfigError::Missing("resource"))?;
@@ -574,6 +625,11 @@ impl Config {
         let audiences = s.many("audience").into_iter().map(|(_, a)| a.to_string()).collect();
         let cors_origins = origins(s, &resource)?;
         let hosts = hosts(s, &resource)?;
+        let sessions = session_binding(s, &token_check)?;
+        let token_leeway = match s.one("token_leeway") {
+            Some((o, v)) => seconds(o, v, 0.0..=3600.0, "must be a number of seconds from 0 to 3600")?,
+            None => Duration::from_secs(60),
+        };
         let jwt_typ = match s.values.get("require_at_jwt") {
             Some((o, Raw::One(v))) if parse_bool(o, v)? => JwtTyp::AtJwt,
             _ => JwtTyp::Lenient,
@@ -618,6 +674,8 @@ impl Config {
             cors_origins,
             hosts,
             jwt_typ,
+            sessions,
+            token_leeway,
             strip_authorization,
             dpop,
             token_check,
@@ -811,6 +869,21 @@ mod tests {
         }
         let c = load(&["--resource", "http://127.0.0.1:8080/mcp", "--auth-server", "https://a.example"], &[]);
         assert_eq!(c.unwrap().hosts, Hosts::Listed(vec![alias("127.0.0.1", Some(8080))]));
+    }
+
+    #[test]
+    fn session_keys_are_long_hidden_and_need_checked_tokens() {
+        assert_eq!(load(BASE, &[]).unwrap().sessions, SessionBinding::Off);
+        let key = "k".repeat(32);
+        let c = load(&[BASE, &["--session-key", &key]].concat(), &[]).unwrap();
+        assert_eq!(c.sessions, SessionBinding::Keyed(Secrets(vec![key.clone()])));
+        assert!(!format!("{c:?}").contains(&key), "the key is not printed");
+        let c = load(BASE, &[("MCP_AUTH_EDGE_SESSION_KEY", &format!("{key} {}", "n".repeat(40)))]).unwrap();
+        assert!(matches!(c.sessions, SessionBinding::Keyed(Secrets(keys)) if keys.len() == 2));
+        let e = load(&[BASE, &["--session-key", "short"]].concat(), &[]).unwrap_err();
+        assert!(e.to_string().contains("at least 32 bytes") && !e.to_string().contains("short\""), "{e}");
+        let e = load(&[BASE, &["--session-key", &key, "--token-check", "presence"]].concat(), &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { source: Origin::Flag("session_key"), .. }), "{e}");
     }
 
     #[test]

@@ -38,6 +38,11 @@ const KEYS: &[Key] = &[
         "SECS",
         "how long an active introspection answer is trusted (default 60; 0: never)",
     ),
+    Key::value(
+        "token_leeway",
+        "SECS",
+        "clock skew allowed on a token's exp, nbf and iat; a stream ends at exp plus this (default 60)",
+    ),
     Key::list("audience", "AUD", "an accepted token audience besides --resource (repeatable)"),
     Key::list("required_scope", "SCOPE", "a scope every token must carry (repeatable)"),
     Key::list(
@@ -49,6 +54,11 @@ const KEYS: &[Key] = &[
         "host_alias",
         "HOST",
         "another Host the MCP endpoint answers to besides the resource's (repeatable; HOST or HOST:PORT; * for any)",
+    ),
+    Key::list(
+        "session_key",
+        "SECRET",
+        "binds 2025-11-25 session ids to their caller (repeatable: the first signs; 32+ bytes; prefer the env)",
     ),
     Key::flag("require_at_jwt", "refuse JWT access tokens whose typ is not at+jwt (RFC 9068 section 2.1)"),
     Key::flag(
@@ -96,6 +106,7 @@ const PER_RESOURCE: &[&str] = &[
     "audience",
     "required_scope",
     "cors_origin",
+    "session_key",
     "require_at_jwt",
     "strip_authorization",
     "dpop",
@@ -113,6 +124,7 @@ pub(super) const INHERITED: &[&str] = &[
     "upstream_timeout",
     "max_body_bytes",
     "host_alias",
+    "token_leeway",
 ];
 
 const ENV_PREFIX: &str = "MCP_AUTH_EDGE_";

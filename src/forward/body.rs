@@ -9,6 +9,7 @@ use http_body::Frame;
 use http_body_util::Full;
 
 use crate::common::activity::Streaming;
+use crate::forward::expiry::{Expiring, StreamError};
 use crate::forward::pool::UpstreamBody;
 
 pub enum Body {
@@ -16,6 +17,8 @@ pub enum Body {
     /// A forwarded response, streamed as it arrives. The guard tells the connection's idle
     /// watchdog that a response is still flowing.
     Upstream(UpstreamBody, Streaming),
+    /// A forwarded stream that ends when the token that opened it expires.
+    Expiring(Box<Expiring>),
 }
 
 impl Body {
@@ -26,12 +29,13 @@ impl Body {
 
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = StreamError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
         match self.get_mut() {
             Body::Full(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
-            Body::Upstream(body, _) => Pin::new(body).poll_frame(cx),
+            Body::Upstream(body, _) => Pin::new(body).poll_frame(cx).map_err(StreamError::Upstream),
+            Body::Expiring(body) => body.poll_frame(cx),
         }
     }
 
@@ -39,6 +43,7 @@ impl http_body::Body for Body {
         match self {
             Body::Full(full) => full.is_end_stream(),
             Body::Upstream(body, _) => body.is_end_stream(),
+            Body::Expiring(body) => body.is_end_stream(),
         }
     }
 
@@ -46,6 +51,7 @@ impl http_body::Body for Body {
         match self {
             Body::Full(full) => full.size_hint(),
             Body::Upstream(body, _) => body.size_hint(),
+            Body::Expiring(body) => body.size_hint(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the main listener's response body.
 
 pub mod body;
+pub mod expiry;
 pub mod pool;
 pub mod proxy;
 pub mod upload;

@@ -21,15 +21,18 @@ use crate::common::forwarding::{
     X_AUTH_SCOPES, X_AUTH_SUBJECT,
 };
 use crate::common::route::Route;
-use crate::config::{Config, Upstream};
+use crate::config::{Config, SessionBinding, Upstream};
 use crate::forward::body::Body;
+use crate::forward::expiry::{self, Expiring};
 use crate::forward::upload::{Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential::{self, Scheme};
 use crate::gate::dpop::DpopError;
 use crate::gate::jwt::{Claims, TokenError};
+use crate::gate::keyring::KeyRing;
 use crate::gate::possession::{self, Refusal, DPOP};
 use crate::gate::replay::ReplayCache;
+use crate::gate::session::{self, Binding, MCP_SESSION_ID};
 use crate::gate::tokens::{self, Rejection};
 use crate::gate::{Check, Gate, Presented};
 use crate::telemetry::access::{self, Seen};
@@ -48,7 +51,18 @@ pub struct Endpoint {
     strip_authorization: bool,
     /// `--max-body-bytes`: the largest body forwarded.
     max_body_bytes: u64,
+    /// `--session-key`: 2025-11-25 session ids bound to their caller; `None` passes them as
+    /// they are.
+    sessions: Option<Binding>,
+    /// `--token-leeway`: a stream ends this long after its token's `exp`.
+    token_leeway: Duration,
 }
+
+/// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
+/// form MCP SDK servers use, so clients treat them as they treat their own server's.
+const BODY_SESSION_404: &[u8] = br#"{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}"#;
+const BODY_SESSION_400: &[u8] =
+    br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: more than one Mcp-Session-Id"},"id":null}"#;
 
 impl Endpoint {
     /// `replay`: the DPoP replay cache of the endpoint this one replaces, if any.
@@ -62,6 +76,14 @@ impl Endpoint {
             response_timeout: config.upstream_timeout,
             strip_authorization: config.strip_authorization,
             max_body_bytes: config.limits.max_body_bytes,
+            token_leeway: config.token_leeway,
+            sessions: match &config.sessions {
+                SessionBinding::Off => None,
+                SessionBinding::Keyed(secrets) => {
+                    let keys = KeyRing::new(&secrets.0).expect("the configuration checked there are keys, long enough");
+                    Some(Binding::new(keys, &config.issuer.url))
+                }
+            },
         }
     }
 }
@@ -76,6 +98,8 @@ struct Found {
     /// The client's first `X-Request-Id`, and how many it sent.
     request_id: Option<HeaderValue>,
     request_ids: usize,
+    /// How many `Mcp-Session-Id` lines the client sent.
+    session_ids: usize,
     /// What the forwarding headers' rewrite needs to know.
     present: Present,
 }
@@ -99,6 +123,8 @@ impl Found {
             } else if name == X_REQUEST_ID {
                 found.request_ids += 1;
                 first(&mut found.request_id, value);
+            } else if name == MCP_SESSION_ID {
+                found.session_ids += 1;
             } else {
                 found.present.note(name);
             }
@@ -204,6 +230,17 @@ async fn exchange(
             Proven::Refused(answer) => return own(answer),
         },
     };
+    // SECURITY: a session id reaches the MCP server only from the caller it was given to.
+    if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
+        let (subject, client) = (claims.subject.as_deref(), claims.client_id.as_deref());
+        if let Err(refused) = binding.admit(request.headers_mut(), found.session_ids, subject, client) {
+            let answer = match refused {
+                session::Refused::Repeated => answer::json_error(http::StatusCode::BAD_REQUEST, BODY_SESSION_400, 3),
+                session::Refused::Unknown(_) => answer::json_error(http::StatusCode::NOT_FOUND, BODY_SESSION_404, 3),
+            };
+            return own(gate.cors.on_error(origin.as_ref(), answer));
+        }
+    }
     // The host the client asked for, as the gate's screen read it: the target's authority (HTTP/2
     // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
     let authority = request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
@@ -246,10 +283,33 @@ async fn exchange(
     let send = std::pin::pin!(endpoint.client.send(&endpoint.upstream, request));
     match answer_within(endpoint.response_timeout, &progress, send).await {
         Some(Ok(mut response)) => {
+            if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
+                let (subject, client) = (claims.subject.as_deref(), claims.client_id.as_deref());
+                if let Err(e) = binding.give(response.headers_mut(), subject, client) {
+                    metrics.upstream_failed(false);
+                    crate::warn!("upstream answer refused: {e}");
+                    return own(gate.cors.on_error(origin.as_ref(), answer::bad_gateway()));
+                }
+            }
             strip_hop_by_hop(response.headers_mut());
             gate.cors.forwarded(origin.as_ref(), response.headers_mut());
             metrics.upstream(response.status(), sent.elapsed());
-            response.map(|body| Body::Upstream(body, streaming))
+            // A streaming answer ends with the token that opened it; a body of known length
+            // ends by itself and costs no clock read here.
+            let exact = http_body::Body::size_hint(response.body()).exact();
+            let ends = match (expiry::streams(response.headers(), exact), &claims) {
+                (Some(kind), Some(claims)) => {
+                    let left =
+                        expiry::time_left(claims.expires_at, endpoint.token_leeway, std::time::SystemTime::now());
+                    left.map(|left| (kind, left))
+                }
+                _ => None,
+            };
+            let metrics = Arc::clone(metrics);
+            response.map(|body| match ends {
+                Some((kind, left)) => Body::Expiring(Box::new(Expiring::new(body, streaming, kind, left, metrics))),
+                None => Body::Upstream(body, streaming),
+            })
         }
         // The upload went over the limit before the MCP server answered: the upstream request
         // was aborted (and the limit counted), and the client is told why. Had the MCP server

@@ -114,6 +114,77 @@ pub fn unwrap(keys: &KeyRing, presented: &[u8], caller: &Caller) -> Result<Vec<u
     Ok(id)
 }
 
+/// A resource's session binding, made once from its configuration: the keys, and the issuer
+/// every caller's tokens come from.
+#[derive(Debug)]
+pub struct Binding {
+    keys: KeyRing,
+    issuer: Box<str>,
+}
+
+/// The field the MCP server names its session in (2025-11-25 Streamable HTTP).
+pub const MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
+
+/// Why a request's session id did not reach the MCP server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// More than one `Mcp-Session-Id` line: which one would the MCP server read?
+    Repeated,
+    /// Not one this edge gave this caller: the spec's answer for an unknown session, 404.
+    Unknown(SessionError),
+}
+
+impl Binding {
+    pub fn new(keys: KeyRing, issuer: &str) -> Binding {
+        Binding { keys, issuer: issuer.into() }
+    }
+
+    fn caller<'a>(&'a self, subject: Option<&'a str>, client_id: Option<&'a str>) -> Caller<'a> {
+        Caller { issuer: &self.issuer, subject, client_id }
+    }
+
+    /// On the way in: the presented session id (if any; `lines` is how many) replaced by the MCP
+    /// server's own, when this caller was given it.
+    pub fn admit(
+        &self,
+        headers: &mut http::HeaderMap,
+        lines: usize,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<(), Refused> {
+        match lines {
+            0 => return Ok(()),
+            1 => {}
+            _ => return Err(Refused::Repeated),
+        }
+        let presented = headers.get(MCP_SESSION_ID).map(|v| v.as_bytes()).unwrap_or_default();
+        let id = unwrap(&self.keys, presented, &self.caller(subject, client_id)).map_err(Refused::Unknown)?;
+        // The id was checked as visible ASCII when it was wrapped, and the MAC vouches for it.
+        let id = http::HeaderValue::from_bytes(&id).map_err(|_| Refused::Unknown(SessionError::Malformed))?;
+        headers.insert(MCP_SESSION_ID, id);
+        Ok(())
+    }
+
+    /// On the way out: the MCP server's session id (if it sent one) replaced by the id bound to
+    /// this caller. An id that cannot be wrapped is not passed on unbound.
+    pub fn give(
+        &self,
+        headers: &mut http::HeaderMap,
+        subject: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<(), BadServerId> {
+        let mut ids = headers.get_all(MCP_SESSION_ID).iter();
+        let Some(id) = ids.next() else { return Ok(()) };
+        if ids.next().is_some() {
+            return Err(BadServerId);
+        }
+        let wrapped = wrap(&self.keys, id.as_bytes(), &self.caller(subject, client_id))?;
+        let wrapped = http::HeaderValue::try_from(wrapped).map_err(|_| BadServerId)?;
+        headers.insert(MCP_SESSION_ID, wrapped);
+        Ok(())
+    }
+}
+
 /// The id and the caller, each field length-prefixed (an absent one as a lone zero byte), so
 /// that moving bytes between fields changes the message.
 fn caller_message(id: &[u8], caller: &Caller) -> Vec<u8> {

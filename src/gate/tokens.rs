@@ -172,7 +172,7 @@ impl TokenChecker {
             expect: Expectations {
                 issuer: config.issuer.url.clone(),
                 audiences,
-                leeway_secs: jwt::DEFAULT_LEEWAY_SECS,
+                leeway_secs: config.token_leeway.as_secs(),
                 typ: config.jwt_typ,
             },
             required_scopes: config.required_scopes.clone(),

@@ -158,6 +158,8 @@ pub struct Metrics {
     connections_open: AtomicU64,
     reloads_applied: AtomicU64,
     reloads_refused: AtomicU64,
+    /// Streams the edge ended because the token that opened them expired.
+    streams_expired: AtomicU64,
 }
 
 /// The `route` label of a request.
@@ -254,6 +256,11 @@ impl Metrics {
     }
 
     /// A configuration reload put in service, or refused.
+    /// A stream ended because its token expired.
+    pub fn stream_expired(&self) {
+        self.streams_expired.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn reloaded(&self, applied: bool) {
         let counter = if applied { &self.reloads_applied } else { &self.reloads_refused };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -370,6 +377,13 @@ impl Metrics {
             "Configuration reloads, by outcome.",
             "outcome",
             [("applied", &self.reloads_applied), ("refused", &self.reloads_refused)],
+        );
+        labelled(
+            &mut out,
+            "streams_ended_total",
+            "Forwarded streams the edge ended before the MCP server did, by reason.",
+            "reason",
+            [("expired", &self.streams_expired)],
         );
         out.push_str("# HELP mcp_auth_edge_connections_open Connections open on the main listener.\n");
         out.push_str("# TYPE mcp_auth_edge_connections_open gauge\n");

@@ -40,13 +40,19 @@ pub struct Protected {
 }
 
 impl Protected {
-    /// The resource's part of the state; its metadata document is made here, once.
-    fn new(config: &Config) -> Protected {
+    /// The resource's part of the state; its metadata document is made here, once. The DPoP
+    /// replay cache of the same resource in `before` (the state a reload replaces) is kept.
+    fn new(config: &Config, before: Option<&State>) -> Protected {
+        let replay = before
+            .and_then(|state| state.resources.iter().find(|r| r.resource == config.resource.url))
+            .and_then(|protected| protected.endpoint.as_ref())
+            .and_then(|endpoint| endpoint.gate.possession.as_ref())
+            .map(|possession| Arc::clone(possession.replay()));
         Protected {
             resource: config.resource.url.clone(),
             paths: Paths::from_config(config),
             snapshots: Arc::new(Snapshots::new(snapshot::resource_metadata(config))),
-            endpoint: config.upstream.as_ref().map(|upstream| Arc::new(Endpoint::new(config, upstream))),
+            endpoint: config.upstream.as_ref().map(|upstream| Arc::new(Endpoint::new(config, upstream, replay))),
         }
     }
 
@@ -82,8 +88,14 @@ impl State {
 
     /// Builds the state for a configuration that counts and logs into `telemetry`.
     pub fn with_telemetry(config: &Config, telemetry: Arc<Telemetry>) -> State {
+        State::after(config, telemetry, None)
+    }
+
+    /// Builds the state for a configuration, keeping from `before` (the state it replaces)
+    /// what must outlive a reload: the DPoP replay caches.
+    pub fn after(config: &Config, telemetry: Arc<Telemetry>, before: Option<&State>) -> State {
         State {
-            resources: config.protected().map(Protected::new).collect(),
+            resources: config.protected().map(|resource| Protected::new(resource, before)).collect(),
             telemetry,
             headers: Headers::new(config.cache_max_age),
         }

@@ -147,7 +147,7 @@ pub fn restart_only(running: &Config, next: &Config) -> Vec<&'static str> {
 /// Builds the state for `config`, counting and logging where `running` does, and waits until
 /// it is ready to serve, up to twice the fetch timeout plus the first retry's second.
 pub async fn prime(config: &Config, running: &State) -> Result<(Arc<State>, Generation), Refused> {
-    let state = Arc::new(State::with_telemetry(config, Arc::clone(&running.telemetry)));
+    let state = Arc::new(State::after(config, Arc::clone(&running.telemetry), Some(running)));
     let mut generation = Generation::start(&state, config, None);
     let allowed = config.fetch_timeout * 2 + Duration::from_secs(1);
     let deadline = tokio::time::Instant::now() + allowed;

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,7 +18,7 @@ use crate::common::route::{self, Doc, Route};
 use crate::discovery::respond;
 use crate::forward::body::Body;
 use crate::forward::proxy::{self, Endpoint};
-use crate::gate::Admission;
+use crate::gate::{Admission, Presented};
 use crate::serve::Connection;
 use crate::telemetry::access::{self, Seen};
 
@@ -27,8 +26,8 @@ use crate::telemetry::access::{self, Seen};
 pub enum Decision {
     /// The edge's own answer, and the route it was given on (for counting and logging).
     Answered(Answer, Route),
-    /// Past the gate: to this endpoint, with the bearer token at `token` of `Authorization`.
-    Forward { endpoint: Arc<Endpoint>, token: Range<usize> },
+    /// Past the gate: to this endpoint, with the token where and as `token` says.
+    Forward { endpoint: Arc<Endpoint>, token: Presented },
 }
 
 /// Decides what to do with a request on the main listener: the whole answer for discovery,

@@ -14,6 +14,9 @@ pub const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject")
 pub const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
 /// The client the token was issued to: tokens from a client-credentials grant may have no subject.
 pub const X_AUTH_CLIENT_ID: HeaderName = HeaderName::from_static("x-auth-client-id");
+/// The RFC 7638 thumbprint of the key a DPoP request proved possession of (RFC 9449), in
+/// base64url: the token's `cnf.jkt`, which the edge checked against the proof.
+pub const X_AUTH_DPOP_JKT: HeaderName = HeaderName::from_static("x-auth-dpop-jkt");
 
 /// Fields that are hop-by-hop whether or not `Connection` names them.
 pub const HOP_BY_HOP: [HeaderName; 9] = [

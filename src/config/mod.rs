@@ -62,6 +62,8 @@ pub struct Config {
     /// Whether 2025-11-25 session ids are bound to the caller that was given them.
     pub sessions: SessionBinding,
     pub strip_authorization: bool,
+    /// DPoP (RFC 9449): whether proof-of-possession tokens are accepted or required.
+    pub dpop: Dpop,
     /// TLS on the main listener: where its certificate and key are; `None` serves cleartext.
     /// The application loads them, before any port is bound.
     pub tls: Option<TlsFiles>,
@@ -165,6 +167,100 @@ impl TokenCheck {
             TokenCheck::Presence => "presence",
         }
     }
+}
+
+/// Whether the gate takes DPoP-bound tokens (RFC 9449), `--dpop`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpopMode {
+    /// Bearer tokens only; `Authorization: DPoP` is no credential (as for any other scheme).
+    Off,
+    /// Bearer tokens, and DPoP-bound tokens with a valid proof.
+    Allow,
+    /// DPoP-bound tokens with a valid proof only.
+    Require,
+}
+
+impl DpopMode {
+    /// The mode's name, as `--dpop` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DpopMode::Off => "off",
+            DpopMode::Allow => "allow",
+            DpopMode::Require => "require",
+        }
+    }
+}
+
+/// The DPoP policy of a resource. With the mode `Off`, the other fields are their defaults:
+/// setting them then is refused, so that nothing configured goes unenforced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dpop {
+    pub mode: DpopMode,
+    /// How far a proof's `iat` may be from the edge's clock, either way, in seconds.
+    pub iat_window_secs: u64,
+    /// Keys of the stateless server nonces; with any, every proof must carry a current nonce.
+    pub nonce_keys: NonceKeys,
+}
+
+/// The default `--dpop-iat-window`.
+pub const DPOP_IAT_WINDOW_SECS: u64 = 300;
+/// The shortest `--dpop-nonce-key`: 256 bits, the strength of HMAC-SHA-256.
+pub const DPOP_NONCE_KEY_MIN_BYTES: usize = 32;
+
+impl Default for Dpop {
+    fn default() -> Dpop {
+        Dpop { mode: DpopMode::Off, iat_window_secs: DPOP_IAT_WINDOW_SECS, nonce_keys: NonceKeys::default() }
+    }
+}
+
+/// `--dpop-nonce-key` secrets, the issuing one first. `Debug` hides them, as it hides the
+/// introspection secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NonceKeys(pub Vec<Vec<u8>>);
+
+impl fmt::Debug for NonceKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SECURITY: never the key bytes.
+        write!(f, "NonceKeys({} hidden)", self.0.len())
+    }
+}
+
+/// `--dpop`, `--dpop-iat-window` and `--dpop-nonce-key`, checked against the token check:
+/// only a checked token shows the edge its `cnf.jkt`.
+fn dpop(s: &Settings, token_check: &TokenCheck) -> Result<Dpop, ConfigError> {
+    let defaults = Dpop::default();
+    let mode = match s.one("dpop") {
+        None | Some((_, "off")) => DpopMode::Off,
+        Some((_, "allow")) => DpopMode::Allow,
+        Some((_, "require")) => DpopMode::Require,
+        Some((o, v)) => return Err(invalid(o, v, "must be off, allow or require")),
+    };
+    if mode == DpopMode::Off {
+        if let Some((o, v)) = s.one("dpop_iat_window") {
+            return Err(invalid(o, v, "is used only with --dpop allow or require"));
+        }
+        if let Some((o, _)) = s.many("dpop_nonce_key").first() {
+            return Err(invalid(o, "<hidden>", "is used only with --dpop allow or require"));
+        }
+        return Ok(defaults);
+    }
+    if *token_check == TokenCheck::Presence {
+        let (o, v) = s.one("dpop").ok_or(ConfigError::Missing("dpop"))?;
+        return Err(invalid(o, v, "needs --token-check jwt or introspect: the edge must read the token's cnf.jkt"));
+    }
+    let iat_window_secs = match s.one("dpop_iat_window") {
+        Some((o, v)) => whole(o, v, 1..=3600, "must be a whole number of seconds from 1 to 3600")?,
+        None => defaults.iat_window_secs,
+    };
+    let mut keys = Vec::new();
+    for (o, key) in s.many("dpop_nonce_key") {
+        if key.len() < DPOP_NONCE_KEY_MIN_BYTES {
+            // SECURITY: the value is a secret; the message names where it came from, not what it is.
+            return Err(invalid(o, "<hidden>", "must be at least 32 bytes"));
+        }
+        keys.push(key.as_bytes().to_vec());
+    }
+    Ok(Dpop { mode, iat_window_secs, nonce_keys: NonceKeys(keys) })
 }
 
 /// Where authenticated requests go: an `http` or `https` origin, parsed once.
@@ -561,6 +657,7 @@ impl Config {
                     "needs --token-check jwt or introspect: only checked tokens have a subject and scopes to pass on",
             });
         }
+        let dpop = dpop(s, &token_check)?;
         let tls = match (s.one("tls_cert"), s.one("tls_key")) {
             (None, None) => None,
             (Some(_), None) => return Err(ConfigError::MissingFor { name: "tls_key", by: "--tls-cert" }),
@@ -591,6 +688,7 @@ impl Config {
             sessions,
             token_leeway,
             strip_authorization,
+            dpop,
             token_check,
             audiences,
             required_scopes,
@@ -888,6 +986,54 @@ mod tests {
         }
         let e = load(&[BASE, &["--max-header-bytes", "4096"]].concat(), &[]).unwrap_err().to_string();
         assert!(e.starts_with("invalid --max-header-bytes \"4096\": must be a whole number of bytes from 8192"), "{e}");
+    }
+
+    #[test]
+    fn dpop_modes_and_their_settings() {
+        let up = ["--upstream", "http://127.0.0.1:3000"];
+        assert_eq!(load(BASE, &[]).unwrap().dpop, Dpop::default());
+        let c = load(&[BASE, &up, &["--dpop", "require", "--dpop-iat-window", "60"]].concat(), &[]).unwrap();
+        assert_eq!((c.dpop.mode, c.dpop.iat_window_secs, c.dpop.nonce_keys.0.len()), (DpopMode::Require, 60, 0));
+        let key = "k".repeat(32);
+        let old = "o".repeat(40);
+        let env = [("MCP_AUTH_EDGE_DPOP_NONCE_KEY", format!("{key} {old}"))];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let c = load(&[BASE, &up, &["--dpop", "allow"]].concat(), &env).unwrap();
+        assert_eq!(c.dpop.mode, DpopMode::Allow);
+        assert_eq!(c.dpop.nonce_keys.0, [key.as_bytes(), old.as_bytes()], "the first issues");
+        assert!(!format!("{c:?}").contains(&key), "keys are hidden in Debug");
+        for (list, flag, says) in [
+            (vec!["--dpop", "maybe"], "dpop", "must be off, allow or require"),
+            (vec!["--dpop", "allow", "--dpop-iat-window", "0"], "dpop_iat_window", "from 1 to 3600"),
+            (vec!["--dpop", "allow", "--dpop-iat-window", "soon"], "dpop_iat_window", "from 1 to 3600"),
+            (vec!["--dpop-iat-window", "60"], "dpop_iat_window", "only with --dpop allow or require"),
+            (vec!["--dpop-nonce-key", &key], "dpop_nonce_key", "only with --dpop allow or require"),
+            (vec!["--dpop", "off", "--dpop-nonce-key", &key], "dpop_nonce_key", "only with --dpop allow or require"),
+            (vec!["--dpop", "allow", "--dpop-nonce-key", &key, "--dpop-nonce-key", "short"], "dpop_nonce_key", "32"),
+            (vec!["--dpop", "require", "--token-check", "presence"], "dpop", "cnf.jkt"),
+        ] {
+            let e = load(&[BASE, &up, &list].concat(), &[]).unwrap_err();
+            assert!(matches!(&e, ConfigError::Invalid { source: Origin::Flag(name), .. } if *name == flag), "{e}");
+            let text = e.to_string();
+            assert!(text.contains(&format!("--{}", flag.replace('_', "-"))) && text.contains(says), "{text}");
+            assert!(!text.contains(&key) && !text.contains("short"), "a key never shows: {text}");
+        }
+        let e = load(&[BASE, &["--dpop", "allow"]].concat(), &[("MCP_AUTH_EDGE_DPOP_NONCE_KEY", "tiny")]);
+        let e = e.unwrap_err().to_string();
+        assert!(e.starts_with("invalid MCP_AUTH_EDGE_DPOP_NONCE_KEY \"<hidden>\""), "{e}");
+    }
+
+    #[test]
+    fn dpop_is_a_per_resource_setting() {
+        let dir = std::env::temp_dir().join(format!("mae-config-dpop-{}", std::process::id()));
+        let file = r#"{"resources":[{"resource":"https://mcp.example.com/b","auth_server":"https://a.example",
+            "dpop":"require","dpop_nonce_key":["0123456789abcdef0123456789abcdef"]}]}"#;
+        std::fs::write(&dir, file).unwrap();
+        let c = load(&[BASE, &["--config", dir.to_str().unwrap()]].concat(), &[]);
+        std::fs::remove_file(&dir).unwrap();
+        let c = c.unwrap();
+        assert_eq!(c.dpop.mode, DpopMode::Off);
+        assert_eq!((c.resources[0].dpop.mode, c.resources[0].dpop.nonce_keys.0.len()), (DpopMode::Require, 1));
     }
 
     #[test]

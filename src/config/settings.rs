@@ -70,6 +70,14 @@ const KEYS: &[Key] = &[
         "strip_authorization",
         "forward X-Auth-Subject and X-Auth-Scopes instead of the token (jwt and introspect modes)",
     ),
+    Key::value("dpop", "MODE", "DPoP-bound tokens (RFC 9449): off, allow or require (default off)"),
+    Key::value("dpop_iat_window", "SECS", "how far a DPoP proof's iat may be from now, either way (default 300)"),
+    Key::list(
+        "dpop_nonce_key",
+        "SECRET",
+        "key of stateless DPoP nonces, 32+ bytes; nonces are then required; repeatable, the first issues \
+         (prefer MCP_AUTH_EDGE_DPOP_NONCE_KEY, keys separated by spaces)",
+    ),
     Key::value("max_header_bytes", "BYTES", "largest request head, HTTP/1.1 or HTTP/2 (default 32768)"),
     Key::value("max_headers", "N", "most header fields in an HTTP/1.1 request (default 100)"),
     Key::value("header_read_timeout", "SECS", "time allowed for a request head (default 10)"),
@@ -107,6 +115,9 @@ const PER_RESOURCE: &[&str] = &[
     "session_key",
     "require_at_jwt",
     "strip_authorization",
+    "dpop",
+    "dpop_iat_window",
+    "dpop_nonce_key",
 ];
 
 /// The settings an entry may give and otherwise takes from the top level.

@@ -10,7 +10,8 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::HeaderValue;
 
-use crate::config::Config;
+use crate::config::{Config, DpopMode};
+use crate::gate::dpop::SUPPORTED_ALGS;
 
 /// A document ready to serve.
 #[derive(Debug)]
@@ -57,6 +58,17 @@ pub fn resource_metadata(config: &Config) -> Bytes {
     }
     // RFC 9728 §2: the edge only ever accepts the Authorization header (RFC 6750 §2.1).
     out.push_str(",\"bearer_methods_supported\":[\"header\"]");
+    // RFC 9728 §2: what DPoP proofs may be signed with, and whether only bound tokens do.
+    let required = match config.dpop.mode {
+        DpopMode::Off => None,
+        DpopMode::Allow => Some(false),
+        DpopMode::Require => Some(true),
+    };
+    if let Some(required) = required {
+        let algs: Vec<&str> = SUPPORTED_ALGS.iter().map(|alg| alg.name()).collect();
+        out.push_str(&format!(",\"dpop_signing_alg_values_supported\":{}", list(&algs)));
+        out.push_str(&format!(",\"dpop_bound_access_tokens_required\":{required}"));
+    }
     if let Some(name) = &config.resource_name {
         out.push_str(&format!(",\"resource_name\":{}", text(name)));
     }

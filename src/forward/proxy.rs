@@ -4,7 +4,6 @@
 //! reaches the client as soon as the upstream sends it and a large upload passes with flat
 //! memory. Dropping the client's side (it went away) drops the upstream request with it.
 
-use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,7 +17,8 @@ use hyper::body::Incoming;
 use crate::common::activity::{Activity, Streaming};
 use crate::common::answer::{self, Answer};
 use crate::common::forwarding::{
-    identity_list, identity_value, rewrite, strip_hop_by_hop, Present, X_AUTH_CLIENT_ID, X_AUTH_SCOPES, X_AUTH_SUBJECT,
+    identity_list, identity_value, rewrite, strip_hop_by_hop, Present, X_AUTH_CLIENT_ID, X_AUTH_DPOP_JKT,
+    X_AUTH_SCOPES, X_AUTH_SUBJECT,
 };
 use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
@@ -26,14 +26,17 @@ use crate::forward::body::Body;
 use crate::forward::expiry::{self, Expiring, Revocation};
 use crate::forward::upload::{Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
-use crate::gate::credential;
-use crate::gate::jwt::TokenError;
+use crate::gate::credential::{self, Scheme};
+use crate::gate::dpop::DpopError;
+use crate::gate::jwt::{Claims, TokenError};
 use crate::gate::keyring::KeyRing;
+use crate::gate::possession::{self, Refusal, DPOP};
+use crate::gate::replay::ReplayCache;
 use crate::gate::session::{self, Binding, MCP_SESSION_ID};
-use crate::gate::tokens::{Recheck, Rejection};
-use crate::gate::{Check, Gate};
+use crate::gate::tokens::{self, Recheck, Rejection};
+use crate::gate::{Check, Gate, Presented};
 use crate::telemetry::access::{self, Seen};
-use crate::telemetry::metrics::{Limit, TokenRejection};
+use crate::telemetry::metrics::{Limit, Metrics, TokenRejection};
 use crate::telemetry::request_id::{self, X_REQUEST_ID};
 use crate::telemetry::Telemetry;
 
@@ -64,10 +67,11 @@ const BODY_SESSION_400: &[u8] =
     br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: more than one Mcp-Session-Id"},"id":null}"#;
 
 impl Endpoint {
-    pub fn new(config: &Config, upstream: &Upstream) -> Endpoint {
+    /// `replay`: the DPoP replay cache of the endpoint this one replaces, if any.
+    pub fn new(config: &Config, upstream: &Upstream, replay: Option<Arc<ReplayCache>>) -> Endpoint {
         let proto = if config.resource.origin.starts_with("https:") { "https" } else { "http" };
         Endpoint {
-            gate: Gate::new(config),
+            gate: Gate::new(config, replay),
             upstream: upstream.clone(),
             client: UpstreamClient::new(upstream, config.connect_timeout),
             forwarded_proto: HeaderValue::from_static(proto),
@@ -135,13 +139,13 @@ impl Found {
     }
 }
 
-/// Forwards `request`, which the gate let through with its token at `token`, to the upstream
+/// Forwards `request`, which the gate let through with its token as `token` says, to the upstream
 /// and streams its answer back. The request id (the client's or a new one) goes upstream and
 /// back to the client; the answer is counted, timed from `started` to its head, and logged.
 pub async fn forward(
     endpoint: Arc<Endpoint>,
     telemetry: Arc<Telemetry>,
-    token: Range<usize>,
+    token: Presented,
     mut request: Request<Incoming>,
     peer_ip: HeaderValue,
     activity: Arc<Activity>,
@@ -169,7 +173,7 @@ fn own(answer: Answer) -> Response<Body> {
 async fn exchange(
     endpoint: &Endpoint,
     telemetry: &Arc<Telemetry>,
-    token: Range<usize>,
+    presented: Presented,
     mut request: Request<Incoming>,
     found: Found,
     peer_ip: &HeaderValue,
@@ -177,7 +181,7 @@ async fn exchange(
 ) -> Response<Body> {
     let gate = &endpoint.gate;
     let metrics = &telemetry.metrics;
-    let span = token.clone();
+    let span = presented.span.clone();
     // From here until the response body ends, the connection is busy, not idle: a slow token
     // check, upload or MCP server must not look like a silent client to the idle watchdog.
     let streaming = Streaming::new(activity);
@@ -187,10 +191,11 @@ async fn exchange(
         metrics.limit_hit(Limit::Body);
         return too_large(gate, origin.as_ref());
     }
+    let used = presented.scheme;
+    // The gate read the token and said where it is; it is taken, not parsed, again.
+    let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, presented.span));
     let claims = match &gate.check {
         Check::Tokens(checker) => {
-            // The gate read the token and said where it is; it is taken, not parsed, again.
-            let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, token));
             let checked = match token {
                 // A token the cache holds is answered without a wait; the full check, which
                 // may fetch keys or introspect, is boxed so that its large future is not part
@@ -210,11 +215,27 @@ async fn exchange(
                         Rejection::NoKeys => TokenRejection::NoKeys,
                         Rejection::IntrospectionFailed => TokenRejection::IntrospectionFailed,
                     });
-                    return own(gate.refuse(origin.as_ref(), &rejection));
+                    return own(gate.refuse(origin.as_ref(), used, &rejection));
                 }
             }
         }
         Check::Presence => None,
+    };
+    // RFC 9449: a bound token only with a proof of its key, and a DPoP token only with one.
+    // What is kept is the thumbprint's header value alone: nothing of the proof is held across
+    // the exchange with the MCP server.
+    let proven_jkt = match (used, &claims) {
+        // SECURITY: a DPoP-bound token as a bearer token would make the binding mean nothing
+        // (§7.2); refused whatever the mode.
+        (Scheme::Bearer, Some(claims)) if claims.jkt.is_some() => {
+            metrics.token_rejected(TokenRejection::Invalid);
+            return own(gate.refuse(origin.as_ref(), used, &Rejection::Invalid(TokenError::BoundToKey)));
+        }
+        (Scheme::Bearer, _) => None,
+        (Scheme::Dpop, claims) => match prove(gate, metrics, origin.as_ref(), &request, (token, claims.as_deref())) {
+            Proven::Key(jkt) => Some(jkt),
+            Proven::Refused(answer) => return own(answer),
+        },
     };
     // SECURITY: a session id reaches the MCP server only from the caller it was given to.
     if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
@@ -237,6 +258,15 @@ async fn exchange(
     *request.version_mut() = http::Version::HTTP_11;
     let headers = request.headers_mut();
     rewrite(headers, found.present, peer_ip, &endpoint.forwarded_proto, host);
+    if gate.possession.is_some() {
+        // The proof names the edge's URI and was used up here; the MCP server is told that
+        // possession was shown, and of which key, instead. `Authorization: DPoP <token>` goes
+        // on as it came (unless stripped below).
+        headers.remove(DPOP);
+        if let Some(jkt) = proven_jkt {
+            headers.insert(X_AUTH_DPOP_JKT, jkt);
+        }
+    }
     if let (true, Some(claims)) = (endpoint.strip_authorization, &claims) {
         headers.remove(header::AUTHORIZATION);
         // Every value reaches the MCP server: one it could not take as it is goes percent-encoded
@@ -315,6 +345,54 @@ async fn exchange(
             own(gate.cors.on_error(origin.as_ref(), answer::gateway_timeout()))
         }
     }
+}
+
+/// The DPoP checks of a request presented with `Authorization: DPoP` whose token was accepted:
+/// the thumbprint of the key it proved possession of, as a header value, or the refusal.
+fn prove(
+    gate: &Gate,
+    metrics: &Metrics,
+    origin: Option<&HeaderValue>,
+    request: &Request<Incoming>,
+    (token, claims): (Option<&[u8]>, Option<&Claims>),
+) -> Proven {
+    // SECURITY: the gate lets DPoP through only where it checks proofs and tokens; fail closed
+    // should that ever not hold.
+    let (Some(possession), Some(claims), Some(token)) = (&gate.possession, claims, token) else {
+        metrics.token_rejected(TokenRejection::Invalid);
+        return Proven::Refused(gate.refuse(origin, Scheme::Dpop, &Rejection::Invalid(TokenError::NotBound)));
+    };
+    let now = tokens::unix_now();
+    let asked = possession::Request {
+        headers: request.headers(),
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        token,
+        jkt: claims.jkt.as_deref(),
+    };
+    match possession.check(asked, now) {
+        // Base64url text is always a valid header value.
+        Ok(proof) => match HeaderValue::try_from(proof.jkt_base64()) {
+            Ok(jkt) => Proven::Key(jkt),
+            Err(_) => Proven::Refused(gate.refuse_proof(origin, &Refusal::Proof(DpopError::Malformed("jkt")), now)),
+        },
+        Err(refusal) => {
+            metrics.token_rejected(match refusal {
+                Refusal::NotBound => TokenRejection::Invalid,
+                Refusal::ReplayCacheFull => TokenRejection::DpopReplayFull,
+                Refusal::Proof(_) | Refusal::KeyMismatch => TokenRejection::DpopProof,
+            });
+            Proven::Refused(gate.refuse_proof(origin, &refusal, now))
+        }
+    }
+}
+
+/// What [`prove`] found.
+enum Proven {
+    /// Possession of the token's key was shown: its thumbprint, as `X-Auth-Dpop-Jkt` says it.
+    Key(HeaderValue),
+    /// Refused, with the answer.
+    Refused(Answer),
 }
 
 /// The 413 for a body over `--max-body-bytes`.

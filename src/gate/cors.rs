@@ -6,20 +6,28 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 
 use crate::common::answer::{with_headers, Answer, PREFLIGHT_MAX_AGE};
-use crate::config::{Config, Origins};
+use crate::config::{Config, DpopMode, Origins};
 
 const MCP_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
 const MCP_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
     "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID",
 );
+/// With DPoP, a browser client also sends its proof (RFC 9449 §4.1).
+const MCP_ALLOW_HEADERS_DPOP: HeaderValue = HeaderValue::from_static(
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, DPoP",
+);
 const MCP_EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate");
 /// What a browser must read of a challenge.
-pub const EXPOSE_CHALLENGE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
+const EXPOSE_CHALLENGE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
+/// With DPoP, a browser client must also read the nonce it is asked to use (RFC 9449 §8).
+const EXPOSE_CHALLENGE_DPOP: HeaderValue = HeaderValue::from_static("WWW-Authenticate, DPoP-Nonce");
 
 /// Which browser origins may call the MCP endpoint and read its responses.
 #[derive(Clone, Debug)]
 pub struct Cors {
     allowed: Allowed,
+    /// Whether the endpoint takes DPoP: its header is then allowed and its nonce exposed.
+    dpop: DpopMode,
 }
 
 #[derive(Clone, Debug)]
@@ -40,19 +48,28 @@ impl Cors {
                 Allowed::Listed(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect())
             }
         };
-        Cors { allowed }
+        Cors { allowed, dpop: config.dpop.mode }
     }
 
     /// A policy for these origins, as browsers send them (unit tests).
     #[cfg(test)]
     pub(crate) fn listing(origins: &[&'static str]) -> Cors {
-        Cors { allowed: Allowed::Listed(origins.iter().map(|o| HeaderValue::from_static(o)).collect()) }
+        let allowed = Allowed::Listed(origins.iter().map(|o| HeaderValue::from_static(o)).collect());
+        Cors { allowed, dpop: DpopMode::Off }
     }
 
     /// Every origin allowed (unit tests).
     #[cfg(test)]
     pub(crate) fn any() -> Cors {
-        Cors { allowed: Allowed::Any }
+        Cors { allowed: Allowed::Any, dpop: DpopMode::Off }
+    }
+
+    /// What a browser may read of a challenge: `WWW-Authenticate`, and `DPoP-Nonce` with DPoP.
+    pub fn expose_challenge(&self) -> HeaderValue {
+        match self.dpop {
+            DpopMode::Off => EXPOSE_CHALLENGE,
+            DpopMode::Allow | DpopMode::Require => EXPOSE_CHALLENGE_DPOP,
+        }
     }
 
     /// Whether every origin may call and read (`--cors-origin '*'`).
@@ -104,7 +121,11 @@ impl Cors {
         let h = response.headers_mut();
         self.apply(origin, h);
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, MCP_METHODS);
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, MCP_ALLOW_HEADERS);
+        let allow_headers = match self.dpop {
+            DpopMode::Off => MCP_ALLOW_HEADERS,
+            DpopMode::Allow | DpopMode::Require => MCP_ALLOW_HEADERS_DPOP,
+        };
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
         h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
         h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
         response
@@ -138,8 +159,8 @@ mod tests {
 
     #[test]
     fn cors_any_or_listed_origins() {
-        let any = Cors { allowed: Allowed::Any };
-        let listed = Cors { allowed: Allowed::Listed(vec![HeaderValue::from_static("https://app.example")]) };
+        let any = Cors::any();
+        let listed = Cors::listing(&["https://app.example"]);
         let app = HeaderValue::from_static("https://app.example");
         let evil = HeaderValue::from_static("https://evil.example");
         let mut response = HeaderMap::new();

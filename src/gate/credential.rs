@@ -1,5 +1,5 @@
-//! The bearer credential: reading the `Authorization` header (RFC 6750 §2.1), and finding the
-//! token again where it was read.
+//! The credential: reading the `Authorization` header (RFC 6750 §2.1, and RFC 9449 §7.1 for
+//! `DPoP`), and finding the token again where it was read.
 
 use http::header::{self, HeaderMap, HeaderValue};
 
@@ -11,8 +11,26 @@ pub enum Credential<'a> {
     /// A bearer token of the RFC 6750 §2.1 `b64token` form, hence ASCII. Kept as bytes: a
     /// UTF-8 check of a token hundreds of bytes long is a measurable share of a request.
     Bearer(&'a [u8]),
-    /// A `Bearer` header that does not follow RFC 6750 §2.1, or several `Authorization` headers.
+    /// A DPoP-bound token (RFC 9449 §7.1), of the same `b64token` form; read only where the
+    /// resource takes DPoP ([`Schemes::BearerAndDpop`]), otherwise another scheme (`Missing`).
+    Dpop(&'a [u8]),
+    /// A `Bearer` (or `DPoP`) header that does not follow RFC 6750 §2.1, or several `Authorization` headers.
     Malformed,
+}
+
+/// The scheme a token was presented with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The authorization schemes a resource reads as credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schemes {
+    Bearer,
+    /// `Bearer` and `DPoP` (`--dpop allow` or `require`; the gate applies the mode).
+    BearerAndDpop,
 }
 
 /// Reads the bearer credential from request headers.
@@ -32,14 +50,18 @@ pub fn located(headers: &HeaderMap) -> (Credential<'_>, Option<std::ops::Range<u
 
 /// [`located`], from the first `Authorization` line and the number of lines, when a pass over
 /// the headers has found them already.
-pub fn located_in(first: Option<&HeaderValue>, lines: usize) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
+pub fn located_in(
+    first: Option<&HeaderValue>,
+    lines: usize,
+    schemes: Schemes,
+) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
     match (first, lines) {
         (None, _) => (Credential::Missing, None),
         (Some(_), 2..) => (Credential::Malformed, None),
         (Some(value), _) => {
-            let credential = bearer(value.as_bytes());
+            let credential = parse(value.as_bytes(), schemes);
             let span = match credential {
-                Credential::Bearer(token) => offset(value.as_bytes(), token),
+                Credential::Bearer(token) | Credential::Dpop(token) => offset(value.as_bytes(), token),
                 _ => None,
             };
             (credential, span)
@@ -88,13 +110,33 @@ pub fn token_in(value: &HeaderValue, span: std::ops::Range<usize>) -> Option<&[u
 /// after the token is not part of the value (§5.5). The token is
 /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn bearer(value: &[u8]) -> Credential<'_> {
+    parse(value, Schemes::Bearer)
+}
+
+/// [`bearer`], with `DPoP` read too where `schemes` says so (RFC 9449 §7.1 gives it the same
+/// token form). Bearer is compared first: the usual credential costs what it did.
+pub fn parse(value: &[u8], schemes: Schemes) -> Credential<'_> {
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Bearer,
+        Dpop,
+    }
+    let ours = |scheme: &[u8]| {
+        if scheme.eq_ignore_ascii_case(b"bearer") {
+            Some(Kind::Bearer)
+        } else if schemes == Schemes::BearerAndDpop && scheme.eq_ignore_ascii_case(b"dpop") {
+            Some(Kind::Dpop)
+        } else {
+            None
+        }
+    };
     let Some(split) = value.iter().position(|&b| b == b' ' || b == b'\t') else {
-        return if value.eq_ignore_ascii_case(b"bearer") { Credential::Malformed } else { Credential::Missing };
+        return if ours(value).is_some() { Credential::Malformed } else { Credential::Missing };
     };
     let (scheme, rest) = value.split_at(split);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    let Some(kind) = ours(scheme) else {
         return Credential::Missing;
-    }
+    };
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
     let end = rest.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |last| (last + 1).max(start));
     // A tab right after the spaces stays in the token, which then fails the form check below.
@@ -104,7 +146,10 @@ pub fn bearer(value: &[u8]) -> Credential<'_> {
     if body.is_empty() || !b64token_body(body) {
         return Credential::Malformed;
     }
-    Credential::Bearer(token)
+    match kind {
+        Kind::Bearer => Credential::Bearer(token),
+        Kind::Dpop => Credential::Dpop(token),
+    }
 }
 
 /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )`, checked in one pass without
@@ -139,6 +184,22 @@ mod tests {
         assert_eq!(bearer(b"Bearer a=b"), Credential::Malformed);
         assert_eq!(bearer(b"Bearer ==="), Credential::Malformed);
         assert_eq!(bearer(b"Bearer t\xc3\xa9"), Credential::Malformed);
+    }
+
+    #[test]
+    fn dpop_is_a_credential_only_where_the_resource_takes_it() {
+        let both = Schemes::BearerAndDpop;
+        assert_eq!(parse(b"DPoP abc.def-_~+/==", both), Credential::Dpop(b"abc.def-_~+/=="));
+        assert_eq!(parse(b"dpop  tok ", both), Credential::Dpop(b"tok"));
+        assert_eq!(parse(b"Bearer tok", both), Credential::Bearer(b"tok"));
+        assert_eq!(parse(b"DPoP", both), Credential::Malformed);
+        assert_eq!(parse(b"DPoP a b", both), Credential::Malformed);
+        assert_eq!(parse(b"DPoPX tok", both), Credential::Missing);
+        // As today where DPoP is off: another scheme, answered with the challenge.
+        assert_eq!(parse(b"DPoP tok", Schemes::Bearer), Credential::Missing);
+        assert_eq!(parse(b"DPoP", Schemes::Bearer), Credential::Missing);
+        let value = HeaderValue::from_static("DPoP  tok");
+        assert_eq!(located_in(Some(&value), 1, both), (Credential::Dpop(b"tok"), Some(6..9)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::common::json::repeated_key;
-use crate::gate::jwt::{Claims, Expectations, TokenError};
+use crate::gate::jwt::{self, Claims, Expectations, TokenError};
 
 /// Largest introspection answer read; real ones are a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -117,6 +117,8 @@ pub fn judge(status: http::StatusCode, body: &[u8], expect: &Expectations, now: 
         scopes,
         expires_at: expires_at.unwrap_or(u64::MAX),
         client_id: text("client_id"),
+        // RFC 9449 §6.2: the answer carries the binding as the JWT would.
+        jkt: jwt::confirmation(doc.get("cnf")).map_err(Invalid::Response)?,
     })
 }
 
@@ -168,6 +170,19 @@ mod tests {
         assert_eq!(claims.client_id.as_deref(), Some("app"));
         assert_eq!(claims.scopes, ["mcp:tools", "mcp:read"]);
         assert_eq!(claims.expires_at, NOW + 60);
+        assert_eq!(claims.jkt, None);
+    }
+
+    #[test]
+    fn the_dpop_binding_is_read_from_cnf() {
+        let answer = |cnf| serde_json::json!({"active": true, "aud": RESOURCE, "exp": NOW + 60, "cnf": cnf});
+        let bound = judge_json(answer(serde_json::json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})));
+        assert_eq!(bound.unwrap().jkt.as_deref(), Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
+        assert_eq!(judge_json(answer(serde_json::json!({"x5t#S256": "abc"}))).unwrap().jkt, None);
+        // SECURITY: a binding of the wrong shape is no answer, never "unbound".
+        for bad in [serde_json::json!({"jkt": 7}), serde_json::json!("jkt")] {
+            assert!(matches!(judge_json(answer(bad)), Err(Invalid::Response(_))));
+        }
     }
 
     #[test]

@@ -275,6 +275,9 @@ pub struct Claims {
     pub expires_at: u64,
     /// From `client_id` (RFC 9068 §2.2) or, failing that, `azp` (OpenID Connect).
     pub client_id: Option<String>,
+    /// `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the key the token is bound to. A bound
+    /// token is only accepted with a DPoP proof made with that key.
+    pub jkt: Option<String>,
 }
 
 /// Why a token was refused. `Display` is fit for an RFC 6750 `error_description`: short, and
@@ -305,6 +308,11 @@ pub enum TokenError {
     MissingClaim(&'static str),
     /// Introspection (RFC 7662) answered `active: false`: revoked, expired or never issued.
     Inactive,
+    /// A DPoP-bound token (`cnf.jkt`) presented as `Bearer` (RFC 9449 §7.2: refused, or the
+    /// binding would mean nothing).
+    BoundToKey,
+    /// A token without `cnf.jkt` presented as `DPoP`: no key to hold it to.
+    NotBound,
 }
 
 impl fmt::Display for TokenError {
@@ -323,6 +331,8 @@ impl fmt::Display for TokenError {
             TokenError::WrongType => f.write_str("token type is not an access token"),
             TokenError::MissingClaim(claim) => write!(f, "token has no {claim} claim"),
             TokenError::Inactive => f.write_str("token is not active"),
+            TokenError::BoundToKey => f.write_str("token is bound to a DPoP key and needs the DPoP scheme and a proof"),
+            TokenError::NotBound => f.write_str("token is not bound to a DPoP key"),
         }
     }
 }
@@ -453,7 +463,30 @@ fn check_claims(claims: &Map<String, Value>, expect: &Expectations, now: u64) ->
         (None, None) => Vec::new(),
         _ => return Err(TokenError::Malformed("scope is not a string")),
     };
-    Ok(Claims { subject: string("sub"), scopes, expires_at, client_id: string("client_id").or_else(|| string("azp")) })
+    let jkt = confirmation(claims.get("cnf")).map_err(TokenError::Malformed)?;
+    Ok(Claims {
+        subject: string("sub"),
+        scopes,
+        expires_at,
+        client_id: string("client_id").or_else(|| string("azp")),
+        jkt,
+    })
+}
+
+/// The `jkt` of a `cnf` claim (RFC 7800 §3.1, RFC 9449 §6.1), from a JWT or an introspection
+/// answer. Other confirmation methods (`x5t#S256`) are not the edge's to check and read as none.
+/// SECURITY: a `cnf` or `jkt` of the wrong type is refused, never read as "not bound", which
+/// would let a bound token pass as a bearer token.
+pub fn confirmation(cnf: Option<&Value>) -> Result<Option<String>, &'static str> {
+    match cnf {
+        None => Ok(None),
+        Some(Value::Object(cnf)) => match cnf.get("jkt") {
+            None => Ok(None),
+            Some(Value::String(jkt)) => Ok(Some(jkt.clone())),
+            Some(_) => Err("cnf.jkt is not a string"),
+        },
+        Some(_) => Err("cnf is not an object"),
+    }
 }
 
 /// A NumericDate claim (RFC 7519 §2): seconds, possibly fractional, rounded down here.
@@ -603,6 +636,7 @@ mod tests {
                 scopes: vec!["mcp:read".into(), "mcp:write".into()],
                 expires_at: NOW + 300,
                 client_id: Some("client-9".into()),
+                jkt: None,
             }
         );
     }
@@ -905,10 +939,27 @@ mod tests {
             TokenError::NotYetValid,
             TokenError::MissingClaim("exp"),
             TokenError::Inactive,
+            TokenError::BoundToKey,
+            TokenError::NotBound,
         ];
         for error in errors {
             let text = error.to_string();
             assert!(text.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_dpop_binding_is_read_from_cnf() {
+        let mut bound = claims();
+        bound["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+        let got = check(&token("ES256", &bound)).unwrap();
+        assert_eq!(got.jkt.as_deref(), Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
+        bound["cnf"] = json!({"x5t#S256": "abc"});
+        assert_eq!(check(&token("ES256", &bound)).unwrap().jkt, None, "another method is not the edge's");
+        // SECURITY: a binding of the wrong shape refuses the token rather than unbinding it.
+        for bad in [json!({"jkt": 1}), json!("jkt"), json!(["jkt"])] {
+            bound["cnf"] = bad;
+            assert!(matches!(check(&token("ES256", &bound)), Err(TokenError::Malformed(_))));
         }
     }
 }

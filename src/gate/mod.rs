@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::common::answer::{self, Answer};
-use crate::config::Config;
+use crate::config::{Config, DpopMode};
 
 pub mod challenge;
 pub mod cors;
@@ -22,6 +22,7 @@ pub mod introspect;
 pub mod jwt;
 pub mod keyring;
 pub mod nonce;
+pub mod possession;
 pub mod replay;
 pub mod screen;
 pub mod session;
@@ -29,7 +30,10 @@ pub mod tokens;
 
 use challenge::Challenges;
 use cors::Cors;
-use credential::Credential;
+use credential::{Credential, Scheme, Schemes};
+use dpop::ErrorCode;
+use jwt::TokenError;
+use possession::{Possession, Refusal as ProofRefusal, DPOP_NONCE};
 use screen::{BadHost, Fields, Names, Refusal};
 use tokens::{Rejection, TokenChecker};
 
@@ -51,6 +55,7 @@ const BODY_403_ORIGIN: &[u8] =
     br#"{"error":"forbidden_origin","error_description":"Requests from this origin are not allowed"}"#;
 /// What the MCP endpoint serves, for a 405's `Allow`; other methods are passed to the MCP server.
 const MCP_ALLOW: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
+const BODY_503_REPLAY: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"Too many DPoP proofs to remember right now; retry later"}"#;
 const BODY_503_INTROSPECTION: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The authorization server could not be asked about this token"}"#;
 
 /// How a resource's gate checks the bearer token of a request it lets through.
@@ -66,6 +71,10 @@ pub struct Gate {
     pub challenges: Challenges,
     pub cors: Cors,
     pub check: Check,
+    /// The DPoP checks (`--dpop allow` or `require`); `None` with `--dpop off`.
+    pub possession: Option<Possession>,
+    /// The credential schemes read: `DPoP` only where DPoP is on.
+    schemes: Schemes,
     /// The names the endpoint answers to.
     names: Names,
     /// The header fields of the 401 and 400 challenges for a request without `Origin` (or for
@@ -79,23 +88,31 @@ struct Fixed {
     malformed: HeaderMap,
 }
 
+/// A token the gate let through: where it lies in `Authorization`, and its scheme.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presented {
+    pub span: Range<usize>,
+    pub scheme: Scheme,
+}
+
 /// What the gate did with a request.
 pub enum Admission {
-    /// Let through to forwarding, with where its bearer token lies in `Authorization`.
-    Through(Range<usize>),
+    /// Let through to forwarding, with its token.
+    Through(Presented),
     /// Answered here: a preflight, or no usable credential.
     Answered(Answer),
 }
 
 impl Gate {
-    pub fn new(config: &Config) -> Gate {
+    /// `replay`: the DPoP replay cache to keep using (see [`Possession::new`]).
+    pub fn new(config: &Config, replay: Option<Arc<replay::ReplayCache>>) -> Gate {
         let check = match TokenChecker::new(config) {
             Some(checker) => Check::Tokens(Arc::new(checker)),
             None => Check::Presence,
         };
         let (challenges, cors) = (Challenges::new(config), Cors::new(config));
-        let headers = |challenge: &HeaderValue, body: &Bytes| {
-            let made = challenge::answer(StatusCode::UNAUTHORIZED, challenge.clone(), body.clone(), &cors, None);
+        let headers = |challenge: &[HeaderValue], body: &Bytes| {
+            let made = challenge::answer(StatusCode::UNAUTHORIZED, challenge, body.clone(), &cors, None);
             made.headers().clone()
         };
         let fixed = Fixed {
@@ -103,7 +120,11 @@ impl Gate {
             malformed: headers(&challenges.malformed, &challenges.malformed_body),
         };
         let names = Names::new(config.hosts.clone(), &config.resource.origin);
-        Gate { challenges, cors, check, names, fixed }
+        let schemes = match config.dpop.mode {
+            DpopMode::Off => Schemes::Bearer,
+            DpopMode::Allow | DpopMode::Require => Schemes::BearerAndDpop,
+        };
+        Gate { challenges, cors, check, possession: Possession::new(config, replay), schemes, names, fixed }
     }
 
     /// The checker, outside presence mode.
@@ -130,13 +151,20 @@ impl Gate {
         // The prebuilt fields hold for a request without Origin, or for any when all may read.
         let fixed = (origin.is_none() || self.cors.allows_any()).then_some(&self.fixed);
         let (status, challenge, body, headers) =
-            match credential::located_in(fields.authorization, fields.authorizations) {
-                // The token itself is checked (jwt, introspect) when the request is forwarded.
-                (Credential::Bearer(_), Some(span)) => return Admission::Through(span),
-                (Credential::Bearer(_), None) | (Credential::Malformed, _) => {
+            match credential::located_in(fields.authorization, fields.authorizations, self.schemes) {
+                // The token itself is checked (jwt, introspect) when the request is forwarded,
+                // and so is a DPoP proof.
+                (Credential::Bearer(_), Some(span)) if !self.requires_dpop() => {
+                    return Admission::Through(Presented { span, scheme: Scheme::Bearer })
+                }
+                (Credential::Dpop(_), Some(span)) => {
+                    return Admission::Through(Presented { span, scheme: Scheme::Dpop })
+                }
+                (Credential::Bearer(_) | Credential::Dpop(_), None) | (Credential::Malformed, _) => {
                     (StatusCode::BAD_REQUEST, &c.malformed, &c.malformed_body, fixed.map(|f| &f.malformed))
                 }
-                (Credential::Missing, _) => {
+                // `--dpop require`: a bearer token is no credential here.
+                (Credential::Missing | Credential::Bearer(_), _) => {
                     (StatusCode::UNAUTHORIZED, &c.missing, &c.missing_body, fixed.map(|f| &f.missing))
                 }
             };
@@ -147,8 +175,12 @@ impl Gate {
                 *response.headers_mut() = headers.clone();
                 Admission::Answered(response)
             }
-            None => Admission::Answered(challenge::answer(status, challenge.clone(), body.clone(), &self.cors, origin)),
+            None => Admission::Answered(challenge::answer(status, challenge, body.clone(), &self.cors, origin)),
         }
+    }
+
+    fn requires_dpop(&self) -> bool {
+        self.possession.as_ref().is_some_and(|p| p.mode == DpopMode::Require)
     }
 
     /// The answer to a request the screen refused. A refused origin gets no CORS grant.
@@ -174,22 +206,45 @@ impl Gate {
         response
     }
 
-    /// The answer to a bearer token the checker refused (RFC 6750 §3.1).
-    pub fn refuse(&self, origin: Option<&HeaderValue>, rejection: &Rejection) -> Answer {
+    /// The answer to a token the checker refused (RFC 6750 §3.1), presented with `used`.
+    pub fn refuse(&self, origin: Option<&HeaderValue>, used: Scheme, rejection: &Rejection) -> Answer {
         let c = &self.challenges;
         let (status, challenge, body) = match rejection {
             Rejection::Invalid(error) => {
-                let (challenge, body) = c.invalid_token(error);
+                let (challenge, body) = c.invalid_token(used, error);
                 (StatusCode::UNAUTHORIZED, challenge, body)
             }
             Rejection::InsufficientScope => {
-                (StatusCode::FORBIDDEN, c.insufficient.clone(), c.insufficient_body.clone())
+                (StatusCode::FORBIDDEN, c.insufficient(used).clone(), c.insufficient_body.clone())
             }
             Rejection::NoKeys => return self.cors.on_error(origin, answer::unavailable(BODY_503_KEYS)),
             Rejection::IntrospectionFailed => {
                 return self.cors.on_error(origin, answer::unavailable(BODY_503_INTROSPECTION))
             }
         };
-        challenge::answer(status, challenge, body, &self.cors, origin)
+        challenge::answer(status, &challenge, body, &self.cors, origin)
+    }
+
+    /// The answer to a DPoP request refused after its token was accepted (RFC 9449 §7.1):
+    /// 401 `invalid_dpop_proof`, or `use_dpop_nonce` with a fresh `DPoP-Nonce` (§9).
+    pub fn refuse_proof(&self, origin: Option<&HeaderValue>, refusal: &ProofRefusal, now: u64) -> Answer {
+        match refusal {
+            ProofRefusal::NotBound => {
+                return self.refuse(origin, Scheme::Dpop, &Rejection::Invalid(TokenError::NotBound))
+            }
+            ProofRefusal::ReplayCacheFull => return self.cors.on_error(origin, answer::unavailable(BODY_503_REPLAY)),
+            ProofRefusal::Proof(_) | ProofRefusal::KeyMismatch => {}
+        }
+        let code = refusal.code();
+        // Refusals' Display uses only characters RFC 6750 allows in error_description.
+        let (challenge, body) = self.challenges.invalid_proof(code.as_str(), &refusal.to_string());
+        let mut response = challenge::answer(StatusCode::UNAUTHORIZED, &challenge, body, &self.cors, origin);
+        let nonce = self.possession.as_ref().and_then(|p| p.nonce(now));
+        if let (ErrorCode::UseDpopNonce, Some(nonce)) = (code, nonce) {
+            if let Ok(nonce) = HeaderValue::try_from(nonce) {
+                response.headers_mut().insert(DPOP_NONCE, nonce);
+            }
+        }
+        response
     }
 }

@@ -486,7 +486,8 @@ fn may_refetch(last: &Mutex<Option<Instant>>) -> bool {
     }
 }
 
-fn unix_now() -> u64 {
+/// The Unix time in seconds, the clock of token and proof checks.
+pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -502,7 +503,13 @@ mod tests {
         let checker = TokenChecker::new(&config).expect("jwt mode is the default");
         let tail = "s".repeat(40);
         let (token, twin) = (format!("head.body.{tail}"), format!("other.body.{tail}"));
-        let claims = Arc::new(Claims { subject: Some("u1".into()), scopes: vec![], expires_at: 100, client_id: None });
+        let claims = Arc::new(Claims {
+            subject: Some("u1".into()),
+            scopes: vec![],
+            expires_at: 100,
+            client_id: None,
+            jkt: None,
+        });
         checker.remember(token.as_bytes(), &claims, 100, 50);
         let hit = checker.cached(token.as_bytes(), 99).expect("a remembered token is a hit");
         assert_eq!(hit.subject.as_deref(), Some("u1"));

@@ -114,9 +114,15 @@ pub enum TokenRejection {
     NoKeys,
     /// The introspection endpoint gave no usable answer: 503.
     IntrospectionFailed,
+    /// A DPoP proof missing, bad, replayed, of another key than the token's, or without a
+    /// current nonce: 401.
+    DpopProof,
+    /// The DPoP replay cache had no room: 503.
+    DpopReplayFull,
 }
 
-const REJECTIONS: [&str; 4] = ["invalid", "insufficient_scope", "no_keys", "introspection_failed"];
+const REJECTIONS: [&str; 6] =
+    ["invalid", "insufficient_scope", "no_keys", "introspection_failed", "dpop_proof", "dpop_replay_full"];
 
 /// The state of one resource's authorization server snapshot, as the gauges show it.
 #[derive(Clone, Copy, Debug)]
@@ -204,6 +210,8 @@ impl Metrics {
             TokenRejection::InsufficientScope => 1,
             TokenRejection::NoKeys => 2,
             TokenRejection::IntrospectionFailed => 3,
+            TokenRejection::DpopProof => 4,
+            TokenRejection::DpopReplayFull => 5,
         };
         self.token_rejections[i].fetch_add(1, Ordering::Relaxed);
     }
@@ -318,7 +326,7 @@ impl Metrics {
         labelled(
             &mut out,
             "token_rejections_total",
-            "Bearer tokens the gate refused, by reason.",
+            "Tokens (and DPoP proofs) the gate refused, by reason.",
             "reason",
             REJECTIONS.iter().copied().zip(&self.token_rejections),
         );

@@ -24,7 +24,8 @@ use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, Upstream};
 use crate::forward::body::Body;
 use crate::forward::expiry::{self, Expiring};
-use crate::forward::upload::{Progress, Upload};
+use crate::forward::inspect::Enforcer;
+use crate::forward::upload::{Inbound, Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential;
 use crate::gate::jwt::TokenError;
@@ -53,6 +54,8 @@ pub struct Endpoint {
     sessions: Option<Binding>,
     /// `--token-leeway`: a stream ends this long after its token's `exp`.
     token_leeway: Duration,
+    /// The resource's MCP policy; `None` forwards bodies unread (boxed: most resources have none).
+    enforcer: Option<Box<Enforcer>>,
 }
 
 /// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
@@ -73,6 +76,7 @@ impl Endpoint {
             strip_authorization: config.strip_authorization,
             max_body_bytes: config.limits.max_body_bytes,
             token_leeway: config.token_leeway,
+            enforcer: Enforcer::new(config).map(Box::new),
             sessions: match &config.sessions {
                 SessionBinding::Off => None,
                 SessionBinding::Keyed(secrets) => {
@@ -220,6 +224,18 @@ async fn exchange(
             return own(gate.cors.on_error(origin.as_ref(), answer));
         }
     }
+    // SECURITY: with a policy, the body is read and decided before anything goes upstream, and
+    // exactly the bytes decided on are forwarded. Boxed: without a policy this costs nothing.
+    let mut request = match &endpoint.enforcer {
+        Some(enforcer) => {
+            let inspected = Box::pin(enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref())).await;
+            match inspected {
+                Ok(request) => request,
+                Err(answer) => return own(answer),
+            }
+        }
+        None => request.map(Inbound::Client),
+    };
     // The host the client asked for, as the gate's screen read it: the target's authority (HTTP/2
     // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
     let authority = request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());

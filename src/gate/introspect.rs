@@ -117,6 +117,7 @@ pub fn judge(status: http::StatusCode, body: &[u8], expect: &Expectations, now: 
         scopes,
         expires_at: expires_at.unwrap_or(u64::MAX),
         client_id: text("client_id"),
+        payload: doc.clone(),
     })
 }
 

@@ -470,7 +470,13 @@ mod tests {
         let checker = TokenChecker::new(&config).expect("jwt mode is the default");
         let tail = "s".repeat(40);
         let (token, twin) = (format!("head.body.{tail}"), format!("other.body.{tail}"));
-        let claims = Arc::new(Claims { subject: Some("u1".into()), scopes: vec![], expires_at: 100, client_id: None });
+        let claims = Arc::new(Claims {
+            subject: Some("u1".into()),
+            scopes: vec![],
+            expires_at: 100,
+            client_id: None,
+            payload: serde_json::Map::new(),
+        });
         checker.remember(token.as_bytes(), &claims, 100, 50);
         let hit = checker.cached(token.as_bytes(), 99).expect("a remembered token is a hit");
         assert_eq!(hit.subject.as_deref(), Some("u1"));

@@ -298,3 +298,27 @@ async fn a_resource_without_a_policy_forwards_unread() {
     assert_eq!(reply.status, StatusCode::OK, "the MCP server judges its own bodies");
     assert_eq!(s.upstream_count(), 2);
 }
+
+#[tokio::test]
+async fn a_browser_preflight_may_send_the_mcp_headers_of_2026_07_28() {
+    let s = Setup::with_policy("cors").await;
+    let asked = "authorization, content-type, mcp-method, mcp-name, mcp-param-region, x-other";
+    let reply = support::request(
+        s.edge.addr,
+        Method::OPTIONS,
+        "/mcp",
+        &[
+            ("origin", "https://mcp.example.com"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", asked),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        reply.header("access-control-allow-headers"),
+        "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, \
+         Mcp-Name, mcp-param-region"
+    );
+    assert_eq!(reply.header("access-control-expose-headers"), "Mcp-Session-Id, WWW-Authenticate");
+}

@@ -9,9 +9,15 @@ use crate::common::answer::{with_headers, Answer, PREFLIGHT_MAX_AGE};
 use crate::config::{Config, Origins};
 
 const MCP_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
-const MCP_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
-    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID",
-);
+/// What an MCP client of 2025-11-25 or 2026-07-28 sends (`Mcp-Method` and `Mcp-Name`: 2026-07-28
+/// streamable-http.mdx, "Standard Request Headers"). `Mcp-Param-*` names are the tool's own and
+/// are echoed from the preflight's request ([`allow_headers`]).
+const MCP_ALLOW_HEADERS_TEXT: &str =
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
+const MCP_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(MCP_ALLOW_HEADERS_TEXT);
+const PARAM: &[u8] = b"mcp-param-";
+/// The `Mcp-Param-*` headers one preflight may have echoed; a tool has a few at most.
+const MAX_PARAM_HEADERS: usize = 32;
 const MCP_EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate");
 /// What a browser must read of a challenge.
 pub const EXPOSE_CHALLENGE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
@@ -99,12 +105,13 @@ impl Cors {
 impl Cors {
     /// The answer to a preflight on the MCP endpoint. Preflights never carry credentials
     /// (Fetch standard), so they are answered here, before the gate.
-    pub fn preflight(&self, origin: Option<&HeaderValue>) -> Answer {
+    /// `requested` is the preflight's `Access-Control-Request-Headers`.
+    pub fn preflight(&self, origin: Option<&HeaderValue>, requested: Option<&HeaderValue>) -> Answer {
         let mut response = with_headers(StatusCode::NO_CONTENT, Bytes::new(), 6);
         let h = response.headers_mut();
         self.apply(origin, h);
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, MCP_METHODS);
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, MCP_ALLOW_HEADERS);
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers(requested));
         h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
         h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
         response
@@ -132,9 +139,45 @@ impl Cors {
     }
 }
 
+/// `Access-Control-Allow-Headers` for a preflight: the fixed list, and each `Mcp-Param-*` the
+/// browser asks for (2026-07-28 mirrors annotated tool arguments into them, under names the
+/// edge cannot know in advance). Anything else requested is left out, so the browser refuses
+/// it. Pure; allocates only when a `Mcp-Param-*` is asked for.
+pub fn allow_headers(requested: Option<&HeaderValue>) -> HeaderValue {
+    let Some(text) = requested.and_then(|v| v.to_str().ok()) else { return MCP_ALLOW_HEADERS };
+    let is_token = |name: &str| name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let params: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| name.len() > PARAM.len() && name.as_bytes()[..PARAM.len()].eq_ignore_ascii_case(PARAM))
+        .filter(|name| is_token(name))
+        .take(MAX_PARAM_HEADERS)
+        .collect();
+    if params.is_empty() {
+        return MCP_ALLOW_HEADERS;
+    }
+    let value = format!("{MCP_ALLOW_HEADERS_TEXT}, {}", params.join(", "));
+    // Only token characters were added to a valid value.
+    HeaderValue::try_from(value).unwrap_or(MCP_ALLOW_HEADERS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preflight_allows_the_mcp_headers_and_echoes_mcp_params() {
+        assert_eq!(allow_headers(None), MCP_ALLOW_HEADERS);
+        let asked = HeaderValue::from_static("mcp-method,mcp-name,authorization,content-type");
+        assert_eq!(allow_headers(Some(&asked)), MCP_ALLOW_HEADERS);
+        assert!(MCP_ALLOW_HEADERS_TEXT.contains("Mcp-Method, Mcp-Name"));
+        let asked = HeaderValue::from_static("mcp-method, Mcp-Param-Region ,x-secret,mcp-param-,mcp-param-a b");
+        assert_eq!(allow_headers(Some(&asked)), format!("{MCP_ALLOW_HEADERS_TEXT}, Mcp-Param-Region"));
+        let many: Vec<String> = (0..40).map(|i| format!("mcp-param-p{i}")).collect();
+        let asked = HeaderValue::try_from(many.join(",")).unwrap();
+        let allowed = allow_headers(Some(&asked));
+        assert_eq!(allowed.to_str().unwrap().matches("mcp-param-").count(), MAX_PARAM_HEADERS);
+    }
 
     #[test]
     fn cors_any_or_listed_origins() {

@@ -263,6 +263,15 @@ async fn get_and_delete_pass_as_before_and_the_metadata_lists_the_policy_scopes(
     )
     .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    // One with a body is read and decided like a POST.
+    let raw = format!(
+        "DELETE /mcp HTTP/1.1\r\nhost: {}\r\nauthorization: {token}\r\ncontent-length: 3\r\n\
+         connection: close\r\n\r\nabc",
+        s.edge.addr
+    );
+    let (head, _) = split_head(&raw_exchange(s.edge.addr, &raw).await).clone();
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert_eq!(s.upstream_count(), 1);
     // An SSE stream opens and its events flow.
     let (addr, token2) = (s.edge.addr, token.clone());
     let pending = tokio::spawn(async move {

@@ -108,16 +108,21 @@ impl Enforcer {
         origin: Option<&HeaderValue>,
     ) -> Result<Request<Inbound>, Answer> {
         let (mut parts, body) = request.into_parts();
-        // GET (the SSE stream) and DELETE (a session's end) carry no operation. SECURITY: one
-        // that comes with a body anyway is read and decided like a POST, not passed unread.
-        let bodiless = matches!(parts.method, Method::GET | Method::DELETE) && http_body::Body::is_end_stream(&body);
-        if bodiless {
+        // Only a body carries an operation: GET (the SSE stream) and DELETE (a session's end)
+        // pass as they are. SECURITY: any request with a body, and every POST, is read and
+        // decided; a POST without one is not JSON-RPC.
+        let not_post = parts.method != Method::POST;
+        if not_post && http_body::Body::is_end_stream(&body) {
             return Ok(Request::from_parts(parts, Inbound::Client(body)));
         }
         let bytes = match read(body, self.max_inspect_bytes, self.stall).await {
             Ok(bytes) => bytes,
             Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
         };
+        // An HTTP/2 GET may end its stream with an empty DATA frame rather than its headers.
+        if not_post && bytes.is_empty() {
+            return Ok(Request::from_parts(parts, Inbound::Inspected(None)));
+        }
         let (held, payload): (&[String], &dyn Claims) = match claims {
             Some(c) => (&c.scopes, &c.payload),
             None => (&[], &NoClaims),

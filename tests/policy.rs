@@ -331,3 +331,31 @@ async fn a_browser_preflight_may_send_the_mcp_headers_of_2026_07_28() {
     );
     assert_eq!(reply.header("access-control-expose-headers"), "Mcp-Session-Id, WWW-Authenticate");
 }
+
+#[tokio::test]
+async fn a_reload_brings_a_new_policy() {
+    let key = Signer::ed25519("k1");
+    let auth = auth_server(&[&key]).await;
+    let mcp = McpServer::start().await;
+    let (issuer, upstream) = (auth.issuer(), mcp.url());
+    let build = |name: &str, policy: Value| {
+        let file = TempFile::new(&format!("policy-reload-{name}.json"), &json!({"policy": policy}).to_string());
+        let args = ["--resource", support::RESOURCE, "--auth-server", &issuer, "--upstream", &upstream];
+        let config = support::config(&[&args[..], &["--config", file.path()]].concat());
+        (config, file)
+    };
+    let (first, _first_file) = build("first", policy());
+    let (edge, reload) = Edge::start_reloadable(first).await;
+    edge.wait_ready().await;
+    let mut claims = claims(&issuer);
+    claims["scope"] = Value::from("mcp:read");
+    let token = format!("Bearer {}", key.sign(&claims));
+    assert_eq!(post(&edge, &token, &[], call(1, "write_file")).await.status, StatusCode::FORBIDDEN);
+    let (second, _second_file) = build("second", json!({"default": "allow"}));
+    reload.send_replace(Some(Ok(second)));
+    support::wait_until("the new policy in service", || async {
+        post(&edge, &token, &[], call(2, "write_file")).await.status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(mcp.requests().len(), 1, "only the call the new policy allows arrived");
+}

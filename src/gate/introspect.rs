@@ -169,6 +169,8 @@ mod tests {
         assert_eq!(claims.client_id.as_deref(), Some("app"));
         assert_eq!(claims.scopes, ["mcp:tools", "mcp:read"]);
         assert_eq!(claims.expires_at, NOW + 60);
+        // Every member is kept for a policy's claim conditions.
+        assert_eq!(claims.payload.get("sub"), Some(&serde_json::json!("alice")));
     }
 
     #[test]

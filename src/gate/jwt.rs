@@ -607,7 +607,7 @@ mod tests {
                 scopes: vec!["mcp:read".into(), "mcp:write".into()],
                 expires_at: NOW + 300,
                 client_id: Some("client-9".into()),
-                payload: got.payload.clone(),
+                payload: claims().as_object().expect("an object").clone(),
             }
         );
     }

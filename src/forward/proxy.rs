@@ -224,18 +224,6 @@ async fn exchange(
             return own(gate.cors.on_error(origin.as_ref(), answer));
         }
     }
-    // SECURITY: with a policy, the body is read and decided before anything goes upstream, and
-    // exactly the bytes decided on are forwarded. Boxed: without a policy this costs nothing.
-    let mut request = match &endpoint.enforcer {
-        Some(enforcer) => {
-            let inspected = Box::pin(enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref())).await;
-            match inspected {
-                Ok(request) => request,
-                Err(answer) => return own(answer),
-            }
-        }
-        None => request.map(Inbound::Client),
-    };
     // The host the client asked for, as the gate's screen read it: the target's authority (HTTP/2
     // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
     let authority = request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
@@ -259,6 +247,19 @@ async fn exchange(
         headers.insert(X_AUTH_SCOPES, identity_list(&claims.scopes));
     }
 
+    // SECURITY: with a policy, the body is read and decided (with the headers as they will be
+    // forwarded) before anything goes upstream, and exactly the bytes decided on are sent.
+    // Boxed, and before the upload's clock starts; without a policy the body is not touched.
+    let request = match &endpoint.enforcer {
+        None => request.map(Inbound::Client),
+        Some(enforcer) => {
+            let inspected = Box::pin(enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref())).await;
+            match inspected {
+                Ok(request) => request,
+                Err(answer) => return own(answer),
+            }
+        }
+    };
     let progress = Arc::new(Progress::starting());
     let left = endpoint.max_body_bytes;
     let upload = |body| Upload::new(body, Arc::clone(&progress), left, Arc::clone(metrics));

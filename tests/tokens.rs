@@ -182,7 +182,7 @@ async fn a_preflight_is_answered_at_the_edge_byte_for_byte() {
     let expected = "HTTP/1.1 204 No Content\r\naccess-control-allow-origin: *\r\n\
                     access-control-allow-methods: GET, POST, DELETE, OPTIONS\r\n\
                     access-control-allow-headers: Authorization, Content-Type, Accept, Mcp-Session-Id, \
-                    MCP-Protocol-Version, Last-Event-ID\r\n\
+                    MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name\r\n\
                     access-control-expose-headers: Mcp-Session-Id, WWW-Authenticate\r\n\
                     access-control-max-age: 86400\r\nconnection: close\r\ndate: <date>\r\n\r\n";
     assert_eq!(normalized(&raw_exchange(s.edge.addr, preflight).await), expected);

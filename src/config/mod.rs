@@ -4,7 +4,7 @@
 //! Precedence is flag over environment over file. Each raw value remembers where it came from,
 //! so an error names the exact flag, variable or file key the operator has to fix.
 //!
-//! [`policy`] holds the MCP authorization policy's values; no setting reads it yet.
+//! [`policy`] holds the MCP authorization policy's values, read from a resource's `policy` key.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ pub mod policy;
 mod settings;
 mod values;
 
+use policy::Policy;
 use settings::{invalid, parse_addr, parse_bool, Raw, INHERITED};
 pub use settings::{usage, ConfigError, Origin, Settings};
 use values::{
@@ -64,6 +65,11 @@ pub struct Config {
     pub strip_authorization: bool,
     /// DPoP (RFC 9449): whether proof-of-possession tokens are accepted or required.
     pub dpop: Dpop,
+    /// The MCP authorization policy (issue 12): which operations need which scopes and claims.
+    /// `None` forwards every request the token check passes, unread.
+    pub policy: Option<Policy>,
+    /// How a request the policy denies is answered.
+    pub policy_denial: PolicyDenial,
     /// TLS on the main listener: where its certificate and key are; `None` serves cleartext.
     /// The application loads them, before any port is bound.
     pub tls: Option<TlsFiles>,
@@ -127,6 +133,16 @@ impl fmt::Debug for Secrets {
 
 /// The shortest secret key accepted: 256 bits, the strength of the MAC's hash.
 pub const MIN_SECRET_LEN: usize = 32;
+
+/// How a request the policy denies is answered (`policy_denial`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyDenial {
+    /// HTTP 403: the step-up challenge for a scope shortfall, a plain `forbidden` otherwise.
+    Forbidden,
+    /// HTTP 200 with a JSON-RPC answer: a tool result with `isError` for a denied `tools/call`,
+    /// an error for another request. For clients that treat a 403 as fatal.
+    ToolError,
+}
 
 /// How strictly a JWT access token's `typ` header is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,6 +339,8 @@ pub struct Limits {
     pub h2_max_concurrent_streams: u32,
     /// The largest request body forwarded to the MCP server.
     pub max_body_bytes: u64,
+    /// The largest POST body read whole for a policy decision; a larger one is refused.
+    pub max_inspect_bytes: u64,
 }
 
 /// hyper's own default header count. Left unset, hyper parses into a fixed stack array of
@@ -339,6 +357,7 @@ impl Default for Limits {
             max_connections: Some(4096),
             h2_max_concurrent_streams: 128,
             max_body_bytes: 16 * 1024 * 1024,
+            max_inspect_bytes: 1024 * 1024,
         }
     }
 }
@@ -427,6 +446,14 @@ fn limits(s: &Settings) -> Result<Limits, ConfigError> {
             1 << 50,
             "must be a whole number of bytes from 1 (no larger than 2^50)",
         )?,
+        // Held in memory while the policy reads it: bounded well below --max-body-bytes' range.
+        max_inspect_bytes: count(
+            "max_inspect_bytes",
+            defaults.max_inspect_bytes,
+            1,
+            1 << 30,
+            "must be a whole number of bytes from 1 to 1073741824",
+        )?,
     })
 }
 
@@ -487,6 +514,40 @@ fn hosts(s: &Settings, resource: &Resource) -> Result<Hosts, ConfigError> {
     Ok(Hosts::Listed(listed))
 }
 
+/// `policy`: a JSON object of the `--config` file (top level or a `resources` entry), parsed
+/// once; its errors name the key path and the file.
+fn policy_of(s: &Settings, token_check: &TokenCheck) -> Result<Option<Policy>, ConfigError> {
+    let policy = match s.values.get("policy") {
+        None => return Ok(None),
+        Some((Origin::File { path, .. }, Raw::Json(value))) => Policy::parse(value, "policy").map_err(|e| {
+            ConfigError::Policy { file: path.clone(), path: e.path().to_string(), reason: e.reason().to_string() }
+        })?,
+        Some((origin, raw)) => {
+            let value = match raw {
+                Raw::One(v) => v.clone(),
+                Raw::Many(v) => v.join(" "),
+                Raw::Json(v) => v.to_string(),
+            };
+            return Err(invalid(
+                origin,
+                &value,
+                "is a JSON object, given only in the --config file (there is no flag or environment form)",
+            ));
+        }
+    };
+    // SECURITY: presence reads no scopes or claims, so every rule would deny, or a default of
+    // allow would pass everything: neither is what a policy means.
+    if *token_check == TokenCheck::Presence {
+        let origin = s.values.get("policy").map(|(o, _)| o.clone()).unwrap_or(Origin::Flag("policy"));
+        return Err(ConfigError::Invalid {
+            source: origin,
+            value: "{…}".into(),
+            reason: "needs --token-check jwt or introspect: a policy decides on the token's scopes and claims",
+        });
+    }
+    Ok(Some(policy))
+}
+
 /// Validates the file's `resources` entries, each with the top level's timings where it gives
 /// none, and checks that every resource has a path of its own.
 fn more_resources(s: &Settings, first: &Resource) -> Result<Vec<Config>, ConfigError> {
@@ -505,6 +566,7 @@ fn more_resources(s: &Settings, first: &Resource) -> Result<Vec<Config>, ConfigE
             let value = match value {
                 Raw::One(v) => v.clone(),
                 Raw::Many(v) => v.join(" "),
+                Raw::Json(v) => v.to_string(),
             };
             return Err(invalid(
                 origin,
@@ -658,6 +720,12 @@ impl Config {
             });
         }
         let dpop = dpop(s, &token_check)?;
+        let policy = policy_of(s, &token_check)?;
+        let policy_denial = match s.one("policy_denial") {
+            None | Some((_, "forbidden")) => PolicyDenial::Forbidden,
+            Some((_, "tool_error")) => PolicyDenial::ToolError,
+            Some((o, v)) => return Err(invalid(o, v, "must be forbidden or tool_error")),
+        };
         let tls = match (s.one("tls_cert"), s.one("tls_key")) {
             (None, None) => None,
             (Some(_), None) => return Err(ConfigError::MissingFor { name: "tls_key", by: "--tls-cert" }),
@@ -678,6 +746,8 @@ impl Config {
             from: from.clone(),
         });
         Ok(Config {
+            policy,
+            policy_denial,
             resources,
             access_log,
             limits,
@@ -986,6 +1056,88 @@ mod tests {
         }
         let e = load(&[BASE, &["--max-header-bytes", "4096"]].concat(), &[]).unwrap_err().to_string();
         assert!(e.starts_with("invalid --max-header-bytes \"4096\": must be a whole number of bytes from 8192"), "{e}");
+    }
+
+    /// Loads BASE with a `--config` file holding `json`.
+    fn with_file(json: &str, extra: &[&str]) -> Result<Config, ConfigError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let file = std::env::temp_dir().join(format!("mae-policy-{}-{n}.json", std::process::id()));
+        std::fs::write(&file, json).unwrap();
+        let path = file.to_str().unwrap().to_string();
+        let c = load(&[BASE, &["--config", &path], extra].concat(), &[]);
+        std::fs::remove_file(&file).unwrap();
+        c.map_err(|e| match e {
+            ConfigError::Policy { path, reason, .. } => ConfigError::Policy { file: "FILE".into(), path, reason },
+            other => other,
+        })
+    }
+
+    #[test]
+    fn a_policy_comes_from_the_file_per_resource() {
+        let c = with_file(
+            r#"{"policy": {"default": "deny", "rules": [{"method": "tools/call", "scopes": ["mcp:tools"]}]},
+                "policy_denial": "tool_error",
+                "max_inspect_bytes": 4096,
+                "resources": [{"resource": "https://mcp.example.com/other", "auth_server": "https://auth.example.com"}]}"#,
+            &[],
+        )
+        .unwrap();
+        let policy = c.policy.as_ref().expect("a policy");
+        assert_eq!(policy.scopes(), ["mcp:tools"]);
+        assert_eq!(c.policy_denial, PolicyDenial::ToolError);
+        assert_eq!(c.limits.max_inspect_bytes, 4096);
+        // A policy is the resource's own; the inspection bound is inherited.
+        assert_eq!(c.resources[0].policy, None);
+        assert_eq!(c.resources[0].policy_denial, PolicyDenial::Forbidden);
+        assert_eq!(c.resources[0].limits.max_inspect_bytes, 4096);
+        assert_eq!(load(BASE, &[]).unwrap().limits.max_inspect_bytes, 1 << 20);
+        let c = with_file(
+            r#"{"resources": [{"resource": "https://mcp.example.com/other", "auth_server": "https://auth.example.com",
+                "policy": {"default": "allow"}}]}"#,
+            &[],
+        )
+        .unwrap();
+        assert!(c.policy.is_none() && c.resources[0].policy.is_some());
+    }
+
+    #[test]
+    fn a_bad_policy_is_named_by_its_key_path() {
+        let e = with_file(
+            r#"{"policy": {"default": "deny", "rules": [{"method": "tools/call"}, {"method": "a"},
+                {"method": "x/y", "name": "t"}]}}"#,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("\"policy.rules[2].name\" in FILE: only a rule whose method is exactly"),
+            "{e}"
+        );
+        let e = with_file(r#"{"policy": "deny"}"#, &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::FileType { expected: "a JSON object", .. }), "{e}");
+        let e = with_file(
+            r#"{"resources": [{"resource": "https://mcp.example.com/o", "auth_server": "https://auth.example.com",
+                "policy": {"default": "maybe"}}]}"#,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("\"policy.default\" in FILE: must be"), "{e}");
+    }
+
+    #[test]
+    fn a_policy_is_file_only_and_needs_checked_tokens() {
+        let e = load(&[BASE, &["--policy", "{}"]].concat(), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --policy \"{}\": is a JSON object, given only in the --config file"), "{e}");
+        let e = load(BASE, &[("MCP_AUTH_EDGE_POLICY", "{}")]).unwrap_err().to_string();
+        assert!(e.contains("MCP_AUTH_EDGE_POLICY") && e.contains("only in the --config file"), "{e}");
+        let policy = r#"{"policy": {"default": "allow"}}"#;
+        let e = with_file(policy, &["--token-check", "presence"]).unwrap_err().to_string();
+        assert!(e.contains("needs --token-check jwt or introspect"), "{e}");
+        let e = load(&[BASE, &["--policy-denial", "silent"]].concat(), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --policy-denial \"silent\""), "{e}");
+        let e = load(&[BASE, &["--max-inspect-bytes", "0"]].concat(), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --max-inspect-bytes"), "{e}");
     }
 
     #[test]

@@ -310,27 +310,58 @@ pub enum PolicyError {
     },
 }
 
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl PolicyError {
+    /// The key path of the offending value (`policy.rules[2].name`).
+    pub fn path(&self) -> &str {
         match self {
-            PolicyError::WrongType { path, expected } => write!(f, "{path}: must be {expected}"),
-            PolicyError::UnknownKey { path } => write!(f, "{path}: unknown key"),
-            PolicyError::Missing { path } => write!(f, "{path}: required"),
-            PolicyError::EmptyPattern { path } => write!(f, "{path}: empty pattern"),
-            PolicyError::Invalid { path, reason } => write!(f, "{path}: {reason}"),
-            PolicyError::NoTarget { path, field } => write!(
+            PolicyError::WrongType { path, .. }
+            | PolicyError::UnknownKey { path }
+            | PolicyError::Missing { path }
+            | PolicyError::EmptyPattern { path }
+            | PolicyError::Invalid { path, .. }
+            | PolicyError::NoTarget { path, .. }
+            | PolicyError::Conflict { path, .. }
+            | PolicyError::ImplicationCycle { path, .. }
+            | PolicyError::TooManyScopes { path, .. } => path,
+        }
+    }
+
+    /// What is wrong, without the path: for messages that place the path themselves.
+    pub fn reason(&self) -> Reason<'_> {
+        Reason(self)
+    }
+}
+
+/// A [`PolicyError`]'s reason, displayed without its path.
+pub struct Reason<'e>(&'e PolicyError);
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            PolicyError::WrongType { expected, .. } => write!(f, "must be {expected}"),
+            PolicyError::UnknownKey { .. } => f.write_str("unknown key"),
+            PolicyError::Missing { .. } => f.write_str("required"),
+            PolicyError::EmptyPattern { .. } => f.write_str("empty pattern"),
+            PolicyError::Invalid { reason, .. } => f.write_str(reason),
+            PolicyError::NoTarget { field, .. } => write!(
                 f,
-                "{path}: only a rule whose method is exactly {} can match {field}",
+                "only a rule whose method is exactly {} can match {field}",
                 if *field == "params.name" { "tools/call or prompts/get" } else { "resources/read" }
             ),
-            PolicyError::Conflict { path, with } => write!(f, "{path}: cannot be combined with {with}"),
-            PolicyError::ImplicationCycle { path, scope } => {
-                write!(f, "{path}: {scope:?} implies itself through a cycle of implications")
+            PolicyError::Conflict { with, .. } => write!(f, "cannot be combined with {with}"),
+            PolicyError::ImplicationCycle { scope, .. } => {
+                write!(f, "{scope:?} implies itself through a cycle of implications")
             }
-            PolicyError::TooManyScopes { path, count } => {
-                write!(f, "{path}: names {count} distinct scopes, at most {MAX_SCOPES} are supported")
+            PolicyError::TooManyScopes { count, .. } => {
+                write!(f, "names {count} distinct scopes, at most {MAX_SCOPES} are supported")
             }
         }
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path(), self.reason())
     }
 }
 

@@ -85,6 +85,13 @@ const KEYS: &[Key] = &[
     Key::value("max_connections", "N", "connections served at once; more wait to be accepted (default 4096)"),
     Key::value("h2_max_concurrent_streams", "N", "streams open at once on one HTTP/2 connection (default 128)"),
     Key::value("max_body_bytes", "BYTES", "largest request body forwarded to --upstream (default 16777216)"),
+    Key::value(
+        "max_inspect_bytes",
+        "BYTES",
+        "largest POST body read for a \"policy\" decision; a larger one is refused (default 1048576)",
+    ),
+    Key::object("policy", "MCP authorization policy per resource: a JSON object, in --config only (see README)"),
+    Key::value("policy_denial", "MODE", "forbidden (403) or tool_error (JSON-RPC answer) for a policy denial"),
     Key::value("access_log", "FILE", "JSON line per request, appended to FILE (- for stdout); off by default"),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
@@ -118,6 +125,8 @@ const PER_RESOURCE: &[&str] = &[
     "dpop",
     "dpop_iat_window",
     "dpop_nonce_key",
+    "policy",
+    "policy_denial",
 ];
 
 /// The settings an entry may give and otherwise takes from the top level.
@@ -129,6 +138,7 @@ pub(super) const INHERITED: &[&str] = &[
     "max_metadata_bytes",
     "upstream_timeout",
     "max_body_bytes",
+    "max_inspect_bytes",
     "host_alias",
     "token_leeway",
 ];
@@ -163,6 +173,13 @@ pub enum ConfigError {
         path: String,
         key: String,
         expected: &'static str,
+    },
+    /// A `policy` that cannot work; `file` is where it is (`FILE` or `FILE, resources[N]`).
+    /// `path` is the key path of the offending value (`policy.rules[2].name`).
+    Policy {
+        file: String,
+        path: String,
+        reason: String,
     },
     HelpRequested,
     VersionRequested,
@@ -213,6 +230,7 @@ impl fmt::Display for ConfigError {
             ConfigError::FileType { path, key, expected } => {
                 write!(f, "\"{key}\" in {path} must be {expected}")
             }
+            ConfigError::Policy { file, path, reason } => write!(f, "\"{path}\" in {file}: {reason}"),
             ConfigError::HelpRequested => f.write_str(&usage()),
             ConfigError::VersionRequested => {
                 write!(f, "mcp-auth-edge {}", env!("CARGO_PKG_VERSION"))
@@ -228,6 +246,9 @@ enum Kind {
     Value(&'static str),
     List(&'static str),
     Flag,
+    /// A JSON object, which only the `--config` file can hold; a flag or variable of this name
+    /// is kept as text and refused when validated, with a message saying so.
+    Object,
 }
 
 struct Key {
@@ -245,6 +266,9 @@ impl Key {
     }
     const fn flag(name: &'static str, help: &'static str) -> Key {
         Key { name, kind: Kind::Flag, help }
+    }
+    const fn object(name: &'static str, help: &'static str) -> Key {
+        Key { name, kind: Kind::Object, help }
     }
 }
 
@@ -268,6 +292,7 @@ pub fn usage() -> String {
         let left = match key.kind {
             Kind::Value(meta) | Kind::List(meta) => format!("{flag} {meta}"),
             Kind::Flag => flag,
+            Kind::Object => format!("\"{}\" (file)", key.name),
         };
         out.push_str(&format!("  {left:<30} {}\n", key.help));
     }
@@ -289,6 +314,8 @@ pub struct Settings {
 pub(super) enum Raw {
     One(String),
     Many(Vec<String>),
+    /// A JSON object from the file (`policy`).
+    Json(serde_json::Value),
 }
 
 impl Settings {
@@ -302,7 +329,7 @@ impl Settings {
         let env = parse_env(env);
         let file_path = flags.get("config").or_else(|| env.get("config")).and_then(|(_, raw)| match raw {
             Raw::One(path) => Some(path.clone()),
-            Raw::Many(_) => None,
+            Raw::Many(_) | Raw::Json(_) => None,
         });
         let (file, resources) = match file_path {
             Some(path) => {
@@ -342,7 +369,7 @@ impl Settings {
         match self.values.get("demo") {
             None => Ok(false),
             Some((origin, Raw::One(v))) => parse_bool(origin, v),
-            Some((origin, Raw::Many(_))) => Err(invalid(origin, "list", "must be true or false")),
+            Some((origin, Raw::Many(_) | Raw::Json(_))) => Err(invalid(origin, "list", "must be true or false")),
         }
     }
 
@@ -350,7 +377,7 @@ impl Settings {
         match self.values.get(name) {
             Some((origin, Raw::One(v))) => Some((origin, v.as_str())),
             Some((origin, Raw::Many(v))) => v.last().map(|v| (origin, v.as_str())),
-            None => None,
+            Some((_, Raw::Json(_))) | None => None,
         }
     }
 
@@ -362,7 +389,7 @@ impl Settings {
                 v.split_ascii_whitespace().map(|s| (origin, s)).collect()
             }
             Some((origin, Raw::Many(v))) => v.iter().map(|s| (origin, s.as_str())).collect(),
-            None => Vec::new(),
+            Some((_, Raw::Json(_))) | None => Vec::new(),
         }
     }
 }
@@ -391,7 +418,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BTreeMap<&'stati
                 let value = inline.unwrap_or_else(|| "true".to_string());
                 out.insert(key.name, (origin, Raw::One(value)));
             }
-            Kind::Value(_) | Kind::List(_) => {
+            Kind::Value(_) | Kind::List(_) | Kind::Object => {
                 let value = match inline {
                     Some(v) => v,
                     None => args.next().ok_or_else(|| ConfigError::MissingValue(format!("--{name}")))?,
@@ -478,6 +505,8 @@ fn parse_object(path: &str, map: serde_json::Map<String, serde_json::Value>) -> 
                     })
                     .collect::<Result<_, _>>()?,
             ),
+            (Kind::Object, v @ serde_json::Value::Object(_)) => Raw::Json(v),
+            (Kind::Object, _) => return Err(wrong("a JSON object")),
             (_, serde_json::Value::String(s)) => Raw::One(s),
             (Kind::Value(_), serde_json::Value::Number(n)) => Raw::One(n.to_string()),
             (Kind::Flag, serde_json::Value::Bool(b)) => Raw::One(b.to_string()),

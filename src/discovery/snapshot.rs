@@ -52,8 +52,14 @@ pub fn resource_metadata(config: &Config) -> Bytes {
     };
     let mut out = format!("{{\"resource\":{}", text(&config.resource.url));
     out.push_str(&format!(",\"authorization_servers\":{}", list(&[&config.issuer.url])));
-    if !config.scopes.is_empty() {
-        let scopes: Vec<&str> = config.scopes.iter().map(String::as_str).collect();
+    // The policy's scopes too: a client can only ask for what the document lists (issue 12).
+    let mut scopes: Vec<&str> = config.scopes.iter().map(String::as_str).collect();
+    for scope in config.policy.iter().flat_map(|p| p.scopes()) {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    if !scopes.is_empty() {
         out.push_str(&format!(",\"scopes_supported\":{}", list(&scopes)));
     }
     // RFC 9728 §2: the edge only ever accepts the Authorization header (RFC 6750 §2.1).

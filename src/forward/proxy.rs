@@ -24,7 +24,8 @@ use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
 use crate::forward::body::Body;
 use crate::forward::expiry::{self, Expiring, Revocation};
-use crate::forward::upload::{Progress, Upload};
+use crate::forward::inspect::Enforcer;
+use crate::forward::upload::{Inbound, Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential::{self, Scheme};
 use crate::gate::dpop::DpopError;
@@ -58,6 +59,8 @@ pub struct Endpoint {
     token_leeway: Duration,
     /// `--stream-recheck`, in introspection mode: how often a stream's token is asked about again.
     recheck_every: Option<Duration>,
+    /// The resource's MCP policy; `None` forwards bodies unread (boxed: most resources have none).
+    enforcer: Option<Box<Enforcer>>,
 }
 
 /// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
@@ -83,6 +86,7 @@ impl Endpoint {
                 TokenCheck::Introspect { recheck_every, .. } => recheck_every,
                 TokenCheck::Jwt | TokenCheck::Presence => None,
             },
+            enforcer: Enforcer::new(config).map(Box::new),
             sessions: match &config.sessions {
                 SessionBinding::Off => None,
                 SessionBinding::Keyed(secrets) => {
@@ -280,6 +284,19 @@ async fn exchange(
         headers.insert(X_AUTH_SCOPES, identity_list(&claims.scopes));
     }
 
+    // SECURITY: with a policy, the body is read and decided (with the headers as they will be
+    // forwarded) before anything goes upstream, and exactly the bytes decided on are sent.
+    // Boxed, and before the upload's clock starts; without a policy the body is not touched.
+    let request = match &endpoint.enforcer {
+        None => request.map(Inbound::Client),
+        Some(enforcer) => {
+            let inspected = Box::pin(enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref())).await;
+            match inspected {
+                Ok(request) => request,
+                Err(answer) => return own(answer),
+            }
+        }
+    };
     let progress = Arc::new(Progress::starting());
     let left = endpoint.max_body_bytes;
     let upload = |body| Upload::new(body, Arc::clone(&progress), left, Arc::clone(metrics));

@@ -1,5 +1,6 @@
 //! A client's request body on its way upstream: bounded by `--max-body-bytes`, and noting when
 //! it last moved so that the wait for the MCP server's answer starts when the upload ends.
+//! Streamed as it arrives, or, when a policy read it first, the bytes it read.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 
 use crate::telemetry::metrics::{Limit, Metrics};
@@ -16,7 +18,7 @@ use crate::telemetry::metrics::{Limit, Metrics};
 /// by `--upstream-timeout`. A body that grows past `--max-body-bytes` ends in an error, which
 /// makes the client abort the upstream request.
 pub struct Upload {
-    body: Incoming,
+    body: Inbound,
     progress: Arc<Progress>,
     /// Bytes the body may still bring.
     left: u64,
@@ -26,8 +28,45 @@ pub struct Upload {
 }
 
 impl Upload {
-    pub fn new(body: Incoming, progress: Arc<Progress>, left: u64, metrics: Arc<Metrics>) -> Upload {
+    pub fn new(body: Inbound, progress: Arc<Progress>, left: u64, metrics: Arc<Metrics>) -> Upload {
         Upload { body, progress, left, metrics }
+    }
+}
+
+/// A request body as it goes upstream.
+pub enum Inbound {
+    /// The client's stream, passed on as it arrives (every request without a policy).
+    Client(Incoming),
+    /// The whole body, read by the policy and sent as one frame; `None` once sent.
+    Inspected(Option<Bytes>),
+}
+
+impl http_body::Body for Inbound {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Inbound::Client(body) => Pin::new(body).poll_frame(cx),
+            Inbound::Inspected(bytes) => Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Inbound::Client(body) => body.is_end_stream(),
+            Inbound::Inspected(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Inbound::Client(body) => body.size_hint(),
+            Inbound::Inspected(bytes) => http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+        }
     }
 }
 

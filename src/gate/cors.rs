@@ -9,13 +9,19 @@ use crate::common::answer::{with_headers, Answer, PREFLIGHT_MAX_AGE};
 use crate::config::{Config, DpopMode, Origins};
 
 const MCP_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
-const MCP_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
-    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID",
-);
+/// What an MCP client of 2025-11-25 or 2026-07-28 sends (`Mcp-Method` and `Mcp-Name`: 2026-07-28
+/// streamable-http.mdx, "Standard Request Headers"). `Mcp-Param-*` names are the tool's own and
+/// are echoed from the preflight's request ([`allow_headers`]).
+const MCP_ALLOW_HEADERS_TEXT: &str =
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
+const MCP_ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(MCP_ALLOW_HEADERS_TEXT);
 /// With DPoP, a browser client also sends its proof (RFC 9449 §4.1).
-const MCP_ALLOW_HEADERS_DPOP: HeaderValue = HeaderValue::from_static(
-    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, DPoP",
-);
+const MCP_ALLOW_HEADERS_DPOP_TEXT: &str = "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, \
+     Last-Event-ID, Mcp-Method, Mcp-Name, DPoP";
+const MCP_ALLOW_HEADERS_DPOP: HeaderValue = HeaderValue::from_static(MCP_ALLOW_HEADERS_DPOP_TEXT);
+const PARAM: &[u8] = b"mcp-param-";
+/// The `Mcp-Param-*` headers one preflight may have echoed; a tool has a few at most.
+const MAX_PARAM_HEADERS: usize = 32;
 const MCP_EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate");
 /// What a browser must read of a challenge.
 const EXPOSE_CHALLENGE: HeaderValue = HeaderValue::from_static("WWW-Authenticate");
@@ -116,16 +122,13 @@ impl Cors {
 impl Cors {
     /// The answer to a preflight on the MCP endpoint. Preflights never carry credentials
     /// (Fetch standard), so they are answered here, before the gate.
-    pub fn preflight(&self, origin: Option<&HeaderValue>) -> Answer {
+    /// `requested` is the preflight's `Access-Control-Request-Headers`.
+    pub fn preflight(&self, origin: Option<&HeaderValue>, requested: Option<&HeaderValue>) -> Answer {
         let mut response = with_headers(StatusCode::NO_CONTENT, Bytes::new(), 6);
         let h = response.headers_mut();
         self.apply(origin, h);
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, MCP_METHODS);
-        let allow_headers = match self.dpop {
-            DpopMode::Off => MCP_ALLOW_HEADERS,
-            DpopMode::Allow | DpopMode::Require => MCP_ALLOW_HEADERS_DPOP,
-        };
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers(requested, self.dpop));
         h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
         h.insert(header::ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
         response
@@ -153,9 +156,49 @@ impl Cors {
     }
 }
 
+/// `Access-Control-Allow-Headers` for a preflight: the fixed list, and each `Mcp-Param-*` the
+/// browser asks for (2026-07-28 mirrors annotated tool arguments into them, under names the
+/// edge cannot know in advance). Anything else requested is left out, so the browser refuses
+/// it. Pure; allocates only when a `Mcp-Param-*` is asked for.
+pub fn allow_headers(requested: Option<&HeaderValue>, dpop: DpopMode) -> HeaderValue {
+    let (base_text, base) = match dpop {
+        DpopMode::Off => (MCP_ALLOW_HEADERS_TEXT, MCP_ALLOW_HEADERS),
+        DpopMode::Allow | DpopMode::Require => (MCP_ALLOW_HEADERS_DPOP_TEXT, MCP_ALLOW_HEADERS_DPOP),
+    };
+    let Some(text) = requested.and_then(|v| v.to_str().ok()) else { return base };
+    let is_token = |name: &str| name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let params: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| name.len() > PARAM.len() && name.as_bytes()[..PARAM.len()].eq_ignore_ascii_case(PARAM))
+        .filter(|name| is_token(name))
+        .take(MAX_PARAM_HEADERS)
+        .collect();
+    if params.is_empty() {
+        return base;
+    }
+    let value = format!("{base_text}, {}", params.join(", "));
+    // Only token characters were added to a valid value.
+    HeaderValue::try_from(value).unwrap_or(base)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preflight_allows_the_mcp_headers_and_echoes_mcp_params() {
+        assert_eq!(allow_headers(None, DpopMode::Off), MCP_ALLOW_HEADERS);
+        let asked = HeaderValue::from_static("mcp-method,mcp-name,authorization,content-type");
+        assert_eq!(allow_headers(Some(&asked), DpopMode::Off), MCP_ALLOW_HEADERS);
+        assert!(MCP_ALLOW_HEADERS_TEXT.contains("Mcp-Method, Mcp-Name"));
+        let asked = HeaderValue::from_static("mcp-method, Mcp-Param-Region ,x-secret,mcp-param-,mcp-param-a b");
+        assert_eq!(allow_headers(Some(&asked), DpopMode::Off), format!("{MCP_ALLOW_HEADERS_TEXT}, Mcp-Param-Region"));
+        let many: Vec<String> = (0..40).map(|i| format!("mcp-param-p{i}")).collect();
+        let asked = HeaderValue::try_from(many.join(",")).unwrap();
+        let allowed = allow_headers(Some(&asked), DpopMode::Off);
+        assert_eq!(allowed.to_str().unwrap().matches("mcp-param-").count(), MAX_PARAM_HEADERS);
+    }
 
     #[test]
     fn cors_any_or_listed_origins() {

@@ -119,6 +119,7 @@ pub fn judge(status: http::StatusCode, body: &[u8], expect: &Expectations, now: 
         client_id: text("client_id"),
         // RFC 9449 §6.2: the answer carries the binding as the JWT would.
         jkt: jwt::confirmation(doc.get("cnf")).map_err(Invalid::Response)?,
+        payload: doc.clone(),
     })
 }
 
@@ -171,6 +172,8 @@ mod tests {
         assert_eq!(claims.scopes, ["mcp:tools", "mcp:read"]);
         assert_eq!(claims.expires_at, NOW + 60);
         assert_eq!(claims.jkt, None);
+        // Every member is kept for a policy's claim conditions.
+        assert_eq!(claims.payload.get("sub"), Some(&serde_json::json!("alice")));
     }
 
     #[test]

@@ -278,6 +278,9 @@ pub struct Claims {
     /// `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the key the token is bound to. A bound
     /// token is only accepted with a DPoP proof made with that key.
     pub jkt: Option<String>,
+    /// Every claim, as the token (or introspection answer) gave it: what a policy's claim
+    /// conditions read. Moved in, not copied, on the cold path; a cached verdict shares it.
+    pub payload: Map<String, Value>,
 }
 
 /// Why a token was refused. `Display` is fit for an RFC 6750 `error_description`: short, and
@@ -390,7 +393,7 @@ pub fn verify(token: &str, keys: &JwkSet, expect: &Expectations, now_unix_secs: 
 
     // Only now is the payload trusted enough to read.
     let claims = decode_object(payload_b64, "payload is not base64url", "payload is not a JSON object")?;
-    check_claims(&claims, expect, now_unix_secs)
+    check_claims(claims, expect, now_unix_secs)
 }
 
 /// Whether the header's `typ` fits the policy. RFC 7515 §4.1.9: media types compare without
@@ -427,7 +430,7 @@ fn decode_object(
     }
 }
 
-fn check_claims(claims: &Map<String, Value>, expect: &Expectations, now: u64) -> Result<Claims, TokenError> {
+fn check_claims(claims: Map<String, Value>, expect: &Expectations, now: u64) -> Result<Claims, TokenError> {
     match claims.get("iss") {
         None => return Err(TokenError::MissingClaim("iss")),
         Some(iss) if iss.as_str() == Some(expect.issuer.as_str()) => {}
@@ -441,16 +444,16 @@ fn check_claims(claims: &Map<String, Value>, expect: &Expectations, now: u64) ->
         Some(aud) if accepted(aud) => {}
         Some(_) => return Err(TokenError::WrongAudience),
     }
-    let expires_at = numeric_date(claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
+    let expires_at = numeric_date(&claims, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
     if now > expires_at.saturating_add(expect.leeway_secs) {
         return Err(TokenError::Expired);
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")? {
+    if let Some(nbf) = numeric_date(&claims, "nbf")? {
         if now.saturating_add(expect.leeway_secs) < nbf {
             return Err(TokenError::NotYetValid);
         }
     }
-    if let Some(iat) = numeric_date(claims, "iat")? {
+    if let Some(iat) = numeric_date(&claims, "iat")? {
         if iat > now.saturating_add(expect.leeway_secs) {
             return Err(TokenError::IssuedInFuture);
         }
@@ -464,13 +467,8 @@ fn check_claims(claims: &Map<String, Value>, expect: &Expectations, now: u64) ->
         _ => return Err(TokenError::Malformed("scope is not a string")),
     };
     let jkt = confirmation(claims.get("cnf")).map_err(TokenError::Malformed)?;
-    Ok(Claims {
-        subject: string("sub"),
-        scopes,
-        expires_at,
-        client_id: string("client_id").or_else(|| string("azp")),
-        jkt,
-    })
+    let (subject, client_id) = (string("sub"), string("client_id").or_else(|| string("azp")));
+    Ok(Claims { subject, scopes, expires_at, client_id, jkt, payload: claims })
 }
 
 /// The `jkt` of a `cnf` claim (RFC 7800 §3.1, RFC 9449 §6.1), from a JWT or an introspection
@@ -637,6 +635,7 @@ mod tests {
                 expires_at: NOW + 300,
                 client_id: Some("client-9".into()),
                 jkt: None,
+                payload: claims().as_object().expect("an object").clone(),
             }
         );
     }

@@ -145,7 +145,8 @@ impl Gate {
             return Admission::Answered(self.turn_away(refusal, origin));
         }
         if method == Method::OPTIONS {
-            return Admission::Answered(self.cors.preflight(origin));
+            let requested = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS);
+            return Admission::Answered(self.cors.preflight(origin, requested));
         }
         let c = &self.challenges;
         // The prebuilt fields hold for a request without Origin, or for any when all may read.

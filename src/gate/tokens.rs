@@ -509,6 +509,7 @@ mod tests {
             expires_at: 100,
             client_id: None,
             jkt: None,
+            payload: serde_json::Map::new(),
         });
         checker.remember(token.as_bytes(), &claims, 100, 50);
         let hit = checker.cached(token.as_bytes(), 99).expect("a remembered token is a hit");

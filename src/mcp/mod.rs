@@ -3,7 +3,7 @@
 //! checked against the body ([`headers`]), and the policy's verdict on them ([`decide`]).
 //!
 //! No I/O, clock or logging here; the policy itself is a configuration value
-//! ([`crate::config::policy`]). Not wired into the service yet.
+//! ([`crate::config::policy`]). Forwarding applies it: `crate::forward::inspect`.
 
 pub mod decide;
 pub mod headers;

@@ -1,0 +1,427 @@
+//! The MCP authorization policy at the MCP endpoint (issue 12): a request's body read whole, up
+//! to `--max-inspect-bytes`, its operations decided, and the answer for one the policy refuses.
+//!
+//! One simple rule keeps this safe: nothing the policy has not allowed reaches the MCP server,
+//! and the bytes forwarded are exactly the bytes decided on. A body too large to read, one that
+//! is not JSON-RPC, or `Mcp-*` headers (2026-07-28) that disagree with it are refused, never
+//! passed unchecked. Requests of a resource without a policy never come here.
+//!
+//! Reading the body and sending the answer are the I/O; [`judge`] and the answers are pure.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use crate::common::answer::{with_headers, Answer, JSON, NO_STORE};
+use crate::common::route::PRM_WELL_KNOWN;
+use crate::config::policy::Policy;
+use crate::config::{Config, PolicyDenial};
+use crate::forward::upload::Inbound;
+use crate::gate::challenge;
+use crate::gate::cors::Cors;
+use crate::gate::jwt::Claims as TokenClaims;
+use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
+use crate::mcp::headers::{self, Source};
+use crate::mcp::jsonrpc::{self, Body, Id, Message};
+
+/// The JSON-RPC error code of a request the policy denies, in the tool-error mode (a
+/// server-defined code, JSON-RPC 2.0 §5.1; MCP defines none for authorization).
+pub const POLICY_DENIED: i64 = -32003;
+
+/// A resource's policy and how it is applied; made once per configuration.
+pub struct Enforcer {
+    policy: Policy,
+    denial: PolicyDenial,
+    /// The resource's `--required-scope`s: what an operation no rule selects needs under a
+    /// default of allow, and what a step-up must keep.
+    required: Vec<String>,
+    max_inspect_bytes: u64,
+    /// How long the client's body may pause before the read gives up.
+    stall: Duration,
+    /// The RFC 9728 metadata URL the step-up challenge points at.
+    metadata: String,
+}
+
+/// Why a request stops at the edge instead of going to the MCP server.
+#[derive(Debug, PartialEq)]
+pub enum Refusal {
+    /// The body is (or declares itself) larger than `--max-inspect-bytes`.
+    TooLarge,
+    /// The client stopped sending its body.
+    Stalled,
+    /// The client's body broke off (it went away, or broke its framing).
+    Broken,
+    /// `Mcp-*` headers that are malformed or disagree with the body: the `-32020` answer.
+    Headers(Vec<u8>),
+    /// The body is not JSON-RPC.
+    NotJsonRpc(jsonrpc::ExtractError),
+    /// The policy denies an operation (boxed: the largest variant, and the rarest).
+    Denied(Box<Denied>),
+}
+
+/// A policy's denial, with what its answer names.
+#[derive(Debug, PartialEq)]
+pub struct Denied {
+    pub reason: Denial,
+    /// The deciding rule (`None`: the default, or a batch).
+    pub rule: Option<usize>,
+    /// The request, when the body is exactly one: the tool-error mode answers it by its id.
+    pub single: Option<Asked>,
+}
+
+/// The one request of a body, as a tool-error answer names it.
+#[derive(Debug, PartialEq)]
+pub struct Asked {
+    pub id: Id,
+    pub method: String,
+    pub target: Option<String>,
+}
+
+impl Enforcer {
+    /// The resource's enforcer, when it has a policy.
+    pub fn new(config: &Config) -> Option<Enforcer> {
+        let policy = config.policy.clone()?;
+        Some(Enforcer {
+            policy,
+            denial: config.policy_denial,
+            required: config.required_scopes.clone(),
+            max_inspect_bytes: config.limits.max_inspect_bytes,
+            stall: config.upstream_timeout,
+            metadata: format!("{}{PRM_WELL_KNOWN}{}", config.resource.origin, config.resource.path),
+        })
+    }
+
+    /// Reads and decides a request; on allow, the request with the bytes decided on as its
+    /// body. `claims` is the checked token's (`None` only if tokens are not checked, which the
+    /// configuration refuses with a policy: then every rule with a scope or claim denies).
+    pub async fn inspect(
+        &self,
+        request: Request<Incoming>,
+        claims: Option<&TokenClaims>,
+        cors: &Cors,
+        origin: Option<&HeaderValue>,
+    ) -> Result<Request<Inbound>, Answer> {
+        let (mut parts, body) = request.into_parts();
+        // Only a body carries an operation: GET (the SSE stream) and DELETE (a session's end)
+        // pass as they are. SECURITY: any request with a body, and every POST, is read and
+        // decided; a POST without one is not JSON-RPC.
+        let not_post = parts.method != Method::POST;
+        if not_post && http_body::Body::is_end_stream(&body) {
+            return Ok(Request::from_parts(parts, Inbound::Client(body)));
+        }
+        let bytes = match read(body, self.max_inspect_bytes, self.stall).await {
+            Ok(bytes) => bytes,
+            Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
+        };
+        // An HTTP/2 GET may end its stream with an empty DATA frame rather than its headers.
+        if not_post && bytes.is_empty() {
+            return Ok(Request::from_parts(parts, Inbound::Inspected(None)));
+        }
+        let (held, payload): (&[String], &dyn Claims) = match claims {
+            Some(c) => (&c.scopes, &c.payload),
+            None => (&[], &NoClaims),
+        };
+        if let Err(refusal) = judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required) {
+            return Err(self.answer(&refusal, claims, cors, origin));
+        }
+        // The bytes decided on go as one body of known length, whatever framing the client used.
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
+        Ok(Request::from_parts(parts, Inbound::Inspected(Some(bytes))))
+    }
+
+    /// The answer to a refused request, with the endpoint's CORS policy.
+    pub fn answer(
+        &self,
+        refusal: &Refusal,
+        claims: Option<&TokenClaims>,
+        cors: &Cors,
+        origin: Option<&HeaderValue>,
+    ) -> Answer {
+        let (status, body) = match refusal {
+            Refusal::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                oauth_error(
+                    "content_too_large",
+                    &format!(
+                        "The request body is too large to inspect for this resource's MCP policy (over {} bytes)",
+                        self.max_inspect_bytes
+                    ),
+                ),
+            ),
+            Refusal::Stalled => {
+                (StatusCode::REQUEST_TIMEOUT, oauth_error("request_timeout", "The request body stopped arriving"))
+            }
+            Refusal::Broken => (StatusCode::BAD_REQUEST, oauth_error("invalid_request", "The request body broke off")),
+            Refusal::Headers(body) => (StatusCode::BAD_REQUEST, Bytes::from(body.clone())),
+            Refusal::NotJsonRpc(e) => (StatusCode::BAD_REQUEST, invalid_request(e)),
+            Refusal::Denied(denied) => return self.denied(denied, claims, cors, origin),
+        };
+        json_answer(status, body, cors, origin)
+    }
+
+    fn denied(
+        &self,
+        denied: &Denied,
+        claims: Option<&TokenClaims>,
+        cors: &Cors,
+        origin: Option<&HeaderValue>,
+    ) -> Answer {
+        if let (PolicyDenial::ToolError, Some(asked)) = (self.denial, &denied.single) {
+            return json_answer(StatusCode::OK, tool_error(asked, &denied.reason), cors, origin);
+        }
+        match &denied.reason {
+            Denial::Scope { needed, missing } => {
+                let held = claims.map_or(&[][..], |c| c.scopes.as_slice());
+                let scope = self.step_up_scope(needed, held);
+                let value = format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
+                    self.metadata
+                );
+                // Scopes and the URL were validated as header-safe when the configuration was.
+                let value = HeaderValue::try_from(value)
+                    .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"insufficient_scope\""));
+                let body = json!({
+                    "error": "insufficient_scope",
+                    "error_description": format!("This operation needs the scope {}", missing.join(" ")),
+                    "scope": scope,
+                });
+                // A Bearer challenge even where DPoP is on: the step-up is a new token with more
+                // scope, whatever scheme carries it (the 401s name DPoP where it applies).
+                let body = Bytes::from(body.to_string());
+                challenge::answer(StatusCode::FORBIDDEN, std::slice::from_ref(&value), body, cors, origin)
+            }
+            other => json_answer(StatusCode::FORBIDDEN, oauth_error("forbidden", &describe(other)), cors, origin),
+        }
+    }
+
+    /// The challenge's `scope`: everything the operation needs, then the resource's required
+    /// scopes and the policy scopes the token holds. A client of 2025-11-25 asks for exactly
+    /// these and replaces its token, so a step-up must not cost it what it could already do.
+    /// Scopes the policy does not name are not echoed.
+    fn step_up_scope(&self, needed: &[String], held: &[String]) -> String {
+        let mut out: Vec<&str> = Vec::new();
+        let known = held.iter().filter(|s| self.policy.index(s).is_some());
+        for scope in needed.iter().chain(&self.required).chain(known) {
+            if !out.contains(&scope.as_str()) {
+                out.push(scope);
+            }
+        }
+        out.join(" ")
+    }
+}
+
+/// Reads a body whole, refusing one that declares or reaches more than `limit` bytes, or that
+/// pauses longer than `stall`.
+pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Bytes, Refusal> {
+    let declared = http_body::Body::size_hint(&body).lower();
+    // SECURITY: over the bound the body is refused, never forwarded unread.
+    if declared > limit {
+        return Err(Refusal::TooLarge);
+    }
+    let mut out = BytesMut::with_capacity(declared as usize);
+    loop {
+        let frame = match tokio::time::timeout(stall, body.frame()).await {
+            Err(_) => return Err(Refusal::Stalled),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Err(_))) => return Err(Refusal::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        // Trailers carry no operation and are not forwarded.
+        if let Ok(data) = frame.into_data() {
+            if (out.len() + data.len()) as u64 > limit {
+                return Err(Refusal::TooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+}
+
+/// Decides a request's body: its operations, read from it and, from 2026-07-28, checked
+/// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure.
+pub fn judge(
+    policy: &Policy,
+    headers: &HeaderMap,
+    body: &[u8],
+    held: &[String],
+    claims: &dyn Claims,
+    required: &[String],
+) -> Result<(), Refusal> {
+    let source = headers::read(headers).map_err(|e| Refusal::Headers(e.answer()))?;
+    let messages = jsonrpc::extract(body).map_err(Refusal::NotJsonRpc)?;
+    // SECURITY: headers an intermediary may trust must say what the body says; the MCP server
+    // would refuse the request otherwise, and the edge answers as it would, forwarding nothing.
+    if let Source::Headers(announced) = &source {
+        headers::agree(announced, &messages).map_err(|m| Refusal::Headers(m.answer(&messages)))?;
+    }
+    let calls = messages.messages().iter().filter_map(Message::operation).map(|o| o.call());
+    match decide::decide_all(policy, calls, held, claims, required) {
+        Verdict::Allow { .. } => Ok(()),
+        Verdict::Deny { rule, reason } => {
+            Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages) })))
+        }
+    }
+}
+
+/// The body's one request, if it is exactly one.
+fn single(body: &Body<'_>) -> Option<Asked> {
+    match body {
+        Body::Single(Message::Request { id, operation }) => Some(Asked {
+            id: id.clone(),
+            method: operation.method().to_string(),
+            target: operation.target().map(str::to_string),
+        }),
+        _ => None,
+    }
+}
+
+/// What a denial that no step-up fixes says.
+fn describe(reason: &Denial) -> String {
+    match reason {
+        Denial::Scope { missing, .. } => format!("needs the scope {}", missing.join(" ")),
+        Denial::Claim { claim } => format!("The token's claim {claim:?} does not allow this operation"),
+        Denial::NoRule => "No rule of this resource's policy allows this operation".to_string(),
+        Denial::AmbiguousUri => {
+            "The resource URI has dot segments or an encoded slash, which this resource's policy refuses".to_string()
+        }
+    }
+}
+
+/// The tool-error mode's answer: a `tools/call` gets a tool result with `isError` naming what
+/// is missing (the model sees it), any other request a JSON-RPC error.
+fn tool_error(asked: &Asked, reason: &Denial) -> Bytes {
+    let id = match &asked.id {
+        Id::Number(n) => json!(n),
+        Id::String(s) => json!(s),
+    };
+    let what = match (&asked.target, asked.method.as_str()) {
+        (Some(name), "tools/call") => format!("the tool {name:?}"),
+        (Some(name), "prompts/get") => format!("the prompt {name:?}"),
+        (Some(uri), _) => format!("the resource {uri:?}"),
+        (None, method) => method.to_string(),
+    };
+    let mut text = format!("Not allowed: {what} ");
+    match reason {
+        Denial::Scope { needed, missing } => {
+            let _ = write!(text, "needs scope {}; the token lacks {}", needed.join(" "), missing.join(" "));
+        }
+        other => {
+            let _ = write!(text, "is refused by this server's policy ({})", describe(other));
+        }
+    }
+    let body = if asked.method == "tools/call" {
+        json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": text}], "isError": true}})
+    } else {
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": POLICY_DENIED, "message": text}})
+    };
+    Bytes::from(body.to_string())
+}
+
+/// JSON-RPC's Invalid Request (`-32600`), without an id: the body's could not be read.
+fn invalid_request(e: &jsonrpc::ExtractError) -> Bytes {
+    let body = json!({"jsonrpc": "2.0", "id": Value::Null, "error": {"code": -32600, "message": format!("Invalid Request: {e}")}});
+    Bytes::from(body.to_string())
+}
+
+fn oauth_error(error: &str, description: &str) -> Bytes {
+    Bytes::from(json!({"error": error, "error_description": description}).to_string())
+}
+
+fn json_answer(status: StatusCode, body: Bytes, cors: &Cors, origin: Option<&HeaderValue>) -> Answer {
+    let mut response = with_headers(status, body, 4);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, JSON);
+    h.insert(header::CACHE_CONTROL, NO_STORE);
+    cors.apply_uncached(origin, h);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn policy() -> Policy {
+        let v = json!({"default": "deny",
+            "implies": {"mcp:admin": ["mcp:write"]},
+            "rules": [
+                {"method": "tools/call", "name": "delete_*", "scopes": ["mcp:admin"],
+                 "claims": [{"claim": "groups", "contains": "ops"}]},
+                {"method": "tools/call", "name": "write_*", "scopes": ["mcp:write"]},
+                {"method": "tools/call", "scopes": ["mcp:read"]},
+                {"method": "notifications/*"}]});
+        Policy::parse(&v, "policy").expect("valid")
+    }
+
+    fn held(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn call(name: &str) -> String {
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#)
+    }
+
+    #[test]
+    fn a_body_is_decided_whole() {
+        let p = policy();
+        let h = HeaderMap::new();
+        let none = Map::new();
+        let judge = |body: &str, scopes: &[&str]| judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[]);
+        assert_eq!(judge(&call("read_x"), &["mcp:read"]), Ok(()));
+        assert_eq!(judge(&call("write_x"), &["mcp:admin"]), Ok(()), "admin implies write");
+        let Err(Refusal::Denied(d)) = judge(&call("write_x"), &["mcp:read"]) else { panic!("denied") };
+        assert_eq!(d.reason, Denial::Scope { needed: held(&["mcp:write"]), missing: held(&["mcp:write"]) });
+        assert_eq!(d.single.map(|a| (a.id, a.target)), Some((Id::Number(7), Some("write_x".into()))));
+        let Err(Refusal::Denied(d)) = judge(&call("delete_x"), &["mcp:admin"]) else { panic!("denied") };
+        assert_eq!(d.reason, Denial::Claim { claim: "groups".into() }, "no claims: the condition fails");
+        let batch = format!("[{},{}]", call("read_x"), call("write_x"));
+        assert!(matches!(judge(&batch, &["mcp:read"]), Err(Refusal::Denied(d)) if d.single.is_none()));
+        let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        assert!(matches!(judge(ping, &["mcp:admin"]), Err(Refusal::Denied(d)) if d.reason == Denial::NoRule));
+        assert!(matches!(judge("{}", &[]), Err(Refusal::NotJsonRpc(_))));
+        assert!(matches!(judge("nope", &[]), Err(Refusal::NotJsonRpc(_))));
+        // A response to the server's own request asks for nothing.
+        assert_eq!(judge(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#, &[]), Ok(()));
+    }
+
+    #[test]
+    fn trusted_headers_must_agree_with_the_body() {
+        let p = policy();
+        let mut h = HeaderMap::new();
+        h.insert(headers::MCP_PROTOCOL_VERSION, HeaderValue::from_static("2026-07-28"));
+        h.insert(headers::MCP_METHOD, HeaderValue::from_static("tools/call"));
+        h.insert(headers::MCP_NAME, HeaderValue::from_static("read_x"));
+        let none = Map::new();
+        let scopes = held(&["mcp:admin", "mcp:read"]);
+        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[]), Ok(()));
+        let Err(Refusal::Headers(body)) = judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]) else {
+            panic!("a mismatch")
+        };
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(7), json!(-32020)));
+        // Before 2026-07-28 the headers are not trusted, nor compared: the body decides.
+        h.insert(headers::MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-11-25"));
+        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]), Ok(()));
+    }
+
+    #[test]
+    fn tool_errors_name_the_missing_scope() {
+        let asked = Asked { id: Id::String("a".into()), method: "tools/call".into(), target: Some("write_x".into()) };
+        let reason = Denial::Scope { needed: held(&["mcp:write"]), missing: held(&["mcp:write"]) };
+        let body: Value = serde_json::from_slice(&tool_error(&asked, &reason)).unwrap();
+        assert_eq!(body["id"], "a");
+        assert_eq!(body["result"]["isError"], true);
+        let text = body["result"]["content"][0]["text"].as_str().unwrap();
+        assert_eq!(text, "Not allowed: the tool \"write_x\" needs scope mcp:write; the token lacks mcp:write");
+        let asked = Asked { id: Id::Number(2), method: "prompts/get".into(), target: Some("p".into()) };
+        let body: Value = serde_json::from_slice(&tool_error(&asked, &Denial::NoRule)).unwrap();
+        assert_eq!(body["error"]["code"], POLICY_DENIED);
+        assert!(body["result"].is_null());
+    }
+}

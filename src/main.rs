@@ -217,6 +217,14 @@ impl Demo {
         if !settings.has("host_alias") {
             settings.set("host_alias", "localhost 127.0.0.1 [::1]".to_string());
         }
+        // The challenge names the base scope; the policy's admin tool shows a step-up. A policy
+        // needs checked tokens, so the demo leaves it out in presence mode.
+        if !settings.has("scope") {
+            settings.set("scope", "mcp:tools".to_string());
+        }
+        if !settings.has("policy") && settings.given("token_check") != Some("presence") {
+            settings.set_object("policy", demo::policy(), "the demo");
+        }
         Ok(())
     }
 }

@@ -101,3 +101,50 @@ async fn demo_tokens_pass_the_gate_by_introspection_too() {
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
     assert_eq!(forged.json()["error_description"], "token is not active");
 }
+
+/// `--demo` as a user runs it, the binary itself: the challenge names the base scope, and the
+/// demo policy's admin tool shows a step-up: 403 naming `mcp:admin` with the demo token, 200
+/// once a token with that scope is asked for.
+#[tokio::test]
+async fn the_demo_shows_a_step_up() {
+    let (port, admin_port) = (support::free_port(), support::free_port());
+    let (listen, admin) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{admin_port}"));
+    let mut process = support::Process::spawn(&["--demo", "--listen", &listen, "--admin-listen", &admin], &[]);
+    let edge: std::net::SocketAddr = listen.parse().expect("an address");
+    support::wait_ready(admin.parse().expect("an address")).await;
+
+    let challenge = request(edge, Method::POST, "/mcp", &[]).await;
+    assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.header("www-authenticate").ends_with(", scope=\"mcp:tools\""), "{challenge:?}");
+    let prm = request(edge, Method::GET, "/.well-known/oauth-protected-resource/mcp", &[]).await.json();
+    assert_eq!(prm["scopes_supported"], serde_json::json!(["mcp:tools", "mcp:admin"]));
+    let issuer = prm["authorization_servers"][0].as_str().expect("an issuer").to_string();
+    let auth: std::net::SocketAddr = issuer.trim_start_matches("http://").parse().expect("the demo issuer's address");
+
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"admin_reset"}}"#;
+    let ask = |token: &str| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: {listen}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{call}",
+            call.len()
+        )
+    };
+    let (_, base) = post_form(auth, "/token", "grant_type=client_credentials").await;
+    let refused =
+        support::normalized(&support::raw_exchange(edge, &ask(base["access_token"].as_str().expect("a token"))).await);
+    assert!(refused.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{refused}");
+    assert!(
+        refused.contains("www-authenticate: Bearer error=\"insufficient_scope\", scope=\"mcp:admin mcp:tools\""),
+        "{refused}"
+    );
+    let (_, admin_token) =
+        post_form(auth, "/token", "grant_type=client_credentials&scope=mcp%3Atools+mcp%3Aadmin").await;
+    let allowed = support::normalized(
+        &support::raw_exchange(edge, &ask(admin_token["access_token"].as_str().expect("a token"))).await,
+    );
+    assert!(allowed.starts_with("HTTP/1.1 200 OK\r\n"), "{allowed}");
+    assert!(allowed.contains("admin_reset"), "the echo server got the call: {allowed}");
+
+    process.signal("TERM");
+    assert!(process.wait_exit(support::PATIENCE).await.success());
+}

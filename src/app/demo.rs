@@ -36,7 +36,7 @@ pub fn metadata(issuer: &str) -> Bytes {
         "response_types_supported": ["code"],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
-        "scopes_supported": ["mcp:tools", "mcp:resources"],
+        "scopes_supported": ["mcp:tools", "mcp:resources", "mcp:admin"],
         "service_documentation": "https://modelcontextprotocol.io/specification/draft/basic/authorization",
     });
     Bytes::from(doc.to_string())
@@ -57,6 +57,15 @@ struct AuthServer {
 }
 
 const DEMO_KID: &str = "demo-1";
+
+/// The demo's MCP policy: every operation open to the resource's tokens, except the tools named
+/// `admin_*`, which need `mcp:admin`; so `--demo` shows a step-up with curl.
+pub fn policy() -> serde_json::Value {
+    serde_json::json!({
+        "default": "allow",
+        "rules": [{"method": "tools/call", "name": "admin_*", "scopes": ["mcp:admin"]}],
+    })
+}
 
 /// Serves the demo authorization server on `listener` until shutdown. Its tokens are issued
 /// for `audience` (the resource URL) and signed with a fresh Ed25519 key.
@@ -241,6 +250,12 @@ pub fn banner(edge: &str, issuer: &str, resource_path: &str) -> String {
          \x20 curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {edge}{resource_path} \\\n\
          \x20      -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\
          \x20 curl -i -X POST -H 'Authorization: Bearer not-a-real-token' {edge}{resource_path} -d '{{}}'\n\n\
+         a step-up (the demo policy: tools named admin_* need mcp:admin; the first call gets 403):\n\
+         \x20 CALL='{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"admin_reset\"}}}}'\n\
+         \x20 curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {edge}{resource_path} -d \"$CALL\"\n\
+         \x20 TOKEN=$(curl -s -d grant_type=client_credentials -d 'scope=mcp:tools mcp:admin' {issuer}/token \\\n\
+         \x20      | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n\
+         \x20 curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {edge}{resource_path} -d \"$CALL\"\n\n\
          the same gate with introspection (RFC 7662) instead of local JWT checks: restart with\n\
          \x20 --demo --token-check introspect --introspection-client-id demo --introspection-client-secret demo\n\n\
          Ctrl-C stops it.\n"

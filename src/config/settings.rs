@@ -351,6 +351,19 @@ impl Settings {
         self.values.insert(name, (Origin::Flag(name), Raw::One(value)));
     }
 
+    /// Sets an object-valued setting (the demo's `policy`) as if a file called `from` gave it.
+    pub fn set_object(&mut self, name: &'static str, value: serde_json::Value, from: &str) {
+        self.values.insert(name, (Origin::File { path: from.to_string(), key: name }, Raw::Json(value)));
+    }
+
+    /// The single value a setting was given, from any source; `None` for none, a list or an object.
+    pub fn given(&self, name: &str) -> Option<&str> {
+        match self.values.get(name) {
+            Some((_, Raw::One(v))) => Some(v),
+            _ => None,
+        }
+    }
+
     /// Whether a value was given by any source.
     pub fn has(&self, name: &str) -> bool {
         self.values.contains_key(name)

@@ -46,6 +46,8 @@ pub struct Enforcer {
     stall: Duration,
     /// The RFC 9728 metadata URL the step-up challenge points at.
     metadata: String,
+    /// The resource's own `--scope`s: held ones are kept in a step-up like the policy's.
+    supported: Vec<String>,
 }
 
 /// Why a request stops at the edge instead of going to the MCP server.
@@ -94,6 +96,7 @@ impl Enforcer {
             max_inspect_bytes: config.limits.max_inspect_bytes,
             stall: config.upstream_timeout,
             metadata: format!("{}{PRM_WELL_KNOWN}{}", config.resource.origin, config.resource.path),
+            supported: config.scopes.clone(),
         })
     }
 
@@ -202,12 +205,13 @@ impl Enforcer {
     }
 
     /// The challenge's `scope`: everything the operation needs, then the resource's required
-    /// scopes and the policy scopes the token holds. A client of 2025-11-25 asks for exactly
-    /// these and replaces its token, so a step-up must not cost it what it could already do.
-    /// Scopes the policy does not name are not echoed.
+    /// scopes and the scopes the token holds that the resource knows (its `--scope`s and the
+    /// policy's). A client of 2025-11-25 asks for exactly these and replaces its token, so a
+    /// step-up must not cost it what it could already do. Scopes the resource does not name
+    /// (another resource's, `openid`) are not echoed.
     fn step_up_scope(&self, needed: &[String], held: &[String]) -> String {
         let mut out: Vec<&str> = Vec::new();
-        let known = held.iter().filter(|s| self.policy.index(s).is_some());
+        let known = held.iter().filter(|s| self.policy.index(s).is_some() || self.supported.contains(s));
         for scope in needed.iter().chain(&self.required).chain(known) {
             if !out.contains(&scope.as_str()) {
                 out.push(scope);

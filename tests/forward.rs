@@ -393,6 +393,22 @@ async fn a_stream_ends_between_events_when_its_token_expires() {
     assert_eq!(s.edge.metric("mcp_auth_edge_streams_ended_total{reason=\"expired\"}").await, 1.0);
 }
 
+/// A stream is never cut while its token is valid, however long it runs: past a minute (the
+/// default leeway, a tempting constant) events still flow, and the end comes only at `exp`.
+#[tokio::test]
+async fn a_stream_runs_past_a_minute_while_its_token_is_valid() {
+    let s = Setup::new(&["--token-leeway", "0"]).await;
+    let exp = support::jwt::now() + 66;
+    let (stream, mut body, _connection) = s.stream_until(exp, EVENT_1).await;
+    assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes());
+    past(exp - 5).await;
+    assert!(stream.send(EVENT_2).await, "the stream is still open upstream after a minute");
+    assert_eq!(next_data(&mut body).await, EVENT_2.as_bytes(), "and still delivers");
+    past(exp).await;
+    let end = within(PATIENCE, "the end of the stream", body.frame()).await;
+    assert!(end.is_none(), "a clean end at exp: {end:?}");
+}
+
 /// An event under way when the token expires is let through whole; then the stream ends.
 #[tokio::test]
 async fn an_event_under_way_at_expiry_is_finished_first() {

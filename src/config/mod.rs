@@ -465,17 +465,28 @@ fn origins(s: &Settings, resource: &Resource) -> Result<Origins, ConfigError> {
         (Some(scheme), Some(authority)) => serialized_origin(scheme, authority),
         _ => resource.origin.clone(),
     };
+    Ok(own_then_listed(s, "cors_origin", own, parse_origin)?.map_or(Origins::Any, Origins::Listed))
+}
+
+/// A list setting that names what the resource's `own` value is joined by: `own` first, then
+/// each given value parsed, without repeats; `None` when any value is `*` (anything goes).
+fn own_then_listed<T: PartialEq>(
+    s: &Settings,
+    name: &'static str,
+    own: T,
+    parse: impl Fn(&Origin, &str) -> Result<T, ConfigError>,
+) -> Result<Option<Vec<T>>, ConfigError> {
     let mut listed = vec![own];
-    for (o, origin) in s.many("cors_origin") {
-        if origin == "*" {
-            return Ok(Origins::Any);
+    for (o, value) in s.many(name) {
+        if value == "*" {
+            return Ok(None);
         }
-        let origin = parse_origin(o, origin)?;
-        if !listed.contains(&origin) {
-            listed.push(origin);
+        let value = parse(o, value)?;
+        if !listed.contains(&value) {
+            listed.push(value);
         }
     }
-    Ok(Origins::Listed(listed))
+    Ok(Some(listed))
 }
 
 /// `--session-key`: each at least [`MIN_SECRET_LEN`] bytes (never repeated in an error), and only
@@ -501,17 +512,7 @@ fn session_binding(s: &Settings, token_check: &TokenCheck) -> Result<SessionBind
 /// `--host-alias`: the resource's own host and port, then each alias; `*` turns the check off.
 fn hosts(s: &Settings, resource: &Resource) -> Result<Hosts, ConfigError> {
     let own = resource_host(resource).ok_or(ConfigError::Missing("resource"))?;
-    let mut listed = vec![own];
-    for (o, alias) in s.many("host_alias") {
-        if alias == "*" {
-            return Ok(Hosts::Any);
-        }
-        let alias = parse_host_alias(o, alias)?;
-        if !listed.contains(&alias) {
-            listed.push(alias);
-        }
-    }
-    Ok(Hosts::Listed(listed))
+    Ok(own_then_listed(s, "host_alias", own, parse_host_alias)?.map_or(Hosts::Any, Hosts::Listed))
 }
 
 /// `policy`: a JSON object of the `--config` file (top level or a `resources` entry), parsed

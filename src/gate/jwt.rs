@@ -79,7 +79,8 @@ impl Material {
                 // RFC 7518 §6.3.1.1 forbids leading zero octets; some servers send one anyway.
                 let n = strip_leading_zeros(bytes("n")?);
                 let e = strip_leading_zeros(bytes("e")?);
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                // An empty `n` has no bits (and must not underflow the count).
+                let bits = (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
                 // The range ring's RSA_*_2048_8192 verifiers accept; smaller keys are too weak.
                 if !(2048..=8192).contains(&bits) || e.is_empty() || e.len() > 4 {
                     return None;
@@ -711,6 +712,15 @@ mod tests {
     #[test]
     fn eddsa_token_is_accepted() {
         accepts("EdDSA");
+    }
+
+    #[test]
+    fn an_rsa_key_with_an_empty_modulus_is_skipped_not_a_panic() {
+        // Found by the jwt fuzz target: the bit count of an empty `n` underflowed.
+        let set = JwkSet::parse(br#"{"keys":[{"kty":"RSA","kid":"rsa","n":"","e":"AQAB"}]}"#);
+        assert!(set.is_err() || set.is_ok_and(|s| s.is_empty()));
+        let zeros = JwkSet::parse(br#"{"keys":[{"kty":"RSA","kid":"rsa","n":"AAAA","e":"AQAB"}]}"#);
+        assert!(zeros.is_err() || zeros.is_ok_and(|s| s.is_empty()));
     }
 
     #[test]

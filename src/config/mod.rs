@@ -524,14 +524,9 @@ fn policy_of(s: &Settings, token_check: &TokenCheck) -> Result<Option<Policy>, C
             ConfigError::Policy { file: path.clone(), path: e.path().to_string(), reason: e.reason().to_string() }
         })?,
         Some((origin, raw)) => {
-            let value = match raw {
-                Raw::One(v) => v.clone(),
-                Raw::Many(v) => v.join(" "),
-                Raw::Json(v) => v.to_string(),
-            };
             return Err(invalid(
                 origin,
-                &value,
+                &raw.text(),
                 "is a JSON object, given only in the --config file (there is no flag or environment form)",
             ));
         }
@@ -564,14 +559,9 @@ fn more_resources(s: &Settings, first: &Resource) -> Result<Vec<Config>, ConfigE
         let config = Config::from_settings(&Settings { values, resources: Vec::new() })?;
         if paths.contains(&config.resource.path) {
             let (origin, value) = entry.get("resource").map(|(o, v)| (o, v)).ok_or(ConfigError::Missing("resource"))?;
-            let value = match value {
-                Raw::One(v) => v.clone(),
-                Raw::Many(v) => v.join(" "),
-                Raw::Json(v) => v.to_string(),
-            };
             return Err(invalid(
                 origin,
-                &value,
+                &value.text(),
                 "has the same path as another resource; each needs a path of its own for its metadata and gate",
             ));
         }

@@ -318,6 +318,17 @@ pub(super) enum Raw {
     Json(serde_json::Value),
 }
 
+impl Raw {
+    /// The value as an error message quotes it.
+    pub(super) fn text(&self) -> String {
+        match self {
+            Raw::One(v) => v.clone(),
+            Raw::Many(v) => v.join(" "),
+            Raw::Json(v) => v.to_string(),
+        }
+    }
+}
+
 impl Settings {
     /// Reads the command line (without the program name) and the environment, then the file
     /// that `--config` or `MCP_AUTH_EDGE_CONFIG` names, if any.

@@ -10,7 +10,8 @@
 //   3. "edge" refuses, with nothing forwarded: a proof replayed as it was accepted, a proof for
 //      another URI (htu), for another method (htm), made with another key than the token's, a
 //      DPoP token without a proof (each 401 invalid_dpop_proof), and the token sent as Bearer
-//      (401, the DPoP challenge only)
+//      (401, the DPoP challenge only); and it accepts a token bound to an Ed25519 key, whose
+//      proofs the library signs with RFC 9864's name for the algorithm, "Ed25519"
 //   4. "nonce-a" and "nonce-b" (one --dpop-nonce-key), reached through a load balancer made here
 //      that alternates between them for the public resource URI: the first request gets 401
 //      use_dpop_nonce with DPoP-Nonce, the library retries by itself with the nonce and the
@@ -219,6 +220,20 @@ if (token) {
     const bearerAndProof = await send(EDGE, withProof, accepted.body);
     c.check('the same token as Bearer beside a DPoP header: 401, nothing forwarded',
       bearerAndProof.status === 401 && bearerAndProof.forwarded === 0, `got ${bearerAndProof.status}, WWW-Authenticate: ${bearerAndProof.www}`);
+  }
+
+  // An Ed25519 key, whose proofs the library signs as RFC 9864 names them ("Ed25519", not "EdDSA").
+  const edKeys = await oidc.randomDPoPKeyPair('Ed25519');
+  const edHandle = oidc.getDPoPHandle(config, edKeys);
+  const edGrant = await c.step('a token bound to an Ed25519 key', () =>
+    oidc.clientCredentialsGrant(config, { resource: RESOURCE, scope: SCOPES }, { DPoP: edHandle }));
+  if (edGrant) {
+    log.length = 0;
+    const edCall = await viaLibrary(config, edGrant.access_token, edHandle);
+    const edProof = proofOf(log.at(-1)?.headers ?? new Headers());
+    c.check('an Ed25519 proof (alg "Ed25519") with its bound token: 200',
+      edCall.status === 200 && edProof && decodeProtectedHeader(edProof).alg === 'Ed25519',
+      JSON.stringify({ status: edCall.status, header: edProof && decodeProtectedHeader(edProof), thrown: String(edCall.thrown) }));
   }
 
   // --- 4. nonces, across two replicas -------------------------------------------------------------

@@ -9,9 +9,10 @@
 //      `Authorization: DPoP <token>`, `X-Auth-Dpop-Jkt: <cnf.jkt>` and never a `DPoP` header
 //   3. "edge" refuses, with nothing forwarded: a proof replayed as it was accepted, a proof for
 //      another URI (htu), for another method (htm), made with another key than the token's, a
-//      DPoP token without a proof (each 401 invalid_dpop_proof), and the token sent as Bearer
-//      (401, the DPoP challenge only); and it accepts a token bound to an Ed25519 key, whose
-//      proofs the library signs with RFC 9864's name for the algorithm, "Ed25519"
+//      DPoP token without a proof (each 401 invalid_dpop_proof, each counted in the edge's
+//      metrics), and the token sent as Bearer (401, the DPoP challenge only); and it accepts a
+//      token bound to an Ed25519 key, whose proofs the library signs with RFC 9864's name for the
+//      algorithm, "Ed25519"
 //   4. "nonce-a" and "nonce-b" (one --dpop-nonce-key), reached through a load balancer made here
 //      that alternates between them for the public resource URI: the first request gets 401
 //      use_dpop_nonce with DPoP-Nonce, the library retries by itself with the nonce and the
@@ -20,8 +21,8 @@
 //      says, each replica has its own replay cache) a replay at the other replica is accepted
 //      once, then refused there too
 //
-// Env (set by run.sh): EDGE_URL, RESOURCE_URL, NONCE_A_URL, NONCE_B_URL, ISSUER, SCOPES, MCP_URL,
-// E2E_CLIENT_ID, E2E_CLIENT_SECRET.
+// Env (set by run.sh): EDGE_URL, EDGE_ADMIN_URL (its metrics), RESOURCE_URL, NONCE_A_URL,
+// NONCE_B_URL, ISSUER, SCOPES, MCP_URL, E2E_CLIENT_ID, E2E_CLIENT_SECRET.
 
 import * as oidc from 'openid-client';
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader } from 'jose';
@@ -32,6 +33,7 @@ import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { Checks, env } from './checks.mjs';
 
 const EDGE = env('EDGE_URL');
+const EDGE_ADMIN = env('EDGE_ADMIN_URL');
 const RESOURCE = env('RESOURCE_URL');
 const NONCE_A = env('NONCE_A_URL');
 const NONCE_B = env('NONCE_B_URL');
@@ -41,6 +43,12 @@ const MCP = env('MCP_URL');
 const c = new Checks('dpop_client');
 const PRM_URL = `${EDGE}/.well-known/oauth-protected-resource${new URL(RESOURCE).pathname}`;
 
+/** The edge's count of refused proofs (`mcp_auth_edge_token_rejections_total{reason="dpop_proof"}`). */
+async function refusedProofs() {
+  const text = await fetch(`${EDGE_ADMIN}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) => r.text());
+  const m = /^mcp_auth_edge_token_rejections_total\{[^}]*reason="dpop_proof"[^}]*\} (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : NaN;
+}
 const seen = async () => (await fetch(`${MCP}/_seen`, { signal: AbortSignal.timeout(5000) })).json();
 const proofOf = (headers) => headers.get('dpop');
 const claimsOf = (proof) => (proof ? decodeJwt(proof) : undefined);
@@ -178,6 +186,7 @@ if (token) {
 
   // --- 3. what "edge" refuses ---------------------------------------------------------------------
   console.log('-- proofs and tokens "edge" refuses');
+  const proofsRefusedBefore = await refusedProofs();
   log.length = 0;
   const first = await viaLibrary(config, token, dpop);
   const accepted = log.at(-1);
@@ -214,6 +223,9 @@ if (token) {
   c.check('the same token as Bearer: 401, a DPoP challenge only (require mode), nothing forwarded',
     bearer.status === 401 && /^DPoP algs="[^"]*ES256[^"]*"/.test(bearer.www) && !/Bearer/.test(bearer.www) && bearer.forwarded === 0,
     `got ${bearer.status}, WWW-Authenticate: ${bearer.www}, forwarded ${bearer.forwarded}`);
+  const proofsRefused = (await refusedProofs()) - proofsRefusedBefore;
+  c.equal('the edge counted each refused proof (replay, two htu, htm, key, none) in token_rejections_total{reason="dpop_proof"}',
+    proofsRefused, accepted?.status === 200 ? 6 : 5);
   if (accepted?.status === 200) {
     const withProof = new Headers(accepted.headers);
     withProof.set('authorization', `Bearer ${token}`);

@@ -495,7 +495,8 @@ dpop_round() {
   EDGE_ENV=()
   if ((${#pids[@]} == 3)); then
     say "$ROUND: edges ready"
-    export EDGE_URL RESOURCE_URL NONCE_A_URL NONCE_B_URL ISSUER SCOPES MCP_URL E2E_CLIENT_ID E2E_CLIENT_SECRET
+    EDGE_ADMIN_URL="http://127.0.0.1:$admin_port"
+    export EDGE_URL EDGE_ADMIN_URL RESOURCE_URL NONCE_A_URL NONCE_B_URL ISSUER SCOPES MCP_URL E2E_CLIENT_ID E2E_CLIENT_SECRET
     run_client dpop_client node dpop_client.mjs
     say "$ROUND: edge shutdown"
     stop_edge "dpop, edge" "${pids[0]}"

@@ -10,9 +10,9 @@
 #   fwd   the same POST with a valid JWT, forwarded (token cache warm)
 #   dpop  that forwarded POST with a DPoP-bound JWT (token cache warm) and a fresh ES256 proof
 #         each, the edge at --dpop require: h2load cannot make proofs, so `hyper-floor
-#         dpop-requests` makes 2N requests ahead (the same token, signed by the bench's fixed
-#         Ed25519 key, whose JWKS a static server publishes; each proof its own jti, iat = the
-#         moment it is made) just before each run, and `hyper-floor dpop-send` sends them over one
+#         dpop-requests` makes the run's N or 2N requests just before it (the same token, signed
+#         by the bench's fixed Ed25519 key, whose JWKS a static server publishes; each proof its
+#         own jti, iat = the moment it is made), and `hyper-floor dpop-send` sends them over one
 #         keep-alive connection; the default --dpop-iat-window (300 s) covers a run by far
 #   ngx   that forwarded POST through nginx proxy_pass instead (benches/nginx/proxy.conf.in, one
 #         process), the floor the forwarding bar is set against

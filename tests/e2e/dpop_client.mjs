@@ -19,7 +19,9 @@
 //      other replica accepts it; the whole MCP session then runs on that nonce; a made-up nonce
 //      gets use_dpop_nonce again; a replay at the same replica is refused, and (as the README
 //      says, each replica has its own replay cache) a replay at the other replica is accepted
-//      once, then refused there too
+//      once, then refused there too; the session id (wrapped by the edges' --session-key, the
+//      server's id inside in base64url) is accepted by both replicas, and the MCP server sees
+//      its own id
 //
 // Env (set by run.sh): EDGE_URL, EDGE_ADMIN_URL (its metrics), RESOURCE_URL, NONCE_A_URL,
 // NONCE_B_URL, ISSUER, SCOPES, MCP_URL, E2E_CLIENT_ID, E2E_CLIENT_SECRET.
@@ -74,6 +76,7 @@ async function libraryFetch(url, options) {
     entry.status = response.status;
     entry.www = response.headers.get('www-authenticate') ?? '';
     entry.nonce = response.headers.get('dpop-nonce');
+    entry.session = response.headers.get('mcp-session-id');
     log.push(entry);
   }
   return response;
@@ -269,6 +272,17 @@ if (token) {
       new Set(rest.map((e) => e.sentTo)).size === 2,
     JSON.stringify(rest.map((e) => [e.method, e.sentTo, e.status])));
   if (nonceReport) c.equal('whoami through a nonce replica: X-Auth-Dpop-Jkt = cnf.jkt', nonceReport.x_auth_dpop_jkt, jkt);
+  const wrapped = retried?.session;
+  const later = rest.filter((e) => e.headers.get('mcp-session-id') === wrapped);
+  c.check('the session id the client got is bound to it by the edge (s1.…), and both replicas took it',
+    /^s1\./.test(wrapped ?? '') && later.length === rest.length && new Set(later.map((e) => e.sentTo)).size === 2,
+    JSON.stringify({ wrapped, sent: rest.map((e) => [e.sentTo, e.headers.get('mcp-session-id'), e.status]) }));
+  if (nonceReport && wrapped) {
+    c.check('the MCP server saw its own session id, not the wrapped one',
+      typeof nonceReport.session_id === 'string' && !nonceReport.session_id.startsWith('s1.') &&
+        Buffer.from(wrapped.split('.').at(-1), 'base64url').toString('utf8') === nonceReport.session_id,
+      JSON.stringify({ wrapped, server: nonceReport.session_id }));
+  }
 
   route = () => NONCE_A;
   const madeUp = oidc.getDPoPHandle(config, keys, { [oidc.modifyAssertion]: (_h, p) => { p.nonce = 'bm90LWEtbm9uY2U'; } });

@@ -463,7 +463,8 @@ verify_round() {
 # stand for the same public resource (RESOURCE_URL, on the port of "edge"), all `--token-check jwt
 # --dpop require`: "edge" without nonces, and "nonce-a" and "nonce-b", two replicas with one
 # `--dpop-nonce-key` (from the environment), which dpop_client.mjs reaches through a small load
-# balancer of its own that alternates between them. The client is openid-client (over
+# balancer of its own that alternates between them. All three bind the MCP server's session ids
+# to their caller with one --session-key, so one session runs through both replicas. The client is openid-client (over
 # oauth4webapi) driving the MCP TypeScript SDK's transport.
 dpop_round() {
   ROUND=dpop
@@ -487,9 +488,10 @@ dpop_round() {
   # at any port is an alias of it, and proofs name RESOURCE_URL, as behind a load balancer.
   local common=(--resource "$RESOURCE_URL" --auth-server "$ISSUER" --scope mcp:tools --scope mcp:resources
     --upstream "$MCP_URL" --token-check jwt --dpop require --host-alias 127.0.0.1)
-  EDGE_ENV=()
+  local session_key=MCP_AUTH_EDGE_SESSION_KEY=e2e-session-key-not-a-secret-0123456789
+  EDGE_ENV=("$session_key")
   start_edge edge "$admin_port" --listen "127.0.0.1:$edge_port" "${common[@]}" && pids+=("$EDGE_PID")
-  EDGE_ENV=(MCP_AUTH_EDGE_DPOP_NONCE_KEY=e2e-dpop-nonce-key-not-a-secret-0123456789)
+  EDGE_ENV=("$session_key" MCP_AUTH_EDGE_DPOP_NONCE_KEY=e2e-dpop-nonce-key-not-a-secret-0123456789)
   start_edge nonce-a "$nonce_a_admin" --listen "127.0.0.1:$nonce_a_port" "${common[@]}" && pids+=("$EDGE_PID")
   start_edge nonce-b "$nonce_b_admin" --listen "127.0.0.1:$nonce_b_port" "${common[@]}" && pids+=("$EDGE_PID")
   EDGE_ENV=()

@@ -132,7 +132,7 @@ impl Enforcer {
             Err(e) => return Err(self.answer(&Refusal::Headers(e.answer()), claims, cors, origin)),
             Ok(Source::Headers(announced)) if !not_post => {
                 match decide::decide(&self.policy, announced.call(), held, payload, &self.required) {
-                    Verdict::Allow { .. } => Ok(Expected::new(&announced, &parts.headers)),
+                    Verdict::Allow { .. } => Ok(Expected::new(&announced)),
                     Verdict::Deny { rule, reason } => Err((rule, reason)),
                 }
             }

@@ -18,10 +18,10 @@
 
 use std::fmt;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 
 use crate::config::policy::TargetKind;
-use crate::mcp::headers::{jsonrpc_error, Announced, Mismatch, HEADER_MISMATCH, MCP_METHOD, MCP_NAME};
+use crate::mcp::headers::{jsonrpc_error, Announced, Mismatch, HEADER_MISMATCH};
 use crate::mcp::jsonrpc::Id;
 
 /// Containers open at once, at most; deeper bodies are refused (serde_json, which MCP servers
@@ -75,8 +75,9 @@ enum Text {
 }
 
 impl Text {
-    fn new(headers: &HeaderMap, name: &HeaderName, text: &str) -> Text {
-        match headers.get(name) {
+    /// `text` as read from `value`: the value itself when it is plain, a copy when decoded.
+    fn new(value: Option<&HeaderValue>, text: &str) -> Text {
+        match value {
             Some(value) if value.as_bytes() == text.as_bytes() => Text::Header(value.clone()),
             _ => Text::Owned(text.as_bytes().into()),
         }
@@ -100,12 +101,13 @@ pub struct Expected {
 }
 
 impl Expected {
-    /// `headers` are those `announced` was read from; their values are shared, not copied.
-    pub fn new(announced: &Announced<'_>, headers: &HeaderMap) -> Expected {
-        let method = Text::new(headers, &MCP_METHOD, announced.method());
+    /// The header values are shared, not copied (unless decoded from Base64).
+    pub fn new(announced: &Announced<'_>) -> Expected {
+        let (method_value, name_value) = announced.values();
+        let method = Text::new(Some(method_value), announced.method());
         let target = TargetKind::of(announced.method())
             .zip(announced.target())
-            .map(|(kind, target)| (kind, Text::new(headers, &MCP_NAME, target)));
+            .map(|(kind, target)| (kind, Text::new(name_value, target)));
         Expected { method, target, version: announced.version().to_bytes() }
     }
 }
@@ -163,6 +165,20 @@ enum IdSlot {
 }
 
 const LONGEST_ID: usize = 256;
+
+/// Bytes a string may hold as they are: printable ASCII but `"` and `\`.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x20;
+    while b < 0x80 {
+        table[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    table
+};
+
+/// The longest member name read (`io.modelcontextprotocol/protocolVersion`).
+const LONGEST_KEY: usize = 40;
 
 /// The JSON grammar's position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,8 +281,10 @@ pub struct Agreement {
     in_key: bool,
     /// The string is one serde_json would read (so check its escapes as it does).
     strict: bool,
-    /// Candidate member names still matching, as indexes into the level's key list.
-    keys: u8,
+    /// A member name being read at an object the edge reads; `key_len` past the buffer means
+    /// longer than any name read.
+    key: [u8; LONGEST_KEY],
+    key_len: usize,
     pos: usize,
     equal: bool,
     utf8_left: u8,
@@ -304,7 +322,8 @@ impl Agreement {
             sink: Sink::Skip,
             in_key: false,
             strict: false,
-            keys: 0,
+            key: [0; LONGEST_KEY],
+            key_len: 0,
             pos: 0,
             equal: true,
             utf8_left: 0,
@@ -347,7 +366,7 @@ impl Agreement {
             if self.state == State::Str && self.utf8_left == 0 {
                 // Most of a body is plain ASCII inside strings: each run of it is taken whole.
                 let start = i;
-                while i < piece.len() && !matches!(piece[i], b'"' | b'\\' | 0..=0x1f | 0x80..=0xff) {
+                while i < piece.len() && PLAIN[usize::from(piece[i])] {
                     i += 1;
                 }
                 if i > start {
@@ -615,8 +634,7 @@ impl Agreement {
     fn start_key(&mut self) {
         self.in_key = true;
         if self.depth == self.chain {
-            let count = self.level_keys().len();
-            self.keys = (1u8 << count) - 1;
+            self.key_len = 0;
             self.start_string(Sink::Key, true);
         } else {
             self.start_string(Sink::Skip, false);
@@ -743,15 +761,11 @@ impl Agreement {
         match self.sink {
             Sink::Skip | Sink::Read => {}
             Sink::Key => {
-                let keys = self.level_keys();
-                let mut alive = self.keys;
-                while alive != 0 {
-                    let k = alive.trailing_zeros() as usize;
-                    alive &= alive - 1;
-                    if keys[k].0.get(self.pos..end) != Some(run) {
-                        self.keys &= !(1 << k);
-                    }
+                match self.key.get_mut(self.key_len..self.key_len + run.len()) {
+                    Some(room) => room.copy_from_slice(run),
+                    None => self.key_len = LONGEST_KEY,
                 }
+                self.key_len = (self.key_len + run.len()).min(LONGEST_KEY + 1);
             }
             Sink::Compare(member) => {
                 let expected: &[u8] = match member {
@@ -783,19 +797,13 @@ impl Agreement {
             self.state = State::Colon;
             self.member = 0;
             if self.sink == Sink::Key {
-                let keys = self.level_keys();
-                let mut alive = self.keys;
-                while alive != 0 {
-                    let k = alive.trailing_zeros() as usize;
-                    alive &= alive - 1;
-                    if keys[k].0.len() == self.pos {
-                        let bit = keys[k].1;
-                        if self.seen & bit != 0 {
-                            return Err(Disagreement::Repeated);
-                        }
-                        self.seen |= bit;
-                        self.member = bit;
+                let name = self.key.get(..self.key_len).unwrap_or(&[]);
+                if let Some(&(_, bit)) = self.level_keys().iter().find(|(key, _)| *key == name) {
+                    if self.seen & bit != 0 {
+                        return Err(Disagreement::Repeated);
                     }
+                    self.seen |= bit;
+                    self.member = bit;
                 }
             }
             return Ok(());
@@ -906,6 +914,7 @@ impl Agreement {
 mod tests {
     use super::*;
     use crate::mcp::headers::{self, Source};
+    use http::HeaderMap;
 
     fn headers(version: &str, method: &str, name: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -919,7 +928,7 @@ mod tests {
 
     fn check_in(h: &HeaderMap, body: &[u8], piece: usize) -> Result<(), Disagreement> {
         let Ok(Source::Headers(announced)) = headers::read(h) else { panic!("headers") };
-        let mut a = Agreement::new(Expected::new(&announced, h));
+        let mut a = Agreement::new(Expected::new(&announced));
         for chunk in body.chunks(piece.max(1)) {
             a.feed(chunk)?;
         }
@@ -1023,7 +1032,7 @@ mod tests {
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH - 5), "]".repeat(MAX_DEPTH - 5));
         assert_eq!(check_in(&h, CALL.replace("[1,", &format!("[{ok},")).as_bytes(), 64), Ok(()));
         let Ok(Source::Headers(announced)) = headers::read(&h) else { panic!() };
-        let mut a = Agreement::new(Expected::new(&announced, &h));
+        let mut a = Agreement::new(Expected::new(&announced));
         assert!(a.feed(CALL.replace("read_file", "x").as_bytes()).is_ok(), "only the end tells a short name");
         assert_eq!(a.finish(), Err(Disagreement::Mismatch(Mismatch::Name)));
         assert!(a.feed(b" ").is_err() && a.finish().is_err());
@@ -1033,7 +1042,7 @@ mod tests {
     fn the_answer_echoes_the_id_read() {
         let h = headers("2026-07-28", "tools/call", Some("read_file"));
         let Ok(Source::Headers(announced)) = headers::read(&h) else { panic!() };
-        let mut a = Agreement::new(Expected::new(&announced, &h));
+        let mut a = Agreement::new(Expected::new(&announced));
         let e = a.feed(CALL.replace("tools/call", "tools/list").as_bytes()).and_then(|()| a.finish()).unwrap_err();
         let body: serde_json::Value = serde_json::from_slice(&e.answer(a.id().as_ref())).unwrap();
         assert_eq!(

@@ -124,6 +124,8 @@ pub struct Announced<'h> {
     method: &'h str,
     /// `Mcp-Name` decoded, for a method with a target; ignored for any other.
     target: Option<Cow<'h, str>>,
+    /// The header values themselves, for a check that outlives the borrow.
+    values: (&'h HeaderValue, Option<&'h HeaderValue>),
 }
 
 impl Announced<'_> {
@@ -142,6 +144,11 @@ impl Announced<'_> {
     /// What the policy is asked about.
     pub fn call(&self) -> Call<'_> {
         Call { method: self.method, target: self.target.as_deref() }
+    }
+
+    /// The `Mcp-Method` header value, and the `Mcp-Name` one when read.
+    pub fn values(&self) -> (&HeaderValue, Option<&HeaderValue>) {
+        self.values
     }
 }
 
@@ -213,22 +220,24 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     if !version.validates_headers() {
         return Ok(Source::Body { version: Some(version) });
     }
-    let Some(method) = single(headers, &MCP_METHOD, "Mcp-Method")? else {
+    let Some(method_value) = single(headers, &MCP_METHOD, "Mcp-Method")? else {
         return Ok(Source::Body { version: Some(version) });
     };
-    let method = method
+    let method = method_value
         .to_str()
         .ok()
         .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or(HeaderError::Malformed { header: "Mcp-Method", why: ValueError::Unsafe })?;
-    let target = match TargetKind::of(method) {
-        None => None,
+    let (target, name) = match TargetKind::of(method) {
+        None => (None, None),
         Some(_) => {
             let name = single(headers, &MCP_NAME, "Mcp-Name")?.ok_or(HeaderError::Missing("Mcp-Name"))?;
-            Some(decode_value(name.as_bytes()).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?)
+            let target =
+                decode_value(name.as_bytes()).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?;
+            (Some(target), Some(name))
         }
     };
-    Ok(Source::Headers(Announced { version, method, target }))
+    Ok(Source::Headers(Announced { version, method, target, values: (method_value, name) }))
 }
 
 /// The one value of a header, if sent.

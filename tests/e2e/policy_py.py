@@ -9,6 +9,11 @@ the base scope mcp:tools.
      records for it); the MCP server never saw admin_reset with the base scope.
   b. the "tool_error" edge: admin_reset comes back as a tool result with isError true naming
      mcp:admin (HTTP 200), and the client carries on.
+  c. a person (OAuthClientProvider, authorization code with PKCE, as the provider's
+     pre-registered public client; its callback handler plays the browser at the provider's
+     login and consent): signed in with the base scope the 401 names, then admin_reset: the SDK
+     sends the person back to the provider for the challenge's scope and retries, all inside the
+     one call.
 
 Env (set by run.sh): RESOURCE_URL, TOOL_ERROR_RESOURCE, ISSUER, MCP_URL, E2E_CLIENT_ID,
 E2E_CLIENT_SECRET, POLICY_SERVER, POLICY_LISTS_FILTERED. Prints one line per check and
@@ -22,15 +27,18 @@ import logging
 import os
 import re
 import sys
+from urllib.parse import parse_qs
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx2
 from mcp import Client
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
 
 from pychecks import Checks
 
@@ -230,10 +238,97 @@ async def tool_error() -> None:
     c.equal("admin_reset never reached the MCP server", len(admin_calls((await seen())[before:])), 0)
 
 
+async def login_at_provider(authorization_url: str, login: str) -> str:
+    """oidc-provider's development login and consent, as a browser submits them; returns the
+    redirect back to the client (not requested)."""
+    origin = ISSUER_ORIGIN
+    async with httpx2.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as browser:
+        url = authorization_url
+        for _ in range(12):
+            r = await browser.get(url)
+            if r.status_code == 200 and "/interaction/" in url:
+                prompt = re.search(r'name="prompt" value="([a-z]+)"', r.text)
+                if not prompt:
+                    raise RuntimeError(f"interaction page without a prompt at {url}")
+                form = {"prompt": prompt[1]}
+                if prompt[1] == "login":
+                    form |= {"login": login, "password": "any"}
+                r = await browser.post(url, data=form)
+            if not 300 <= r.status_code < 400:
+                raise RuntimeError(f"{url} answered {r.status_code}: {r.text[:300]}")
+            url = str(httpx2.URL(url).join(r.headers["location"]))
+            if not url.startswith(origin):
+                return url
+    raise RuntimeError("no redirect back to the client after 12 steps")
+
+
+async def person() -> None:
+    print("-- c. a person (authorization code): base scope, then admin_reset and a new authorization")
+    redirect = "http://127.0.0.1:33418/callback"
+    asked: list[str] = []
+    pending: dict[str, str] = {}
+
+    async def redirect_handler(url: str) -> None:
+        pending["url"] = url
+        asked.append(parse_qs(urlparse(url).query).get("scope", [""])[0])
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        back = await login_at_provider(pending.pop("url"), "dave@e2e.example")
+        query = {k: v[0] for k, v in parse_qs(urlparse(back).query).items()}
+        if "code" not in query:
+            raise RuntimeError(f"the provider sent the browser back without a code: {query}")
+        return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
+
+    storage = MemoryStorage()
+    # oidc.mjs's pre-registered public client: registered dynamically, the client would be held
+    # to the first challenge's scope by oidc-provider (see policy_ts.mjs).
+    storage.client = OAuthClientInformationFull(
+        client_id="e2e-public",
+        redirect_uris=[AnyUrl(redirect)],
+        token_endpoint_auth_method="none",
+        issuer=ISSUER,
+    )
+    provider = OAuthClientProvider(
+        server_url=RESOURCE,
+        client_metadata=OAuthClientMetadata(
+            client_name="mcp-auth-edge e2e policy_py",
+            redirect_uris=[AnyUrl(redirect)],
+            token_endpoint_auth_method="none",
+        ),
+        storage=storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
+    rec = Recorder()
+    async with httpx2.AsyncClient(timeout=TIMEOUT, auth=provider, event_hooks={"response": [rec]}) as http:
+        async with Client(streamable_http_client(RESOURCE, http_client=http)) as client:
+            c.check(
+                "the first authorization asked for the base scope (the 401's)",
+                len(asked) == 1 and BASE in asked[0].split() and "mcp:admin" not in asked[0].split(),
+                repr(asked),
+            )
+            read = await asyncio.wait_for(client.call_tool("read_notes", {}), STEP)
+            c.check("read_notes answers, with the base scope", "the notes" in text_of(read), text_of(read))
+            start = len(rec.log)
+            admin = await asyncio.wait_for(client.call_tool("admin_reset", {}), STEP)
+            print(f"   admin_reset: {', '.join(rec.log[start:])}")
+            print(f"   asked for: {asked[1:]}")
+            c.check(
+                "the SDK starts a new authorization for the challenge's scope by itself",
+                len(asked) == 2 and {"mcp:admin", BASE} <= set(asked[1].split()),
+                repr(asked),
+            )
+            c.check(
+                "admin_reset answers within the one call, with mcp:admin and mcp:tools",
+                "reset done" in text_of(admin) and {"mcp:admin", BASE} <= set(scopes_of(admin).split()),
+                text_of(admin),
+            )
+
+
 async def main() -> int:
     logging.getLogger("mcp.client.auth").setLevel(logging.CRITICAL)
     print(f"policy_py: mcp {version('mcp')}, Client (auto), MCP server {SERVER}")
-    for name, step in (("a. forbidden", forbidden), ("b. tool_error", tool_error)):
+    for name, step in (("a. forbidden", forbidden), ("b. tool_error", tool_error), ("c. person", person)):
         try:
             await asyncio.wait_for(step(), 60)
         except BaseException as e:  # noqa: BLE001 - one part failing must not hide the other

@@ -12,11 +12,16 @@
 //      with the base scope.
 //   b. the "tool_error" edge: the same base token; admin_reset comes back as a tool result with
 //      isError true naming mcp:admin (HTTP 200), and the client carries on.
+//   c. a person (the SDK's OAuthClientProvider interface, authorization code with PKCE, as the
+//      provider's pre-registered public client; this script plays the browser at the provider's
+//      login and consent): signed in with the base
+//      scope the 401 names, then admin_reset: whether the SDK starts a new authorization for the
+//      challenge's scope by itself, and the call after the second login.
 //
 // Env (set by run.sh): RESOURCE_URL, TOOL_ERROR_RESOURCE, ISSUER, MCP_URL (its /_seen side door),
 // E2E_CLIENT_ID, E2E_CLIENT_SECRET, POLICY_SERVER (ts1, ts2 or py), POLICY_LISTS_FILTERED.
 
-import { Checks, clientCredentialsToken, env, exchangeLog, within } from './checks.mjs';
+import { Checks, clientCredentialsToken, env, exchangeLog, loginAtProvider, within } from './checks.mjs';
 
 const SDK = process.env.E2E_CLIENT_SDK || 'v1';
 const NEGOTIATION = SDK === 'v2' ? process.env.E2E_NEGOTIATION || 'legacy' : 'legacy';
@@ -33,6 +38,8 @@ const BASE = 'mcp:tools';
 const STEP_MS = 15000;
 // What the README's table records: does the SDK step up by itself on the edge's 403?
 const STEPS_UP_BY_ITSELF = SDK === 'v2';
+// For a person (authorization code): every SDK sends them back to the provider for the larger scope.
+const STEPS_UP_BY_ITSELF_PERSON = true;
 // Servers that speak 2026-07-28; against the others an `auto` client falls back to 2025-11-25.
 const MODERN = SDK === 'v2' && NEGOTIATION === 'auto' && SERVER !== 'ts1';
 const WANT_VERSION = MODERN ? '2026-07-28' : '2025-11-25';
@@ -158,6 +165,87 @@ console.log('-- b. the tool_error edge: the denied call is a tool result with is
     c.check('the client carries on: read_notes answers', /the notes/.test(textOf(read)), textOf(read));
     c.equal('admin_reset never reached the MCP server', adminCalls((await seen()).slice(before)).length, 0);
     await close(session);
+  }
+}
+
+// c. A person: authorization code, the step-up as a new authorization.
+console.log('-- c. a person (authorization code): base scope, then admin_reset and a new authorization');
+{
+  const REDIRECT = 'http://127.0.0.1:33418/callback';
+  // oidc.mjs's pre-registered public client. Registered dynamically, the SDK would register the
+  // first challenge's scope (mcp:tools) as the client's, and oidc-provider refuses any larger
+  // authorization for it (invalid_scope): the step-up needs a client allowed the larger scope.
+  const store = { client: { client_id: 'e2e-public', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], issuer: ISSUER } };
+  const provider = {
+    get redirectUrl() {
+      return REDIRECT;
+    },
+    get clientMetadata() {
+      return {
+        client_name: `mcp-auth-edge e2e ${NAME}`,
+        redirect_uris: [REDIRECT],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+        application_type: 'native',
+      };
+    },
+    clientInformation: () => store.client,
+    saveClientInformation: (info) => {
+      store.client = info;
+    },
+    tokens: () => store.tokens,
+    saveTokens: (tokens) => {
+      store.tokens = tokens;
+    },
+    redirectToAuthorization: (url) => {
+      store.authorizationUrl = url;
+    },
+    saveCodeVerifier: (v) => {
+      store.verifier = v;
+    },
+    codeVerifier: () => store.verifier,
+  };
+  const log = [];
+  const options = SDK === 'v2' && NEGOTIATION === 'auto' ? { versionNegotiation: { mode: 'auto' } } : {};
+  const transportFor = () => new sdk.StreamableHTTPClientTransport(new URL(RESOURCE), { authProvider: provider, fetch: exchangeLog(log) });
+  /** Plays the browser for the authorization the SDK asked for, then hands the code to the SDK. */
+  const signIn = async (transport) => {
+    const url = new URL(store.authorizationUrl);
+    store.authorizationUrl = undefined;
+    const back = await loginAtProvider(url, 'carol@e2e.example');
+    if (!back.searchParams.get('code')) throw new Error(`the provider sent the browser back without a code: ${back.search}`);
+    await within(STEP_MS, 'finishAuth', transport.finishAuth(back.searchParams.get('code'), back.searchParams.get('iss')));
+    return url.searchParams.get('scope') ?? '';
+  };
+  const first = transportFor();
+  const err = await within(STEP_MS, 'connect', new sdk.Client({ name: `e2e-${NAME}`, version: '1.0.0' }, options).connect(first))
+    .then(() => null, (e) => e);
+  c.check('connect: the SDK sends the person to the provider', Boolean(store.authorizationUrl), String(err?.stack ?? err));
+  const asked = store.authorizationUrl ? await c.step('login and consent, base scope', () => signIn(first)) : undefined;
+  c.check('the first authorization asked for the base scope (the 401\'s)', (asked ?? '').split(' ').includes(BASE) && !(asked ?? '').includes('mcp:admin'), asked);
+  await first.close().catch(() => {});
+  const transport = transportFor();
+  const client = new sdk.Client({ name: `e2e-${NAME}`, version: '1.0.0' }, options);
+  const connected = asked !== undefined && await c.step('connect as the person', () => within(STEP_MS, 'connect', client.connect(transport)).then(() => true));
+  if (connected) {
+    const read = await c.step('call read_notes', () => call(client, 'read_notes'));
+    c.check('read_notes answers, with the base scope', /the notes/.test(textOf(read)) && !scopesOf(read).includes('mcp:admin'), textOf(read));
+    const from = log.length;
+    const failure = await call(client, 'admin_reset').then(() => null, (e) => e);
+    console.log(`   admin_reset: ${trailOf(log.slice(from)).join(', ')} -> ${failure ? `${failure.constructor.name}: ${failure.message}` : 'answered'}`);
+    const again = store.authorizationUrl;
+    const wanted = again ? new URL(again).searchParams.get('scope') ?? '' : '';
+    c.equal(`the SDK ${STEPS_UP_BY_ITSELF_PERSON ? 'starts' : 'does not start'} a new authorization for the challenge's scope by itself`,
+      Boolean(again) && wanted.split(' ').includes('mcp:admin') && wanted.split(' ').includes(BASE), STEPS_UP_BY_ITSELF_PERSON);
+    if (again) {
+      console.log(`   asked for: ${wanted}`);
+      await c.step('login and consent, larger scope', () => signIn(transport));
+      const admin = await c.step('call admin_reset again', () => call(client, 'admin_reset'));
+      c.check('admin_reset answers, with mcp:admin and mcp:tools', textOf(admin).includes('reset done') &&
+        scopesOf(admin).split(' ').includes('mcp:admin') && scopesOf(admin).split(' ').includes(BASE), textOf(admin));
+    }
+    await close({ client, transport });
   }
 }
 

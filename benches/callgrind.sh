@@ -10,6 +10,9 @@
 #   fwd   the same POST with a valid JWT, forwarded (token cache warm)
 #   ngx   that forwarded POST through nginx proxy_pass instead (benches/nginx/proxy.conf.in, one
 #         process), the floor the forwarding bar is set against
+#   pol   a tools/call at MCP 2026-07-28 (Mcp-Method, Mcp-Name) to an edge with an MCP policy
+#         (benches/fixtures/policy.json): decided from the headers, the body checked against them
+#   pol25 the same call at 2025-11-25 (no method headers): decided from the buffered body
 #
 #   bash benches/callgrind.sh                          # all four, this tree's release build
 #   KINDS=fwd N=2000 bash benches/callgrind.sh
@@ -57,9 +60,9 @@ need curl "install it with: sudo apt-get install curl"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a whole number above 0, not '$N'"
 for kind in $KINDS; do
     case $kind in
-    doc | 401 | fwd) ;;
+    doc | 401 | fwd | pol | pol25) ;;
     ngx) need nginx "install it with: sudo apt-get install nginx-light" ;;
-    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd ngx" ;;
+    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd ngx pol pol25" ;;
     esac
 done
 build_binaries
@@ -76,6 +79,9 @@ TOKEN=$(curl -s --max-time 5 -d grant_type=client_credentials "http://127.0.0.1:
     sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 [[ "$TOKEN" == *.*.* ]] || die "no token from the demo authorization server"
 printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' >"$WORK/body.json"
+# A tools/call as the SDKs send it, at each revision (2026-07-28 carries its version in _meta).
+printf '%s' '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/srv/notes.txt"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}' >"$WORK/call.json"
+printf '%s' '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/srv/notes.txt"}}}' >"$WORK/call25.json"
 
 # One edge (or, for ngx, nginx) run serving COUNT requests of KIND, under TOOL: callgrind
 # prints the run's total instructions, strace its total system calls (every thread).
@@ -98,7 +104,9 @@ measure() {
         pid=$STARTED
         wait_ok "http://127.0.0.1:$EDGE_PORT/mcp" "$pid" nginx
     else
-        start edge "${under[@]}" "$bin" --threads 1 \
+        local -a policy=()
+        case $kind in pol | pol25) policy=(--config "$ROOT/benches/fixtures/policy.json") ;; esac
+        start edge "${under[@]}" "$bin" --threads 1 "${policy[@]}" \
             --listen "127.0.0.1:$EDGE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --resource "$RESOURCE" \
             --auth-server "http://127.0.0.1:$AS_PORT" --upstream "http://127.0.0.1:$ECHO_PORT"
         pid=$STARTED
@@ -109,6 +117,10 @@ measure() {
     doc) request=(-H 'accept: application/json' "http://127.0.0.1:$EDGE_PORT/.well-known/oauth-authorization-server") ;;
     401) request=(-d "$WORK/body.json" -H 'content-type: application/json' "$RESOURCE") ;;
     fwd | ngx) request=(-d "$WORK/body.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$RESOURCE") ;;
+    pol) request=(-d "$WORK/call.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
+        -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/call' -H 'mcp-name: read_file' "$RESOURCE") ;;
+    pol25) request=(-d "$WORK/call25.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
+        -H 'mcp-protocol-version: 2025-11-25' "$RESOURCE") ;;
     esac
     h2load --h1 -n "$count" -c 1 -m 1 "${request[@]}" >"$WORK/h2load.out" 2>&1
     local expect=succeeded
@@ -189,6 +201,14 @@ fi
 if [ -n "${CALLS[fwd]:-}" ] && [ -n "${CALLS[ngx]:-}" ]; then
     bar "fwd system calls per request ${CALLS[fwd]} against nginx's ${CALLS[ngx]} (at most nginx's)" "${CALLS[fwd]}" "${CALLS[ngx]}"
 fi
+if [ -n "${INSTR[pol]:-}" ] && [ -n "${INSTR[fwd]:-}" ]; then
+    r=$(ratio "${INSTR[pol]}" "${INSTR[fwd]}")
+    bar "pol ÷ fwd instructions per request $r (at most 1.03)" "$r" 1.03
+fi
+if [ -n "${INSTR[pol25]:-}" ] && [ -n "${INSTR[fwd]:-}" ]; then
+    r=$(ratio "${INSTR[pol25]}" "${INSTR[fwd]}")
+    bar "pol25 ÷ fwd instructions per request $r (at most 1.15)" "$r" 1.15
+fi
 if [ -n "${INSTR[401]:-}" ] && [ -n "${INSTR[doc]:-}" ]; then
     r=$(ratio "${INSTR[401]}" "${INSTR[doc]}")
     bar "401 ÷ doc instructions per request $r (at most 1.05)" "$r" 1.05
@@ -218,7 +238,7 @@ if [ "$UPDATE" = 1 ]; then
     {
         echo "# Instructions per request (callgrind slope, one HTTP/1.1 client), written by"
         echo "# UPDATE=1 bash benches/callgrind.sh; CHECK=1 fails when a kind goes 2% above its line."
-        for kind in doc 401 fwd ngx; do
+        for kind in doc 401 fwd ngx pol pol25; do
             [ -n "${INSTR[$kind]:-}" ] && echo "$kind ${INSTR[$kind]}"
         done
     } >"$ROOT/$BASELINE"

@@ -60,6 +60,8 @@ CLIENT_SECRET = env("E2E_CLIENT_SECRET")
 SERVER = env("POLICY_SERVER")
 LISTS_FILTERED = os.environ.get("POLICY_LISTS_FILTERED") == "1"
 BASE = "mcp:tools"
+# read_notes' argument, mirrored into Mcp-Param-Topic at 2026-07-28 (not ASCII: sent encoded).
+TOPIC = "plans \u2713"
 # Servers that speak 2026-07-28; the SDK falls back to 2025-11-25 with the others.
 WANT_VERSION = "2025-11-25" if SERVER == "ts1" else "2026-07-28"
 # What the README's table records: the Python SDK steps up by itself on the edge's 403.
@@ -153,12 +155,25 @@ async def forbidden() -> None:
                 c.equal("tools/list: only read_notes for the base scope", names, ["read_notes"])
             else:
                 c.check("tools/list: read_notes listed", "read_notes" in names, repr(names))
-            read = await asyncio.wait_for(client.call_tool("read_notes", {}), STEP)
+            read = await asyncio.wait_for(client.call_tool("read_notes", {"topic": TOPIC}), STEP)
             c.check(
                 "read_notes answers, with the base token",
-                "the notes" in text_of(read) and scopes_of(read) == BASE,
+                f"the notes: nothing secret here on {TOPIC}" in text_of(read) and scopes_of(read) == BASE,
                 text_of(read),
             )
+            if WANT_VERSION == "2026-07-28":
+                sent = [
+                    e
+                    for e in (await seen())[before:]
+                    if any(o["method"] == "tools/call" and o["name"] == "read_notes" for o in e["ops"])
+                ]
+                c.check(
+                    "at 2026-07-28 its Mcp-Param-Topic crossed the edge (encoded), and the server took it",
+                    len(sent) == 1
+                    and re.fullmatch(r"=\?base64\?[A-Za-z0-9+/=]+\?=", sent[0]["mcp_param_topic"] or "") is not None
+                    and sent[0]["mcp_name"] == "read_notes",
+                    repr(sent),
+                )
             start = len(rec.log)
             admin = None
             failure: BaseException | None = None
@@ -233,7 +248,7 @@ async def tool_error() -> None:
                 and not any("[AS]" in t or t.endswith((" 401", " 403")) for t in trail),
                 ", ".join(trail),
             )
-            read = await asyncio.wait_for(client.call_tool("read_notes", {}), STEP)
+            read = await asyncio.wait_for(client.call_tool("read_notes", {"topic": TOPIC}), STEP)
             c.check("the client carries on: read_notes answers", "the notes" in text_of(read), text_of(read))
     c.equal("admin_reset never reached the MCP server", len(admin_calls((await seen())[before:])), 0)
 
@@ -307,7 +322,7 @@ async def person() -> None:
                 len(asked) == 1 and BASE in asked[0].split() and "mcp:admin" not in asked[0].split(),
                 repr(asked),
             )
-            read = await asyncio.wait_for(client.call_tool("read_notes", {}), STEP)
+            read = await asyncio.wait_for(client.call_tool("read_notes", {"topic": TOPIC}), STEP)
             c.check("read_notes answers, with the base scope", "the notes" in text_of(read), text_of(read))
             start = len(rec.log)
             admin = await asyncio.wait_for(client.call_tool("admin_reset", {}), STEP)

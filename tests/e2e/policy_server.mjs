@@ -7,15 +7,19 @@
 //
 // Tools, the same on both: `read_notes` (what the policy leaves to the base scope) and
 // `admin_reset` (what the policy keeps for mcp:admin). Each answers with the X-Auth-Scopes the
-// edge passed on, so a client sees which token the call went out with.
+// edge passed on, so a client sees which token the call went out with. `read_notes` takes a
+// `topic` that its schema mirrors into an `Mcp-Param-Topic` header (`x-mcp-header`): clients of
+// 2026-07-28 send it, and the v2 server checks it against the body.
 //
 // Side door, never through the edge: GET /_seen answers one entry per request that reached /mcp
 // (HTTP method, the JSON-RPC methods and tool names in its body, MCP-Protocol-Version, Mcp-Method,
-// Mcp-Name, X-Auth-Scopes), so the checks see what the policy let through. Prints
+// Mcp-Name, Mcp-Param-Topic, X-Auth-Scopes), so the checks see what the policy let through. Prints
 // `MCP_READY port=PORT` once it listens; exits on SIGTERM or SIGINT.
 
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
+
+import { z } from 'zod';
 
 const SDK = process.env.E2E_SDK || 'v1';
 if (!['v1', 'v2'].includes(SDK)) {
@@ -34,8 +38,11 @@ const answer = (text, scopes) => ({
 
 /** Registers the two tools on an McpServer of either SDK; `scopesOf` reads X-Auth-Scopes from a handler's context. */
 function addTools(server, scopesOf) {
-  server.registerTool('read_notes', { description: 'Reads the shared notes (base scope)' }, async (ctx) =>
-    answer(NOTES, scopesOf(ctx)));
+  server.registerTool(
+    'read_notes',
+    { description: 'Reads the shared notes (base scope)', inputSchema: { topic: z.string().meta({ 'x-mcp-header': 'Topic' }) } },
+    async ({ topic }, ctx) => answer(`${NOTES} on ${topic}`, scopesOf(ctx)),
+  );
   server.registerTool('admin_reset', { description: 'Resets the notes (needs mcp:admin)' }, async (ctx) =>
     answer('reset done', scopesOf(ctx)));
   return server;
@@ -130,6 +137,7 @@ const httpServer = http.createServer(async (req, res) => {
       version: req.headers['mcp-protocol-version'] ?? null,
       mcp_method: req.headers['mcp-method'] ?? null,
       mcp_name: req.headers['mcp-name'] ?? null,
+      mcp_param_topic: req.headers['mcp-param-topic'] ?? null,
       scopes: req.headers['x-auth-scopes'] ?? null,
     });
     await mcp.serve(req, res, body);

@@ -1,7 +1,8 @@
 """The MCP server of the policy rounds on the MCP Python SDK (`mcp` 2.3.0: MCPServer over its
 Streamable HTTP app, which serves revision 2026-07-28 and the 2025 revisions), the same tools as
-policy_server.mjs: `read_notes` (base scope) and `admin_reset` (mcp:admin), each answering with
-the X-Auth-Scopes the edge passed on. It trusts the edge (--strip-authorization) and checks
+policy_server.mjs: `read_notes` (base scope; its `topic` mirrored into `Mcp-Param-Topic`, which
+the SDK checks at 2026-07-28) and `admin_reset` (mcp:admin), each answering with the
+X-Auth-Scopes the edge passed on. It trusts the edge (--strip-authorization) and checks
 nothing; the SDK's DNS-rebinding guard is off because the edge, not a browser, is its caller.
 
 Side door, never through the edge: GET /_seen, one entry per request that reached /mcp (as
@@ -15,11 +16,12 @@ import json
 import signal
 import socket
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import Field
 
 NOTES = "the notes: nothing secret here"
 seen: list[dict[str, Any]] = []
@@ -38,8 +40,10 @@ def answer(text: str, scopes: str | None) -> dict[str, Any]:
 
 
 @server.tool(description="Reads the shared notes (base scope)")
-async def read_notes(ctx: Context) -> dict[str, Any]:
-    return answer(NOTES, scopes_of(ctx))
+async def read_notes(
+    topic: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Topic"})], ctx: Context
+) -> dict[str, Any]:
+    return answer(f"{NOTES} on {topic}", scopes_of(ctx))
 
 
 @server.tool(description="Resets the notes (needs mcp:admin)")
@@ -95,6 +99,7 @@ async def logged(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "version": headers.get("mcp-protocol-version"),
             "mcp_method": headers.get("mcp-method"),
             "mcp_name": headers.get("mcp-name"),
+            "mcp_param_topic": headers.get("mcp-param-topic"),
             "scopes": headers.get("x-auth-scopes"),
         }
     )

@@ -43,6 +43,8 @@ const STEPS_UP_BY_ITSELF_PERSON = true;
 // Servers that speak 2026-07-28; against the others an `auto` client falls back to 2025-11-25.
 const MODERN = SDK === 'v2' && NEGOTIATION === 'auto' && SERVER !== 'ts1';
 const WANT_VERSION = MODERN ? '2026-07-28' : '2025-11-25';
+// read_notes' argument, mirrored into Mcp-Param-Topic at 2026-07-28 (not ASCII: sent encoded).
+const TOPIC = 'plans ✓';
 
 const sdk = SDK === 'v1'
   ? {
@@ -81,7 +83,8 @@ async function close({ client, transport }) {
   await client.close().catch(() => {});
 }
 
-const call = (client, name) => within(STEP_MS, name, client.callTool({ name, arguments: {} }));
+const call = (client, name) => within(STEP_MS, name, client.callTool({ name, arguments: name === 'read_notes' ? { topic: TOPIC } : {} }));
+const readCalls = (entries) => entries.filter((e) => e.ops.some((o) => o.method === 'tools/call' && o.name === 'read_notes'));
 
 // a. The step-up 403.
 console.log('-- a. the forbidden edge: base scope, then admin_reset and the step-up');
@@ -98,7 +101,12 @@ console.log('-- a. the forbidden edge: base scope, then admin_reset and the step
     if (LISTS_FILTERED) c.equal('tools/list: only read_notes for the base scope', names, ['read_notes']);
     else c.check('tools/list: read_notes listed', names.includes('read_notes'), JSON.stringify(names));
     const read = await c.step('call read_notes', () => call(client, 'read_notes'));
-    c.check('read_notes answers, with the base token', /the notes/.test(textOf(read)) && scopesOf(read) === BASE, textOf(read));
+    c.check('read_notes answers, with the base token', textOf(read).includes(`the notes: nothing secret here on ${TOPIC}`) && scopesOf(read) === BASE, textOf(read));
+    if (MODERN) {
+      const sent = readCalls((await seen()).slice(before));
+      c.check('at 2026-07-28 its Mcp-Param-Topic crossed the edge (encoded), and the server took it',
+        sent.length === 1 && /^=\?base64\?[A-Za-z0-9+/=]+\?=$/.test(sent[0].mcp_param_topic ?? '') && sent[0].mcp_name === 'read_notes', JSON.stringify(sent));
+    }
 
     const from = log.length;
     let admin;

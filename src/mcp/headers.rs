@@ -86,6 +86,24 @@ impl ProtocolVersion {
     pub fn tags_results(self) -> bool {
         self >= ProtocolVersion::HEADER_VALIDATION
     }
+
+    /// The `YYYY-MM-DD` text, without allocating (a year past 9999 is not a version `parse` makes).
+    pub fn to_bytes(self) -> [u8; 10] {
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        let (y, m, d) = (self.year, u16::from(self.month), u16::from(self.day));
+        [
+            digit(y / 1000),
+            digit(y / 100),
+            digit(y / 10),
+            digit(y),
+            b'-',
+            digit(m / 10),
+            digit(m),
+            b'-',
+            digit(d / 10),
+            digit(d),
+        ]
+    }
 }
 
 impl fmt::Display for ProtocolVersion {
@@ -361,6 +379,11 @@ pub fn agree(announced: &Announced<'_>, body: &Body<'_>) -> Result<(), Mismatch>
 /// A JSON-RPC error response with code `-32020`; `id` omitted when unknown (MCP's error
 /// responses may leave it out when the request's id could not be read).
 pub fn error_body(id: Option<&Id>, message: &str) -> Vec<u8> {
+    jsonrpc_error(id, HEADER_MISMATCH, message)
+}
+
+/// A JSON-RPC error response with `code`; `id` omitted when unknown.
+pub fn jsonrpc_error(id: Option<&Id>, code: i64, message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(96 + message.len());
     out.extend_from_slice(br#"{"jsonrpc":"2.0","#);
     if let Some(id) = id {
@@ -368,7 +391,9 @@ pub fn error_body(id: Option<&Id>, message: &str) -> Vec<u8> {
         id.write_json(&mut out);
         out.push(b',');
     }
-    out.extend_from_slice(br#""error":{"code":-32020,"message":"#);
+    out.extend_from_slice(br#""error":{"code":"#);
+    out.extend_from_slice(code.to_string().as_bytes());
+    out.extend_from_slice(br#","message":"#);
     serde_json::to_writer(&mut out, message).expect("writing a string into a Vec cannot fail");
     out.extend_from_slice(b"}}");
     out

@@ -502,9 +502,15 @@ policy_round() {
   fi
   MCP_URL="http://127.0.0.1:$(sed -n 's/^MCP_READY port=\([0-9]*\).*/\1/p' "$WORK/$ROUND-mcp.out")"
 
-  # The base scope reaches tools/list and every tool but admin_*, which needs mcp:admin.
+  # The base scope reaches tools/list and every tool but admin_*, which needs mcp:admin; what
+  # no rule names is denied, so the protocol's own methods are listed: initialize and the
+  # notifications (2025-11-25), server/discover (the probe of 2026-07-28 clients), ping.
   cat >"$WORK/$ROUND-policy.json" <<'JSON'
-{"policy": {"default": "allow", "rules": [
+{"policy": {"default": "deny", "rules": [
+  {"method": "initialize"},
+  {"method": "notifications/*"},
+  {"method": "server/discover"},
+  {"method": "ping"},
   {"method": "tools/list", "scopes": ["mcp:tools"]},
   {"method": "tools/call", "name": "admin_*", "scopes": ["mcp:admin"]},
   {"method": "tools/call", "scopes": ["mcp:tools"]}]}}

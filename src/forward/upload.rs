@@ -89,6 +89,15 @@ impl Checked {
             if let Err(e) = self.agreement.feed(&data) {
                 return Poll::Ready(Some(Err(self.refused(e))));
             }
+            // A body whose end is already known (its length reached) is concluded now, sparing
+            // the MCP server's request a round of polling for it.
+            if self.held.is_none() && http_body::Body::is_end_stream(&self.body) {
+                self.ended = true;
+                if let Err(e) = self.agreement.finish() {
+                    return Poll::Ready(Some(Err(self.refused(e))));
+                }
+                return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+            }
             if let Some(earlier) = self.held.replace(data) {
                 return Poll::Ready(Some(Ok(http_body::Frame::data(earlier))));
             }

@@ -344,10 +344,14 @@ impl Agreement {
         }
         let mut i = 0;
         while i < piece.len() {
-            if self.state == State::Str && self.sink == Sink::Skip && self.utf8_left == 0 {
-                // The common case inside skipped text: plain ASCII runs past without a state change.
+            if self.state == State::Str && self.utf8_left == 0 {
+                // Most of a body is plain ASCII inside strings: each run of it is taken whole.
+                let start = i;
                 while i < piece.len() && !matches!(piece[i], b'"' | b'\\' | 0..=0x1f | 0x80..=0xff) {
                     i += 1;
+                }
+                if i > start {
+                    self.push(&piece[start..i]);
                 }
                 if i == piece.len() {
                     break;
@@ -643,7 +647,7 @@ impl Agreement {
             self.utf8_left -= 1;
             self.utf8_low = 0x80;
             self.utf8_high = 0xbf;
-            self.push(b);
+            self.push(&[b]);
             return Ok(());
         }
         match b {
@@ -666,11 +670,11 @@ impl Agreement {
                     _ => return Err(Disagreement::NotJson),
                 };
                 (self.utf8_left, self.utf8_low, self.utf8_high) = (left, low, high);
-                self.push(b);
+                self.push(&[b]);
                 Ok(())
             }
             _ => {
-                self.push(b);
+                self.push(&[b]);
                 Ok(())
             }
         }
@@ -691,7 +695,7 @@ impl Agreement {
             }
             _ => return Err(Disagreement::NotJson),
         };
-        self.push(byte);
+        self.push(&[byte]);
         self.state = State::Str;
         Ok(())
     }
@@ -729,14 +733,13 @@ impl Agreement {
         };
         let c = char::from_u32(code).ok_or(Disagreement::NotJson)?;
         let mut buf = [0u8; 4];
-        for &byte in c.encode_utf8(&mut buf).as_bytes() {
-            self.push(byte);
-        }
+        self.push(c.encode_utf8(&mut buf).as_bytes());
         Ok(())
     }
 
-    /// One unescaped byte of the string.
-    fn push(&mut self, b: u8) {
+    /// Unescaped bytes of the string, in order.
+    fn push(&mut self, run: &[u8]) {
+        let end = self.pos + run.len();
         match self.sink {
             Sink::Skip | Sink::Read => {}
             Sink::Key => {
@@ -745,7 +748,7 @@ impl Agreement {
                 while alive != 0 {
                     let k = alive.trailing_zeros() as usize;
                     alive &= alive - 1;
-                    if keys[k].0.get(self.pos) != Some(&b) {
+                    if keys[k].0.get(self.pos..end) != Some(run) {
                         self.keys &= !(1 << k);
                     }
                 }
@@ -761,15 +764,15 @@ impl Agreement {
                         _ => b"",
                     },
                 };
-                self.equal &= expected.get(self.pos) == Some(&b);
+                self.equal &= expected.get(self.pos..end) == Some(run);
             }
             Sink::Id => match &mut self.id {
-                IdSlot::Str(bytes) if bytes.len() < LONGEST_ID => bytes.push(b),
+                IdSlot::Str(bytes) if bytes.len() + run.len() <= LONGEST_ID => bytes.extend_from_slice(run),
                 IdSlot::Str(_) => self.id = IdSlot::LongStr,
                 _ => {}
             },
         }
-        self.pos += 1;
+        self.pos = end;
     }
 
     fn string_done(&mut self) -> Result<(), Disagreement> {

@@ -251,6 +251,29 @@ async fn the_tool_error_mode_answers_in_json_rpc() {
     assert_eq!(s.upstream_count(), 0);
 }
 
+/// Found end to end (tests/e2e, policy rounds): the TypeScript SDK v2 at 2026-07-28 refuses a
+/// result without `resultType`, which that revision requires; earlier revisions do not know it.
+#[tokio::test]
+async fn a_tool_error_at_2026_07_28_carries_its_result_type() {
+    let file = json!({"policy": policy(), "policy_denial": "tool_error"});
+    let s = Setup::new("tool-error-2026", file).await;
+    let token = s.token("mcp:read", json!({}));
+    let modern = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "write_file")];
+    let reply = s.post(&token, &modern, &call(6, "write_file")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({"jsonrpc": "2.0", "id": 6, "result": {"content": [{"type": "text",
+            "text": "Not allowed: the tool \"write_file\" needs scope mcp:write; the token lacks mcp:write"}],
+            "isError": true, "resultType": "complete"}})
+    );
+    let legacy = [("mcp-protocol-version", "2025-11-25")];
+    let reply = s.post(&token, &legacy, &call(7, "write_file")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.json()["result"].get("resultType").is_none(), "{}", reply.json());
+    assert_eq!(s.upstream_count(), 0);
+}
+
 #[tokio::test]
 async fn get_and_delete_pass_as_before_and_the_metadata_lists_the_policy_scopes() {
     let s = Setup::with_policy("get").await;

@@ -33,7 +33,7 @@ use crate::gate::cors::Cors;
 use crate::gate::jwt::Claims as TokenClaims;
 use crate::mcp::agreement::{Agreement, Expected};
 use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
-use crate::mcp::headers::{self, Source};
+use crate::mcp::headers::{self, ProtocolVersion, Source};
 use crate::mcp::jsonrpc::{self, Body, Id, Message};
 
 /// The JSON-RPC error code of a request the policy denies, in the tool-error mode (a
@@ -89,6 +89,8 @@ pub struct Asked {
     pub id: Id,
     pub method: String,
     pub target: Option<String>,
+    /// Whether the request's revision (2026-07-28 and later) requires `resultType` on a result.
+    pub tagged: bool,
 }
 
 impl Enforcer {
@@ -133,7 +135,7 @@ impl Enforcer {
             Ok(Source::Headers(announced)) if !not_post => {
                 match decide::decide(&self.policy, announced.call(), held, payload, &self.required) {
                     Verdict::Allow { .. } => Ok(Expected::new(&announced)),
-                    Verdict::Deny { rule, reason } => Err((rule, reason)),
+                    Verdict::Deny { rule, reason } => Err((rule, reason, announced.version().tags_results())),
                 }
             }
             Ok(_) => return self.inspect_body(parts, body, claims, cors, origin).await,
@@ -144,13 +146,13 @@ impl Enforcer {
                 let checked = Checked::new(body, Agreement::new(expected));
                 Ok(Request::from_parts(parts, Inbound::Checked(Box::new(checked))))
             }
-            Err((rule, reason)) => {
+            Err((rule, reason, tagged)) => {
                 // The tool-error mode answers the request by its id, which only the body has.
                 let single = match self.denial {
                     PolicyDenial::ToolError => read(body, self.max_inspect_bytes, self.stall)
                         .await
                         .ok()
-                        .and_then(|bytes| jsonrpc::extract(&bytes).ok().as_ref().and_then(single)),
+                        .and_then(|bytes| jsonrpc::extract(&bytes).ok().as_ref().and_then(|b| single(b, tagged))),
                     PolicyDenial::Forbidden => None,
                 };
                 let denied = Denied { reason, rule, single };
@@ -319,18 +321,20 @@ pub fn judge(
     match decide::decide_all(policy, calls, held, claims, required) {
         Verdict::Allow { .. } => Ok(()),
         Verdict::Deny { rule, reason } => {
-            Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages) })))
+            let tagged = source.version().is_some_and(ProtocolVersion::tags_results);
+            Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages, tagged) })))
         }
     }
 }
 
 /// The body's one request, if it is exactly one.
-fn single(body: &Body<'_>) -> Option<Asked> {
+fn single(body: &Body<'_>, tagged: bool) -> Option<Asked> {
     match body {
         Body::Single(Message::Request { id, operation }) => Some(Asked {
             id: id.clone(),
             method: operation.method().to_string(),
             target: operation.target().map(str::to_string),
+            tagged,
         }),
         _ => None,
     }
@@ -371,7 +375,12 @@ fn tool_error(asked: &Asked, reason: &Denial) -> Bytes {
         }
     }
     let body = if asked.method == "tools/call" {
-        json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": text}], "isError": true}})
+        let mut result = json!({"content": [{"type": "text", "text": text}], "isError": true});
+        // 2026-07-28 clients refuse a result without it (the TypeScript SDK v2 does).
+        if asked.tagged {
+            result["resultType"] = json!("complete");
+        }
+        json!({"jsonrpc": "2.0", "id": id, "result": result})
     } else {
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": POLICY_DENIED, "message": text}})
     };
@@ -473,14 +482,23 @@ mod tests {
 
     #[test]
     fn tool_errors_name_the_missing_scope() {
-        let asked = Asked { id: Id::String("a".into()), method: "tools/call".into(), target: Some("write_x".into()) };
+        let asked = Asked {
+            id: Id::String("a".into()),
+            method: "tools/call".into(),
+            target: Some("write_x".into()),
+            tagged: false,
+        };
         let reason = Denial::Scope { needed: held(&["mcp:write"]), missing: held(&["mcp:write"]) };
         let body: Value = serde_json::from_slice(&tool_error(&asked, &reason)).unwrap();
         assert_eq!(body["id"], "a");
         assert_eq!(body["result"]["isError"], true);
+        assert!(body["result"].get("resultType").is_none(), "a 2025 client does not know the field");
+        let tagged = Asked { tagged: true, ..asked };
+        let body: Value = serde_json::from_slice(&tool_error(&tagged, &reason)).unwrap();
+        assert_eq!(body["result"]["resultType"], "complete");
         let text = body["result"]["content"][0]["text"].as_str().unwrap();
         assert_eq!(text, "Not allowed: the tool \"write_x\" needs scope mcp:write; the token lacks mcp:write");
-        let asked = Asked { id: Id::Number(2), method: "prompts/get".into(), target: Some("p".into()) };
+        let asked = Asked { id: Id::Number(2), method: "prompts/get".into(), target: Some("p".into()), tagged: true };
         let body: Value = serde_json::from_slice(&tool_error(&asked, &Denial::NoRule)).unwrap();
         assert_eq!(body["error"]["code"], POLICY_DENIED);
         assert!(body["result"].is_null());

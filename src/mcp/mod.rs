@@ -8,6 +8,7 @@
 pub mod decide;
 pub mod headers;
 pub mod jsonrpc;
+pub mod lists;
 
 /// One operation as the policy sees it: the JSON-RPC method and, for `tools/call` and
 /// `prompts/get`, the tool or prompt name, for `resources/read` the resource URI.

@@ -9,6 +9,7 @@
 //! Reading the body and sending the answer are the I/O; [`judge`] and the answers are pure.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -22,6 +23,7 @@ use crate::common::answer::{with_headers, Answer, JSON, NO_STORE};
 use crate::common::route::PRM_WELL_KNOWN;
 use crate::config::policy::Policy;
 use crate::config::{Config, PolicyDenial};
+use crate::forward::lists::Lister;
 use crate::forward::upload::Inbound;
 use crate::gate::challenge;
 use crate::gate::cors::Cors;
@@ -29,6 +31,7 @@ use crate::gate::jwt::Claims as TokenClaims;
 use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
 use crate::mcp::headers::{self, Source};
 use crate::mcp::jsonrpc::{self, Body, Id, Message};
+use crate::mcp::lists::Lists;
 
 /// The JSON-RPC error code of a request the policy denies, in the tool-error mode (a
 /// server-defined code, JSON-RPC 2.0 §5.1; MCP defines none for authorization).
@@ -36,7 +39,8 @@ pub const POLICY_DENIED: i64 = -32003;
 
 /// A resource's policy and how it is applied; made once per configuration.
 pub struct Enforcer {
-    policy: Policy,
+    /// Shared with the filters of list answers, which outlive the request.
+    policy: Arc<Policy>,
     denial: PolicyDenial,
     /// The resource's `--required-scope`s: what an operation no rule selects needs under a
     /// default of allow, and what a step-up must keep.
@@ -88,7 +92,7 @@ pub struct Asked {
 impl Enforcer {
     /// The resource's enforcer, when it has a policy.
     pub fn new(config: &Config) -> Option<Enforcer> {
-        let policy = config.policy.clone()?;
+        let policy = Arc::new(config.policy.clone()?);
         Some(Enforcer {
             policy,
             denial: config.policy_denial,
@@ -130,13 +134,32 @@ impl Enforcer {
             Some(c) => (&c.scopes, &c.payload),
             None => (&[], &NoClaims),
         };
-        if let Err(refusal) = judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required) {
-            return Err(self.answer(&refusal, claims, cors, origin));
+        let lists = match judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required) {
+            Ok(lists) => lists,
+            Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
+        };
+        // The answer to a list request is filtered (`crate::forward::lists`): it must come
+        // uncompressed, and the response side finds which ids to filter in the extensions.
+        if !lists.is_empty() {
+            parts.headers.remove(header::ACCEPT_ENCODING);
+            parts.extensions.insert(lists);
         }
         // The bytes decided on go as one body of known length, whatever framing the client used.
         parts.headers.remove(header::TRANSFER_ENCODING);
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
         Ok(Request::from_parts(parts, Inbound::Inspected(Some(bytes))))
+    }
+
+    /// What filters the answer to a request that asked for `lists`, for the caller of `claims`.
+    pub fn lister(&self, lists: Lists, claims: Option<Arc<TokenClaims>>) -> Lister {
+        Lister {
+            policy: Arc::clone(&self.policy),
+            claims,
+            required: self.required.as_slice().into(),
+            lists,
+            bound: self.max_inspect_bytes,
+            stall: self.stall,
+        }
     }
 
     /// The answer to a refused request, with the endpoint's CORS policy.
@@ -248,7 +271,8 @@ pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Byt
 }
 
 /// Decides a request's body: its operations, read from it and, from 2026-07-28, checked
-/// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure.
+/// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure. On allow, the
+/// body's list requests, whose answers are filtered.
 pub fn judge(
     policy: &Policy,
     headers: &HeaderMap,
@@ -256,7 +280,7 @@ pub fn judge(
     held: &[String],
     claims: &dyn Claims,
     required: &[String],
-) -> Result<(), Refusal> {
+) -> Result<Lists, Refusal> {
     let source = headers::read(headers).map_err(|e| Refusal::Headers(e.answer()))?;
     let messages = jsonrpc::extract(body).map_err(Refusal::NotJsonRpc)?;
     // SECURITY: headers an intermediary may trust must say what the body says; the MCP server
@@ -266,7 +290,7 @@ pub fn judge(
     }
     let calls = messages.messages().iter().filter_map(Message::operation).map(|o| o.call());
     match decide::decide_all(policy, calls, held, claims, required) {
-        Verdict::Allow { .. } => Ok(()),
+        Verdict::Allow { .. } => Ok(Lists::of(&messages)),
         Verdict::Deny { rule, reason } => {
             Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages) })))
         }
@@ -376,7 +400,7 @@ mod tests {
         let p = policy();
         let h = HeaderMap::new();
         let none = Map::new();
-        let judge = |body: &str, scopes: &[&str]| judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[]);
+        let judge = |body: &str, scopes: &[&str]| judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[]).map(|_| ());
         assert_eq!(judge(&call("read_x"), &["mcp:read"]), Ok(()));
         assert_eq!(judge(&call("write_x"), &["mcp:admin"]), Ok(()), "admin implies write");
         let Err(Refusal::Denied(d)) = judge(&call("write_x"), &["mcp:read"]) else { panic!("denied") };
@@ -403,7 +427,7 @@ mod tests {
         h.insert(headers::MCP_NAME, HeaderValue::from_static("read_x"));
         let none = Map::new();
         let scopes = held(&["mcp:admin", "mcp:read"]);
-        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[]), Ok(()));
+        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[]), Ok(Lists::default()));
         let Err(Refusal::Headers(body)) = judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]) else {
             panic!("a mismatch")
         };
@@ -411,7 +435,7 @@ mod tests {
         assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(7), json!(-32020)));
         // Before 2026-07-28 the headers are not trusted, nor compared: the body decides.
         h.insert(headers::MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-11-25"));
-        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]), Ok(()));
+        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]), Ok(Lists::default()));
     }
 
     #[test]

@@ -599,7 +599,8 @@ mod tests {
         assert_eq!(run(LIST, &Lists::default()), Ok(Filtered::Unchanged));
         let error = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#;
         assert_eq!(run(error, &tools(1)), Ok(Filtered::Unchanged));
-        let note = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","id":1,"result":{"tools":[{"name":"x"}]}}"#;
+        let note =
+            r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","id":1,"result":{"tools":[{"name":"x"}]}}"#;
         assert_eq!(run(note, &tools(1)), Ok(Filtered::Unchanged), "a message with a method answers nothing");
         assert_eq!(run("[1,2]", &tools(1)), Ok(Filtered::Unchanged));
     }
@@ -748,7 +749,10 @@ mod tests {
     fn an_unfinished_last_event_is_filtered_too() {
         let stream = "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"b\"}]}}";
         let (out, _) = sse(&[stream], tools(1), 4096);
-        assert_eq!(out, "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"cacheScope\":\"private\",\"tools\":[]}}\n\n");
+        assert_eq!(
+            out,
+            "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"cacheScope\":\"private\",\"tools\":[]}}\n\n"
+        );
     }
 
     #[test]
@@ -761,7 +765,10 @@ mod tests {
     #[test]
     fn an_event_over_the_bound_or_unreadable_ends_the_stream_with_the_error() {
         let small = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
-        let big = format!("data: {{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{{\"tools\":[{{\"name\":\"{}\"}}]}}}}\n\n", "x".repeat(200));
+        let big = format!(
+            "data: {{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{{\"tools\":[{{\"name\":\"{}\"}}]}}}}\n\n",
+            "x".repeat(200)
+        );
         let (out, ended) = sse(&[small, &big, small], tools(1), 100);
         assert!(ended);
         let (head, error) = out.split_once("\n\ndata: ").expect("an error event");
@@ -774,7 +781,11 @@ mod tests {
         // Invalid UTF-8 is read as a client reads it, not passed.
         let mut f = EventFilter::new(tools(1), 4096);
         let mut out = Vec::new();
-        f.push(b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"\xff\"}]}}\n\n", &permits, &mut out);
+        f.push(
+            b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"\xff\"}]}}\n\n",
+            &permits,
+            &mut out,
+        );
         assert!(String::from_utf8_lossy(&out).contains("\"tools\":[]"));
     }
 }

@@ -19,7 +19,9 @@ fn safe(text: &[u8]) {
     for m in value.as_array().map_or(std::slice::from_ref(&value), Vec::as_slice) {
         let Some(result) = m.get("result").filter(|_| m.get("method").is_none()) else { continue };
         let tools = result["tools"].as_array().expect("a list result has its array");
-        assert!(tools.iter().all(|t| t["name"].as_str().is_some_and(|n| permits(Call { method: "", target: Some(n) }))));
+        assert!(tools
+            .iter()
+            .all(|t| t["name"].as_str().is_some_and(|n| permits(Call { method: "", target: Some(n) }))));
     }
 }
 

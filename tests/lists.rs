@@ -141,7 +141,11 @@ fn answer_bytes(form: &str, body: &[u8]) -> (&'static str, Vec<Bytes>) {
 async fn answer(log: Arc<Mutex<Vec<Seen>>>, request: Request<Incoming>) -> Result<Response<Chunks>, Infallible> {
     log.lock().expect("log").push(Seen { headers: request.headers().clone() });
     let form = request.headers().get("x-answer").and_then(|v| v.to_str().ok()).unwrap_or("json").to_string();
-    let body = request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    // A GET replays the answer to an earlier list request, as a stream.
+    let (form, body) = match request.method() {
+        &http::Method::GET => ("sse".to_string(), Bytes::from_static(LIST.as_bytes())),
+        _ => (form, request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default()),
+    };
     let (content_type, pieces) = answer_bytes(&form, &body);
     let mut response = Response::new(Chunks(pieces.into()));
     response.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
@@ -181,19 +185,24 @@ impl Setup {
 
     /// One POST to `/mcp`, the stand-in answering in `form`.
     async fn post(&self, token: &str, form: &str, body: &str) -> Reply {
+        let request = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("accept-encoding", "gzip, br")
+            .header("x-answer", form)
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        self.send(token, request).await
+    }
+
+    async fn send(&self, token: &str, mut request: Request<Full<Bytes>>) -> Reply {
+        let h = request.headers_mut();
+        h.insert("host", HeaderValue::try_from(self.edge.addr.to_string()).unwrap());
+        h.insert("authorization", HeaderValue::try_from(token).unwrap());
         let exchange = async {
             let stream = TcpStream::connect(self.edge.addr).await.expect("connect");
             let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
             tokio::spawn(connection);
-            let request = Request::post("/mcp")
-                .header("host", self.edge.addr.to_string())
-                .header("authorization", token)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("accept-encoding", "gzip, br")
-                .header("x-answer", form)
-                .body(Full::new(Bytes::from(body.to_string())))
-                .unwrap();
             let response = sender.send_request(request).await.unwrap();
             let (parts, body) = response.into_parts();
             let body = body.collect().await.expect("a body").to_bytes();
@@ -313,6 +322,22 @@ async fn a_batch_has_its_list_filtered_and_the_rest_kept() {
     assert_eq!(body[0]["result"]["resources"], json!([{"uri": "file:///public/a.txt", "name": "a"}]));
     assert_eq!(body[1]["result"]["echo"]["params"]["name"], "read_file");
     assert_eq!(names(&body[2]["result"]), ["read_file"]);
+}
+
+#[tokio::test]
+async fn a_replayed_stream_is_filtered_by_the_shape_of_its_answers() {
+    let s = Setup::with_policy("replay").await;
+    let resume = Request::get("/mcp")
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "6")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = s.send(&s.token("mcp:read"), resume).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let text = reply.text();
+    assert!(text.starts_with(NOTE), "{text:?}");
+    assert_eq!(names(&list_event(&text)["result"]), ["read_file"]);
+    assert_eq!(reply.header("cache-control"), "private");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, Uri};
+use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
 
 use crate::common::activity::{Activity, Streaming};
@@ -64,6 +64,10 @@ pub struct Endpoint {
     /// The resource's MCP policy; `None` forwards bodies unread (boxed: most resources have none).
     enforcer: Option<Box<Enforcer>>,
 }
+
+/// The header of a `GET` that resumes an event stream (2025-11-25 transports, "Resumability and
+/// Redelivery").
+const LAST_EVENT_ID: &str = "last-event-id";
 
 /// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
 /// form MCP SDK servers use, so clients treat them as they treat their own server's.
@@ -292,11 +296,13 @@ async fn exchange(
     let (request, lists) = match &endpoint.enforcer {
         None => (request.map(Inbound::Client), None),
         Some(enforcer) => {
+            // A replayed stream may carry list answers to requests the edge no longer knows.
+            let replays = request.method() == Method::GET && request.headers().contains_key(LAST_EVENT_ID);
             let inspected = Box::pin(enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref())).await;
             match inspected {
                 // The body's list requests, if any: their answers are filtered below.
                 Ok(mut request) => {
-                    let lists = request.extensions_mut().remove::<Lists>();
+                    let lists = request.extensions_mut().remove::<Lists>().or_else(|| replays.then(Lists::by_shape));
                     (request, lists.map(|lists| enforcer.lister(lists, claims.clone())))
                 }
                 Err(answer) => return own(answer),

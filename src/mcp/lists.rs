@@ -85,6 +85,8 @@ pub struct Lists {
     /// `None`: the id is not known (a body decided from its 2026-07-28 headers carries one
     /// request), and every response matches.
     pending: Vec<(Option<Id>, ListKind)>,
+    /// Any answer shaped as a list is one: a replayed stream's requests are not known.
+    by_shape: bool,
 }
 
 impl Lists {
@@ -98,25 +100,54 @@ impl Lists {
                 _ => None,
             })
             .collect();
-        Lists { pending }
+        Lists { pending, by_shape: false }
     }
 
-    /// One list request whose id is not known: the first response of the answer is its.
+    /// One list request whose id is not known: every answer in the response is its.
     pub fn single(kind: ListKind) -> Lists {
-        Lists { pending: vec![(None, kind)] }
+        Lists { pending: vec![(None, kind)], by_shape: false }
+    }
+
+    /// A stream the MCP server replays (a `GET` with `Last-Event-ID`, 2025-11-25 "Resumability
+    /// and Redelivery"): it may carry answers to requests of an earlier response, which the edge
+    /// no longer knows, so any answer whose result holds `tools`, `prompts` or `resources` as an
+    /// array is taken for that list's.
+    pub fn by_shape() -> Lists {
+        Lists { pending: Vec::new(), by_shape: true }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.pending.is_empty() && !self.by_shape
     }
 
-    fn kind_of(&self, id: Option<&Id>) -> Option<ListKind> {
-        self.pending.iter().find(|(want, _)| want.is_none() || want.as_ref() == id).map(|(_, kind)| *kind)
+    fn kind_of(&self, id: Option<&Id>, result: &RawValue) -> Option<ListKind> {
+        let known = self.pending.iter().find(|(want, _)| want.is_none() || want.as_ref() == id);
+        match known {
+            Some((_, kind)) => Some(*kind),
+            None if self.by_shape => {
+                let is_array = |member: Option<&RawValue>| member.is_some_and(|m| m.get().starts_with('['));
+                let Ok(members) = pick(result, &["tools", "prompts", "resources"]) else {
+                    // A member given twice: taken for a list, which filtering then refuses.
+                    return Some(ListKind::Tools);
+                };
+                let [tools, prompts, resources] = members?;
+                [(tools, ListKind::Tools), (prompts, ListKind::Prompts), (resources, ListKind::Resources)]
+                    .into_iter()
+                    .find(|(member, _)| is_array(*member))
+                    .map(|(_, kind)| kind)
+            }
+            None => None,
+        }
     }
 
     /// The JSON-RPC errors that stand for every list's answer: one object, or a batch of them.
     pub fn errors(&self, reason: &Unfilterable) -> Vec<u8> {
         let mut out = Vec::new();
+        if self.pending.is_empty() {
+            // A replayed stream's: the id is not known.
+            error_message(None, reason, &mut out);
+            return out;
+        }
         let many = self.pending.len() > 1;
         if many {
             out.push(b'[');
@@ -217,7 +248,7 @@ fn filter_message<'a>(
         return Ok(None);
     }
     let id = id.and_then(read_id);
-    let (Some(kind), Some(result)) = (lists.kind_of(id.as_ref()), result) else {
+    let Some((kind, result)) = result.and_then(|r| Some((lists.kind_of(id.as_ref(), r)?, r))) else {
         // Not a list's answer, or an error answering one.
         return Ok(None);
     };
@@ -618,6 +649,24 @@ mod tests {
     }
 
     #[test]
+    fn a_replayed_stream_is_filtered_by_the_shape_of_its_answers() {
+        let lists = Lists::by_shape();
+        let answer = |result: &str| format!(r#"{{"jsonrpc":"2.0","id":"any","result":{result}}}"#);
+        let tools = rewritten(&answer(r#"{"tools":[{"name":"read_a"},{"name":"b"}]}"#), &lists);
+        assert_eq!(tools["result"]["tools"], json!([{"name": "read_a"}]));
+        let resources = rewritten(&answer(r#"{"resources":[{"uri":"file:///public/a"},{"uri":"file:///x"}]}"#), &lists);
+        assert_eq!(resources["result"]["resources"], json!([{"uri": "file:///public/a"}]));
+        for other in [r#"{"content":[]}"#, r#"{"tools":{}}"#, "[]", r#"{"resourceTemplates":[{"uriTemplate":"x"}]}"#] {
+            assert_eq!(run(&answer(other), &lists), Ok(Filtered::Unchanged), "{other}");
+        }
+        let twice = rewritten(&answer(r#"{"tools":[],"tools":[{"name":"b"}]}"#), &lists);
+        assert_eq!(twice["error"]["code"], -32603);
+        let error: Value = serde_json::from_slice(&lists.errors(&Unfilterable::Unreadable)).unwrap();
+        assert_eq!((error["id"].clone(), error["error"]["code"].clone()), (Value::Null, json!(-32603)));
+        assert!(!lists.is_empty());
+    }
+
+    #[test]
     fn each_kind_is_decided_as_its_call() {
         let asked: std::cell::RefCell<Vec<(String, String)>> = Default::default();
         let record = |call: Call<'_>| {
@@ -669,7 +718,8 @@ mod tests {
         for body in ["", "{", "nope", r#"{"jsonrpc":"2.0","id":1,"id":2,"result":{"tools":[]}}"#, "[1,]"] {
             assert_eq!(run(body, &tools(1)), Err(Unfilterable::Unreadable), "{body}");
         }
-        let two = Lists { pending: vec![(Some(Id::Number(1)), ListKind::Tools), (None, ListKind::Prompts)] };
+        let two =
+            Lists { pending: vec![(Some(Id::Number(1)), ListKind::Tools), (None, ListKind::Prompts)], by_shape: false };
         let errors: Value = serde_json::from_slice(&two.errors(&Unfilterable::TooLarge { bound: 9 })).unwrap();
         assert_eq!(errors[0]["id"], 1);
         assert_eq!(errors[1]["id"], Value::Null);

@@ -513,8 +513,9 @@ impl EventFilter {
             }
         }
         let outcome = match data.as_deref() {
-            // No data, or empty data (a priming event): no message.
-            None | Some(b"") => Ok(Filtered::Unchanged),
+            // No data, or only blanks (a priming event): no message, for any client.
+            None => Ok(Filtered::Unchanged),
+            Some(d) if d.iter().all(u8::is_ascii_whitespace) => Ok(Filtered::Unchanged),
             // As a client decodes it: invalid UTF-8 becomes U+FFFD, not a reason to look away.
             Some(d) => filter(&String::from_utf8_lossy(d), &self.lists, permits),
         };
@@ -778,7 +779,7 @@ mod tests {
 
     #[test]
     fn a_stream_with_nothing_removed_is_byte_identical() {
-        let stream = "\u{FEFF}retry: 10\r\rdata:{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"read_a\"}]}}\r\n\r\ndata: \n\nx";
+        let stream = "\u{FEFF}retry: 10\r\rdata:{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"read_a\"}]}}\r\n\r\ndata: \n\ndata:  \ndata:\n\nx";
         for split in 0..stream.len() {
             if !stream.is_char_boundary(split) {
                 continue;

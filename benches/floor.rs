@@ -7,7 +7,11 @@
 //! - `hyper-floor demo-as ADDR AUDIENCE`: the demo authorization server (metadata, JWKS and
 //!   client-credentials tokens for AUDIENCE), the issuer of the forwarded requests' tokens.
 //! - `hyper-floor echo ADDR`: the demo echo MCP server, the upstream behind the edge and nginx.
+//! - `hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT` and `hyper-floor dpop-send ADDR FILE
+//!   COUNT`: the DPoP requests of `benches/callgrind.sh`, made ahead and sent (`dpop_load.rs`).
 
+#[path = "dpop_load.rs"]
+mod dpop_load;
 #[path = "floor_service.rs"]
 mod floor_service;
 
@@ -15,11 +19,32 @@ use std::process::ExitCode;
 
 use mcp_auth_edge::shutdown::channel as shutdown_channel;
 
-const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR";
+const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR \
+                     | hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT | hyper-floor dpop-send ADDR FILE COUNT";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The DPoP request maker and sender run no server.
+    let done = match args[..] {
+        ["dpop-requests", dir, issuer, resource, count] => Some(count_of(count).and_then(|count| {
+            dpop_load::generate(std::path::Path::new(dir), issuer, resource, count).map_err(|e| e.to_string())
+        })),
+        ["dpop-send", addr, file, count] => Some(
+            count_of(count)
+                .and_then(|count| dpop_load::send(addr, std::path::Path::new(file), count).map_err(|e| e.to_string())),
+        ),
+        _ => None,
+    };
+    if let Some(done) = done {
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hyper-floor {}: {e}", args[0]);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (addr, mode) = match args[..] {
         ["demo-as", addr, audience] => (addr, Mode::AuthServer(audience.to_string())),
         ["echo", addr] => (addr, Mode::Echo),
@@ -65,6 +90,10 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+fn count_of(count: &str) -> Result<usize, String> {
+    count.parse().map_err(|_| format!("COUNT must be a whole number, not {count}"))
 }
 
 enum Mode {

@@ -283,6 +283,27 @@ async fn an_sse_answer_has_only_the_lists_event_rewritten() {
 }
 
 #[tokio::test]
+async fn a_list_asked_for_in_the_headers_of_2026_07_28_is_filtered_too() {
+    let s = Setup::with_policy("headers").await;
+    let list = r#"{"jsonrpc":"2.0","id":"l","method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    for form in ["json", "sse"] {
+        let request = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .header("x-answer", form)
+            .body(Full::new(Bytes::from(list)))
+            .unwrap();
+        let reply = s.send(&s.token("mcp:read"), request).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let answer = if form == "json" { reply.json() } else { list_event(&reply.text()) };
+        assert_eq!(answer["id"], "l");
+        assert_eq!(names(&answer["result"]), ["read_file"], "{form}");
+    }
+}
+
+#[tokio::test]
 async fn a_list_over_the_bound_is_refused_not_passed() {
     let s = Setup::with_policy("bound").await;
     let token = s.token("mcp:read mcp:admin");

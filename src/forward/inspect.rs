@@ -1,10 +1,15 @@
-//! The MCP authorization policy at the MCP endpoint (issue 12): a request's body read whole, up
-//! to `--max-inspect-bytes`, its operations decided, and the answer for one the policy refuses.
+//! The MCP authorization policy at the MCP endpoint (issue 12): a request's operation decided,
+//! and the answer for one the policy refuses.
 //!
-//! One simple rule keeps this safe: nothing the policy has not allowed reaches the MCP server,
-//! and the bytes forwarded are exactly the bytes decided on. A body too large to read, one that
-//! is not JSON-RPC, or `Mcp-*` headers (2026-07-28) that disagree with it are refused, never
-//! passed unchecked. Requests of a resource without a policy never come here.
+//! From MCP 2026-07-28 a request announces its operation in `Mcp-Method` and `Mcp-Name`: it is
+//! decided from them before any body byte moves, and the body streams to the MCP server while
+//! [`crate::mcp::agreement`] checks that it says the same; one that does not is cut off before
+//! its end and answered `400` / `-32020`. Before that revision the body is the only source: it
+//! is read whole, up to `--max-inspect-bytes`, decided, and the bytes decided on are sent.
+//!
+//! One simple rule keeps this safe: nothing the policy has not allowed reaches the MCP server
+//! whole. A body too large to read, one that is not JSON-RPC, or headers that disagree with it
+//! are refused, never passed unchecked. Requests of a resource without a policy never come here.
 //!
 //! Reading the body and sending the answer are the I/O; [`judge`] and the answers are pure.
 
@@ -24,14 +29,15 @@ use crate::common::route::PRM_WELL_KNOWN;
 use crate::config::policy::Policy;
 use crate::config::{Config, PolicyDenial};
 use crate::forward::lists::Lister;
-use crate::forward::upload::Inbound;
+use crate::forward::upload::{Checked, Inbound};
 use crate::gate::challenge;
 use crate::gate::cors::Cors;
 use crate::gate::jwt::Claims as TokenClaims;
+use crate::mcp::agreement::{Agreement, Expected};
 use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
 use crate::mcp::headers::{self, Source};
 use crate::mcp::jsonrpc::{self, Body, Id, Message};
-use crate::mcp::lists::Lists;
+use crate::mcp::lists::{ListKind, Lists};
 
 /// The JSON-RPC error code of a request the policy denies, in the tool-error mode (a
 /// server-defined code, JSON-RPC 2.0 §5.1; MCP defines none for authorization).
@@ -116,12 +122,62 @@ impl Enforcer {
     ) -> Result<Request<Inbound>, Answer> {
         let (mut parts, body) = request.into_parts();
         // Only a body carries an operation: GET (the SSE stream) and DELETE (a session's end)
-        // pass as they are. SECURITY: any request with a body, and every POST, is read and
-        // decided; a POST without one is not JSON-RPC.
+        // pass as they are. SECURITY: any request with a body, and every POST, is decided; a
+        // POST without one is not JSON-RPC.
         let not_post = parts.method != Method::POST;
         if not_post && http_body::Body::is_end_stream(&body) {
             return Ok(Request::from_parts(parts, Inbound::Client(body)));
         }
+        let (held, payload): (&[String], &dyn Claims) = match claims {
+            Some(c) => (&c.scopes, &c.payload),
+            None => (&[], &NoClaims),
+        };
+        let announced = match headers::read(&parts.headers) {
+            Err(e) => return Err(self.answer(&Refusal::Headers(e.answer()), claims, cors, origin)),
+            Ok(Source::Headers(announced)) if !not_post => {
+                match decide::decide(&self.policy, announced.call(), held, payload, &self.required) {
+                    Verdict::Allow { .. } => Ok((Expected::new(&announced), ListKind::of(announced.call().method))),
+                    Verdict::Deny { rule, reason } => Err((rule, reason)),
+                }
+            }
+            Ok(_) => return self.inspect_body(parts, body, claims, cors, origin).await,
+        };
+        match announced {
+            // SECURITY: allowed from the headers; the body goes on only as far as it agrees.
+            Ok((expected, list)) => {
+                // A list asked for in the headers: the one answer this body gets is filtered.
+                if let Some(kind) = list {
+                    parts.headers.remove(header::ACCEPT_ENCODING);
+                    parts.extensions.insert(Lists::single(kind));
+                }
+                let checked = Checked::new(body, Agreement::new(expected));
+                Ok(Request::from_parts(parts, Inbound::Checked(Box::new(checked))))
+            }
+            Err((rule, reason)) => {
+                // The tool-error mode answers the request by its id, which only the body has.
+                let single = match self.denial {
+                    PolicyDenial::ToolError => read(body, self.max_inspect_bytes, self.stall)
+                        .await
+                        .ok()
+                        .and_then(|bytes| jsonrpc::extract(&bytes).ok().as_ref().and_then(single)),
+                    PolicyDenial::Forbidden => None,
+                };
+                let denied = Denied { reason, rule, single };
+                Err(self.answer(&Refusal::Denied(Box::new(denied)), claims, cors, origin))
+            }
+        }
+    }
+
+    /// Decides a request from its body (clients before 2026-07-28), read whole.
+    async fn inspect_body(
+        &self,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        claims: Option<&TokenClaims>,
+        cors: &Cors,
+        origin: Option<&HeaderValue>,
+    ) -> Result<Request<Inbound>, Answer> {
+        let not_post = parts.method != Method::POST;
         let bytes = match read(body, self.max_inspect_bytes, self.stall).await {
             Ok(bytes) => bytes,
             Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
@@ -359,6 +415,12 @@ fn invalid_request(e: &jsonrpc::ExtractError) -> Bytes {
 
 fn oauth_error(error: &str, description: &str) -> Bytes {
     Bytes::from(json!({"error": error, "error_description": description}).to_string())
+}
+
+/// The `400` for a body that disagreed with the `Mcp-*` headers it was allowed on, as it
+/// streamed (`body` is the JSON-RPC error).
+pub fn disagreed(body: Bytes, cors: &Cors, origin: Option<&HeaderValue>) -> Answer {
+    json_answer(StatusCode::BAD_REQUEST, body, cors, origin)
 }
 
 fn json_answer(status: StatusCode, body: Bytes, cors: &Cors, origin: Option<&HeaderValue>) -> Answer {

@@ -24,7 +24,7 @@ use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
 use crate::forward::body::Body;
 use crate::forward::expiry::{self, Expiring, Revocation};
-use crate::forward::inspect::Enforcer;
+use crate::forward::inspect::{self, Enforcer};
 use crate::forward::lists;
 use crate::forward::upload::{Inbound, Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
@@ -318,6 +318,12 @@ async fn exchange(
     let sent = progress.started.unwrap_or_else(Instant::now);
     let send = std::pin::pin!(endpoint.client.send(&endpoint.upstream, request));
     match answer_within(endpoint.response_timeout, &progress, send).await {
+        // SECURITY: a body that disagreed with its Mcp-* headers was cut off before its end; an
+        // answer the MCP server gave anyway (before reading it all) is not passed on.
+        Some(_) if progress.disagreed().is_some() => {
+            let body = progress.disagreed().cloned().unwrap_or_default();
+            own(inspect::disagreed(body, &gate.cors, origin.as_ref()))
+        }
         Some(Ok(mut response)) => {
             if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
                 let (subject, client) = (claims.subject.as_deref(), claims.client_id.as_deref());

@@ -5,6 +5,7 @@
 //! No I/O, clock or logging here; the policy itself is a configuration value
 //! ([`crate::config::policy`]). Forwarding applies it: `crate::forward::inspect`.
 
+pub mod agreement;
 pub mod decide;
 pub mod headers;
 pub mod jsonrpc;

@@ -4,7 +4,7 @@
 # discovering through the edge. Everything listens on 127.0.0.1; every wait is bounded.
 #
 #   bash tests/e2e/run.sh          # debug build of the edge (E2E_PROFILE=release for release)
-#   E2E_ROUNDS="jwt introspect" bash tests/e2e/run.sh   # only some rounds
+#   E2E_ROUNDS="jwt introspect dpop" bash tests/e2e/run.sh   # only some rounds
 #
 # Ends with `N passed, M failed` and exits non-zero on any failure.
 set -euo pipefail
@@ -12,7 +12,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PROFILE=${E2E_PROFILE:-debug}
-ROUNDS=${E2E_ROUNDS:-root-issuer issuer-path gate jwt introspect}
+ROUNDS=${E2E_ROUNDS:-root-issuer issuer-path gate jwt introspect dpop}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-auth-edge-e2e.XXXXXX")
 PIDS=()
 
@@ -73,7 +73,7 @@ else
   (cd "$ROOT" && cargo build --bin mcp-auth-edge)
 fi
 say "built in $((SECONDS - build_start)) s"
-EDGE_BIN="$ROOT/target/$PROFILE/mcp-auth-edge"
+EDGE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/mcp-auth-edge"
 
 # Polls `$1` (a command) every 0.1 s for at most `$2` tenths of a second.
 wait_for() {
@@ -458,12 +458,66 @@ verify_round() {
   stop_pid "$oidc_pid"
 }
 
+# The DPoP round (RFC 9449): the provider binds the resource's JWT access tokens to the client's
+# key (`cnf.jkt`, oidc-provider's DPoP feature), the MCP server trusts the edge, and three edges
+# stand for the same public resource (RESOURCE_URL, on the port of "edge"), all `--token-check jwt
+# --dpop require`: "edge" without nonces, and "nonce-a" and "nonce-b", two replicas with one
+# `--dpop-nonce-key` (from the environment), which dpop_client.mjs reaches through a small load
+# balancer of its own that alternates between them. All three bind the MCP server's session ids
+# to their caller with one --session-key, so one session runs through both replicas. The client is openid-client (over
+# oauth4webapi) driving the MCP TypeScript SDK's transport.
+dpop_round() {
+  ROUND=dpop
+  local edge_port admin_port nonce_a_port nonce_a_admin nonce_b_port nonce_b_admin pids=() pid oidc_pid mcp_pid
+  read -r edge_port admin_port nonce_a_port nonce_a_admin nonce_b_port nonce_b_admin < <(free_ports 6)
+  EDGE_URL="http://127.0.0.1:$edge_port"
+  RESOURCE_URL="$EDGE_URL/mcp"
+  NONCE_A_URL="http://127.0.0.1:$nonce_a_port"
+  NONCE_B_URL="http://127.0.0.1:$nonce_b_port"
+  SCOPES="mcp:tools mcp:resources"
+  E2E_CLIENT_ID=e2e-service
+  E2E_CLIENT_SECRET=e2e-service-secret-not-a-secret
+
+  start_oidc E2E_RESOURCE="$RESOURCE_URL" E2E_SCOPES="$SCOPES" E2E_JWT_ALG=ES256 \
+    E2E_CLIENT_ID="$E2E_CLIENT_ID" E2E_CLIENT_SECRET="$E2E_CLIENT_SECRET" || return 0
+  oidc_pid=$OIDC_PID
+  start_mcp E2E_MCP_AUTH=edge || { stop_pid "$oidc_pid"; return 0; }
+  mcp_pid=$MCP_PID
+
+  # The replicas answer on ports of their own for the one public resource: the loopback address
+  # at any port is an alias of it, and proofs name RESOURCE_URL, as behind a load balancer.
+  local common=(--resource "$RESOURCE_URL" --auth-server "$ISSUER" --scope mcp:tools --scope mcp:resources
+    --upstream "$MCP_URL" --token-check jwt --dpop require --host-alias 127.0.0.1)
+  local session_key=MCP_AUTH_EDGE_SESSION_KEY=e2e-session-key-not-a-secret-0123456789
+  EDGE_ENV=("$session_key")
+  start_edge edge "$admin_port" --listen "127.0.0.1:$edge_port" "${common[@]}" && pids+=("$EDGE_PID")
+  EDGE_ENV=("$session_key" MCP_AUTH_EDGE_DPOP_NONCE_KEY=e2e-dpop-nonce-key-not-a-secret-0123456789)
+  start_edge nonce-a "$nonce_a_admin" --listen "127.0.0.1:$nonce_a_port" "${common[@]}" && pids+=("$EDGE_PID")
+  start_edge nonce-b "$nonce_b_admin" --listen "127.0.0.1:$nonce_b_port" "${common[@]}" && pids+=("$EDGE_PID")
+  EDGE_ENV=()
+  if ((${#pids[@]} == 3)); then
+    say "$ROUND: edges ready"
+    EDGE_ADMIN_URL="http://127.0.0.1:$admin_port"
+    export EDGE_URL EDGE_ADMIN_URL RESOURCE_URL NONCE_A_URL NONCE_B_URL ISSUER SCOPES MCP_URL E2E_CLIENT_ID E2E_CLIENT_SECRET
+    run_client dpop_client node dpop_client.mjs
+    say "$ROUND: edge shutdown"
+    stop_edge "dpop, edge" "${pids[0]}"
+    stop_edge "dpop, nonce-a" "${pids[1]}"
+    stop_edge "dpop, nonce-b" "${pids[2]}"
+  else
+    for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  fi
+  stop_pid "$mcp_pid"
+  stop_pid "$oidc_pid"
+}
+
 for name in $ROUNDS; do
   case $name in
     root-issuer) round root-issuer "" ;;
     issuer-path) round issuer-path /oidc ;;
     gate) gate_round ;;
     jwt | introspect) verify_round "$name" ;;
+    dpop) dpop_round ;;
     *) fail_line "unknown round $name in E2E_ROUNDS" ;;
   esac
 done

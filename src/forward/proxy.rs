@@ -303,7 +303,7 @@ async fn exchange(
                 // The body's list requests, if any: their answers are filtered below.
                 Ok(mut request) => {
                     let lists = request.extensions_mut().remove::<Lists>().or_else(|| replays.then(Lists::by_shape));
-                    (request, lists.map(|lists| enforcer.lister(lists, claims.clone())))
+                    (request, lists.map(|lists| Box::new(enforcer.lister(lists, claims.clone()))))
                 }
                 Err(answer) => return own(answer),
             }
@@ -367,7 +367,7 @@ async fn exchange(
             });
             match lists {
                 // Boxed: only list answers wait for this future.
-                Some(lister) => Box::pin(lists::answer(response, lister)).await.map(|b| Body::Listed(Box::new(b))),
+                Some(lister) => Box::pin(lists::answer(response, *lister)).await.map(|b| Body::Listed(Box::new(b))),
                 None => response,
             }
         }

@@ -251,6 +251,29 @@ async fn the_tool_error_mode_answers_in_json_rpc() {
     assert_eq!(s.upstream_count(), 0);
 }
 
+/// Found end to end (tests/e2e, policy rounds): the TypeScript SDK v2 at 2026-07-28 refuses a
+/// result without `resultType`, which that revision requires; earlier revisions do not know it.
+#[tokio::test]
+async fn a_tool_error_at_2026_07_28_carries_its_result_type() {
+    let file = json!({"policy": policy(), "policy_denial": "tool_error"});
+    let s = Setup::new("tool-error-2026", file).await;
+    let token = s.token("mcp:read", json!({}));
+    let modern = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "write_file")];
+    let reply = s.post(&token, &modern, &call(6, "write_file")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({"jsonrpc": "2.0", "id": 6, "result": {"content": [{"type": "text",
+            "text": "Not allowed: the tool \"write_file\" needs scope mcp:write; the token lacks mcp:write"}],
+            "isError": true, "resultType": "complete"}})
+    );
+    let legacy = [("mcp-protocol-version", "2025-11-25")];
+    let reply = s.post(&token, &legacy, &call(7, "write_file")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.json()["result"].get("resultType").is_none(), "{}", reply.json());
+    assert_eq!(s.upstream_count(), 0);
+}
+
 #[tokio::test]
 async fn get_and_delete_pass_as_before_and_the_metadata_lists_the_policy_scopes() {
     let s = Setup::with_policy("get").await;
@@ -443,4 +466,44 @@ async fn a_streamed_body_that_disagrees_never_reaches_the_mcp_server_whole() {
     assert!(sent > 0, "the body was streaming before its end arrived");
     assert!(sent < body.len(), "the MCP server never got the whole body: {sent} of {}", body.len());
     assert!(!got.ends_with(b"}}}"), "nor its last bytes");
+}
+
+#[tokio::test]
+async fn a_policy_needing_scopes_the_server_does_not_list_stops_start_up_and_reloads() {
+    let key = Signer::ed25519("k1");
+    let auth = auth_server(&[&key]).await;
+    let mcp = McpServer::start().await;
+    let (issuer, upstream) = (auth.issuer(), mcp.url());
+    let metadata = json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"], "scopes_supported": ["openid", "mcp:read"]});
+    auth.set(support::AS_PATH, support::Canned::ok(metadata.to_string().into_bytes()));
+
+    // policy() needs mcp:write too, which no client of this server could obtain.
+    let file = TempFile::new("policy-unlisted.json", &json!({"policy": policy()}).to_string());
+    let edge = Edge::for_upstream(&auth, &["--upstream", upstream.as_str(), "--config", file.path()]).await;
+    let error = edge.finished().await.expect_err("the edge stops rather than deny forever");
+    let error = error.to_string();
+    assert!(error.contains("[\"mcp:write\"]") && error.contains("scopes_supported"), "{error}");
+
+    // A reload to such a policy is refused, and the policy in service stays.
+    let build = |name: &str, policy: Value| {
+        let file = TempFile::new(&format!("policy-unlisted-{name}.json"), &json!({"policy": policy}).to_string());
+        let args = ["--resource", support::RESOURCE, "--auth-server", &issuer, "--upstream", &upstream];
+        (support::config(&[&args[..], &["--config", file.path()]].concat()), file)
+    };
+    let listed =
+        json!({"default": "deny", "rules": [{"method": "tools/call", "name": "read_*", "scopes": ["mcp:read"]}]});
+    let (first, _first_file) = build("first", listed);
+    let (edge, reload) = Edge::start_reloadable(first).await;
+    edge.wait_ready().await;
+    let mut claims = claims(&issuer);
+    claims["scope"] = Value::from("mcp:read mcp:write");
+    let token = format!("Bearer {}", key.sign(&claims));
+    assert_eq!(post(&edge, &token, &[], call(1, "write_file")).await.status, StatusCode::FORBIDDEN);
+    let (second, _second_file) = build("second", policy());
+    reload.send_replace(Some(Ok(second)));
+    edge.wait_metric_above("mcp_auth_edge_config_reloads_total{outcome=\"refused\"}", 0.0).await;
+    assert_eq!(post(&edge, &token, &[], call(2, "write_file")).await.status, StatusCode::FORBIDDEN, "still the first");
+    assert_eq!(post(&edge, &token, &[], call(3, "read_file")).await.status, StatusCode::OK);
 }

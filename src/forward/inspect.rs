@@ -32,10 +32,11 @@ use crate::forward::lists::Lister;
 use crate::forward::upload::{Checked, Inbound};
 use crate::gate::challenge;
 use crate::gate::cors::Cors;
+use crate::gate::dpop::SUPPORTED_ALGS;
 use crate::gate::jwt::Claims as TokenClaims;
 use crate::mcp::agreement::{Agreement, Expected};
 use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
-use crate::mcp::headers::{self, Source};
+use crate::mcp::headers::{self, ProtocolVersion, Source};
 use crate::mcp::jsonrpc::{self, Body, Id, Message};
 use crate::mcp::lists::{ListKind, Lists};
 
@@ -58,6 +59,8 @@ pub struct Enforcer {
     metadata: String,
     /// The resource's own `--scope`s: held ones are kept in a step-up like the policy's.
     supported: Vec<String>,
+    /// `DPoP algs="…"`: the step-up's scheme for a DPoP-bound token.
+    dpop_scheme: String,
 }
 
 /// Why a request stops at the edge instead of going to the MCP server.
@@ -93,6 +96,8 @@ pub struct Asked {
     pub id: Id,
     pub method: String,
     pub target: Option<String>,
+    /// Whether the request's revision (2026-07-28 and later) requires `resultType` on a result.
+    pub tagged: bool,
 }
 
 impl Enforcer {
@@ -107,6 +112,7 @@ impl Enforcer {
             stall: config.upstream_timeout,
             metadata: format!("{}{PRM_WELL_KNOWN}{}", config.resource.origin, config.resource.path),
             supported: config.scopes.clone(),
+            dpop_scheme: format!("DPoP algs=\"{}\",", SUPPORTED_ALGS.map(|alg| alg.name()).join(" ")),
         })
     }
 
@@ -137,7 +143,7 @@ impl Enforcer {
             Ok(Source::Headers(announced)) if !not_post => {
                 match decide::decide(&self.policy, announced.call(), held, payload, &self.required) {
                     Verdict::Allow { .. } => Ok((Expected::new(&announced), ListKind::of(announced.call().method))),
-                    Verdict::Deny { rule, reason } => Err((rule, reason)),
+                    Verdict::Deny { rule, reason } => Err((rule, reason, announced.version().tags_results())),
                 }
             }
             Ok(_) => return self.inspect_body(parts, body, claims, cors, origin).await,
@@ -153,13 +159,13 @@ impl Enforcer {
                 let checked = Checked::new(body, Agreement::new(expected));
                 Ok(Request::from_parts(parts, Inbound::Checked(Box::new(checked))))
             }
-            Err((rule, reason)) => {
+            Err((rule, reason, tagged)) => {
                 // The tool-error mode answers the request by its id, which only the body has.
                 let single = match self.denial {
                     PolicyDenial::ToolError => read(body, self.max_inspect_bytes, self.stall)
                         .await
                         .ok()
-                        .and_then(|bytes| jsonrpc::extract(&bytes).ok().as_ref().and_then(single)),
+                        .and_then(|bytes| jsonrpc::extract(&bytes).ok().as_ref().and_then(|b| single(b, tagged))),
                     PolicyDenial::Forbidden => None,
                 };
                 let denied = Denied { reason, rule, single };
@@ -262,8 +268,14 @@ impl Enforcer {
             Denial::Scope { needed, missing } => {
                 let held = claims.map_or(&[][..], |c| c.scopes.as_slice());
                 let scope = self.step_up_scope(needed, held);
+                // The scheme the token came with: a DPoP-bound token (only ever accepted with its
+                // proof) is challenged as RFC 9449 §7.1 says, naming the proof algorithms.
+                let scheme = match claims.is_some_and(|c| c.jkt.is_some()) {
+                    true => self.dpop_scheme.as_str(),
+                    false => "Bearer",
+                };
                 let value = format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
+                    "{scheme} error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
                     self.metadata
                 );
                 // Scopes and the URL were validated as header-safe when the configuration was.
@@ -274,8 +286,6 @@ impl Enforcer {
                     "error_description": format!("This operation needs the scope {}", missing.join(" ")),
                     "scope": scope,
                 });
-                // A Bearer challenge even where DPoP is on: the step-up is a new token with more
-                // scope, whatever scheme carries it (the 401s name DPoP where it applies).
                 let body = Bytes::from(body.to_string());
                 challenge::answer(StatusCode::FORBIDDEN, std::slice::from_ref(&value), body, cors, origin)
             }
@@ -348,18 +358,20 @@ pub fn judge(
     match decide::decide_all(policy, calls, held, claims, required) {
         Verdict::Allow { .. } => Ok(Lists::of(&messages)),
         Verdict::Deny { rule, reason } => {
-            Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages) })))
+            let tagged = source.version().is_some_and(ProtocolVersion::tags_results);
+            Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages, tagged) })))
         }
     }
 }
 
 /// The body's one request, if it is exactly one.
-fn single(body: &Body<'_>) -> Option<Asked> {
+fn single(body: &Body<'_>, tagged: bool) -> Option<Asked> {
     match body {
         Body::Single(Message::Request { id, operation }) => Some(Asked {
             id: id.clone(),
             method: operation.method().to_string(),
             target: operation.target().map(str::to_string),
+            tagged,
         }),
         _ => None,
     }
@@ -400,7 +412,12 @@ fn tool_error(asked: &Asked, reason: &Denial) -> Bytes {
         }
     }
     let body = if asked.method == "tools/call" {
-        json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": text}], "isError": true}})
+        let mut result = json!({"content": [{"type": "text", "text": text}], "isError": true});
+        // 2026-07-28 clients refuse a result without it (the TypeScript SDK v2 does).
+        if asked.tagged {
+            result["resultType"] = json!("complete");
+        }
+        json!({"jsonrpc": "2.0", "id": id, "result": result})
     } else {
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": POLICY_DENIED, "message": text}})
     };
@@ -502,14 +519,23 @@ mod tests {
 
     #[test]
     fn tool_errors_name_the_missing_scope() {
-        let asked = Asked { id: Id::String("a".into()), method: "tools/call".into(), target: Some("write_x".into()) };
+        let asked = Asked {
+            id: Id::String("a".into()),
+            method: "tools/call".into(),
+            target: Some("write_x".into()),
+            tagged: false,
+        };
         let reason = Denial::Scope { needed: held(&["mcp:write"]), missing: held(&["mcp:write"]) };
         let body: Value = serde_json::from_slice(&tool_error(&asked, &reason)).unwrap();
         assert_eq!(body["id"], "a");
         assert_eq!(body["result"]["isError"], true);
+        assert!(body["result"].get("resultType").is_none(), "a 2025 client does not know the field");
+        let tagged = Asked { tagged: true, ..asked };
+        let body: Value = serde_json::from_slice(&tool_error(&tagged, &reason)).unwrap();
+        assert_eq!(body["result"]["resultType"], "complete");
         let text = body["result"]["content"][0]["text"].as_str().unwrap();
         assert_eq!(text, "Not allowed: the tool \"write_x\" needs scope mcp:write; the token lacks mcp:write");
-        let asked = Asked { id: Id::Number(2), method: "prompts/get".into(), target: Some("p".into()) };
+        let asked = Asked { id: Id::Number(2), method: "prompts/get".into(), target: Some("p".into()), tagged: true };
         let body: Value = serde_json::from_slice(&tool_error(&asked, &Denial::NoRule)).unwrap();
         assert_eq!(body["error"]["code"], POLICY_DENIED);
         assert!(body["result"].is_null());

@@ -81,6 +81,12 @@ impl ProtocolVersion {
         self >= ProtocolVersion::HEADER_VALIDATION
     }
 
+    /// Whether a result answered at this revision must carry `resultType`: required from
+    /// 2026-07-28 (the same revision as header validation); earlier ones do not know the field.
+    pub fn tags_results(self) -> bool {
+        self >= ProtocolVersion::HEADER_VALIDATION
+    }
+
     /// The `YYYY-MM-DD` text, without allocating (a year past 9999 is not a version `parse` makes).
     pub fn to_bytes(self) -> [u8; 10] {
         let digit = |n: u16| b'0' + (n % 10) as u8;
@@ -115,6 +121,16 @@ pub enum Source<'h> {
     /// means 2025-03-26 or earlier), or it sent no `Mcp-Method` (2026-07-28 defines no header
     /// requirement for a notification).
     Body { version: Option<ProtocolVersion> },
+}
+
+impl Source<'_> {
+    /// The revision the request named in `MCP-Protocol-Version`, if any.
+    pub fn version(&self) -> Option<ProtocolVersion> {
+        match self {
+            Source::Headers(announced) => Some(announced.version),
+            Source::Body { version } => *version,
+        }
+    }
 }
 
 /// The operation announced in the headers of a 2026-07-28 (or later) request.

@@ -529,6 +529,7 @@ fn tools_call_body() -> Vec<u8> {
 /// over 20 rules (the deciding rule last, a scope shortfall, a default).
 fn mcp(c: &mut Criterion) {
     use mcp_auth_edge::config::policy::Policy;
+    use mcp_auth_edge::mcp::agreement::{Agreement, Expected};
     use mcp_auth_edge::mcp::decide::{decide, Verdict};
     use mcp_auth_edge::mcp::{headers, jsonrpc, Call};
 
@@ -567,6 +568,25 @@ fn mcp(c: &mut Criterion) {
             _ => false,
         })
     });
+    group.finish();
+
+    // The streaming check on the same bodies, whole and in 1 KiB pieces as they arrive.
+    let Ok(headers::Source::Headers(announced)) = headers::read(&mirrored) else { panic!("from headers") };
+    let mut group = c.benchmark_group("mcp_agreement");
+    for (name, bytes, piece) in [
+        ("tools_call_1k_whole", &body[..], body.len()),
+        ("tools_call_1k_pieces", &body[..], 1024),
+        ("deep_arguments_128k_pieces", deep.as_bytes(), 1024),
+    ] {
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut agreement = Agreement::new(Expected::new(&announced));
+                let fed = black_box(bytes).chunks(piece).try_for_each(|p| agreement.feed(p));
+                fed.and_then(|()| agreement.finish())
+            })
+        });
+    }
     group.finish();
 
     let mut rules: Vec<serde_json::Value> = (0..19)

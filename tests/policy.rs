@@ -467,3 +467,43 @@ async fn a_streamed_body_that_disagrees_never_reaches_the_mcp_server_whole() {
     assert!(sent < body.len(), "the MCP server never got the whole body: {sent} of {}", body.len());
     assert!(!got.ends_with(b"}}}"), "nor its last bytes");
 }
+
+#[tokio::test]
+async fn a_policy_needing_scopes_the_server_does_not_list_stops_start_up_and_reloads() {
+    let key = Signer::ed25519("k1");
+    let auth = auth_server(&[&key]).await;
+    let mcp = McpServer::start().await;
+    let (issuer, upstream) = (auth.issuer(), mcp.url());
+    let metadata = json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"], "scopes_supported": ["openid", "mcp:read"]});
+    auth.set(support::AS_PATH, support::Canned::ok(metadata.to_string().into_bytes()));
+
+    // policy() needs mcp:write too, which no client of this server could obtain.
+    let file = TempFile::new("policy-unlisted.json", &json!({"policy": policy()}).to_string());
+    let edge = Edge::for_upstream(&auth, &["--upstream", upstream.as_str(), "--config", file.path()]).await;
+    let error = edge.finished().await.expect_err("the edge stops rather than deny forever");
+    let error = error.to_string();
+    assert!(error.contains("[\"mcp:write\"]") && error.contains("scopes_supported"), "{error}");
+
+    // A reload to such a policy is refused, and the policy in service stays.
+    let build = |name: &str, policy: Value| {
+        let file = TempFile::new(&format!("policy-unlisted-{name}.json"), &json!({"policy": policy}).to_string());
+        let args = ["--resource", support::RESOURCE, "--auth-server", &issuer, "--upstream", &upstream];
+        (support::config(&[&args[..], &["--config", file.path()]].concat()), file)
+    };
+    let listed =
+        json!({"default": "deny", "rules": [{"method": "tools/call", "name": "read_*", "scopes": ["mcp:read"]}]});
+    let (first, _first_file) = build("first", listed);
+    let (edge, reload) = Edge::start_reloadable(first).await;
+    edge.wait_ready().await;
+    let mut claims = claims(&issuer);
+    claims["scope"] = Value::from("mcp:read mcp:write");
+    let token = format!("Bearer {}", key.sign(&claims));
+    assert_eq!(post(&edge, &token, &[], call(1, "write_file")).await.status, StatusCode::FORBIDDEN);
+    let (second, _second_file) = build("second", policy());
+    reload.send_replace(Some(Ok(second)));
+    edge.wait_metric_above("mcp_auth_edge_config_reloads_total{outcome=\"refused\"}", 0.0).await;
+    assert_eq!(post(&edge, &token, &[], call(2, "write_file")).await.status, StatusCode::FORBIDDEN, "still the first");
+    assert_eq!(post(&edge, &token, &[], call(3, "read_file")).await.status, StatusCode::OK);
+}

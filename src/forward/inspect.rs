@@ -31,6 +31,7 @@ use crate::forward::audit::{Applied, Asker, Decisions, Pending};
 use crate::forward::upload::{Checked, Inbound};
 use crate::gate::challenge;
 use crate::gate::cors::Cors;
+use crate::gate::dpop::SUPPORTED_ALGS;
 use crate::gate::jwt::Claims as TokenClaims;
 use crate::mcp::agreement::{Agreement, Expected};
 use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
@@ -58,6 +59,8 @@ pub struct Enforcer {
     supported: Vec<String>,
     /// Where decisions are counted and, with `--audit-log`, written.
     decisions: Decisions,
+    /// `DPoP algs="…"`: the step-up's scheme for a DPoP-bound token.
+    dpop_scheme: String,
 }
 
 /// Why a request stops at the edge instead of going to the MCP server.
@@ -110,6 +113,7 @@ impl Enforcer {
             metadata: format!("{}{PRM_WELL_KNOWN}{}", config.resource.origin, config.resource.path),
             supported: config.scopes.clone(),
             decisions,
+            dpop_scheme: format!("DPoP algs=\"{}\",", SUPPORTED_ALGS.map(|alg| alg.name()).join(" ")),
         })
     }
 
@@ -272,8 +276,14 @@ impl Enforcer {
             Denial::Scope { needed, missing } => {
                 let held = claims.map_or(&[][..], |c| c.scopes.as_slice());
                 let scope = self.step_up_scope(needed, held);
+                // The scheme the token came with: a DPoP-bound token (only ever accepted with its
+                // proof) is challenged as RFC 9449 §7.1 says, naming the proof algorithms.
+                let scheme = match claims.is_some_and(|c| c.jkt.is_some()) {
+                    true => self.dpop_scheme.as_str(),
+                    false => "Bearer",
+                };
                 let value = format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
+                    "{scheme} error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
                     self.metadata
                 );
                 // Scopes and the URL were validated as header-safe when the configuration was.
@@ -284,8 +294,6 @@ impl Enforcer {
                     "error_description": format!("This operation needs the scope {}", missing.join(" ")),
                     "scope": scope,
                 });
-                // A Bearer challenge even where DPoP is on: the step-up is a new token with more
-                // scope, whatever scheme carries it (the 401s name DPoP where it applies).
                 let body = Bytes::from(body.to_string());
                 challenge::answer(StatusCode::FORBIDDEN, std::slice::from_ref(&value), body, cors, origin)
             }

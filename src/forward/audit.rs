@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::header::HeaderMap;
-use http::HeaderValue;
 
 use crate::config::policy::Policy;
 use crate::gate::jwt::Claims as TokenClaims;
@@ -16,7 +15,7 @@ use crate::mcp::headers::{self, Source};
 use crate::mcp::jsonrpc::{Body, Message};
 use crate::mcp::Call;
 use crate::telemetry::audit::{AuditLog, Entry, From, Rule};
-use crate::telemetry::metrics::{Decision, Metrics};
+use crate::telemetry::metrics::{Decision, MethodLabel, Metrics};
 use crate::telemetry::request_id::X_REQUEST_ID;
 use crate::telemetry::Telemetry;
 
@@ -46,7 +45,7 @@ pub struct Applied<'a> {
 /// A request allowed from its `Mcp-*` headers whose body is still streaming: what its second
 /// line needs should the body turn out to disagree.
 pub struct Pending {
-    method: Option<HeaderValue>,
+    method: MethodLabel,
     entry: Option<Box<Entry>>,
 }
 
@@ -66,7 +65,7 @@ impl Decisions {
             Verdict::Allow { .. } => Decision::Allow,
             Verdict::Deny { .. } => Decision::Deny,
         };
-        self.metrics.policy_decision(Some(call.method), decision);
+        self.metrics.policy_decision(label(call), decision);
         if let Some(log) = &self.log {
             log.record(self.entry(asker, call, verdict, applied, None));
         }
@@ -103,7 +102,7 @@ impl Decisions {
                 entry.decision = Decision::Deny;
                 entry.reason = Some("batch");
             }
-            self.metrics.policy_decision(Some(call.method), entry.decision);
+            self.metrics.policy_decision(label(call), entry.decision);
             log.record(entry);
         }
     }
@@ -111,7 +110,7 @@ impl Decisions {
     /// A request refused before (or instead of) a decision: `call` when what it asked for is
     /// known.
     pub fn refused(&self, asker: Asker<'_>, call: Option<Call<'_>>, reason: &'static str) {
-        self.metrics.policy_decision(call.map(|c| c.method), Decision::Refused);
+        self.metrics.policy_decision(MethodLabel::of(call.map(|c| c.method.as_bytes())), Decision::Refused);
         if let Some(log) = &self.log {
             let mut entry = self.base(asker, call, Decision::Refused);
             entry.reason = Some(reason);
@@ -126,10 +125,11 @@ impl Decisions {
         }
     }
 
-    /// Notes what the second line of a header-decided request would say; the headers are
-    /// those it is forwarded with. Without an audit log this keeps only the method.
-    pub fn pending(&self, asker: Asker<'_>) -> Pending {
-        let method = asker.headers.get(headers::MCP_METHOD).cloned();
+    /// Notes what the second line of a header-decided request would say; `method` is the one
+    /// its headers announced, and they are those it is forwarded with. Without an audit log
+    /// this keeps only the method's label: no header is read again.
+    pub fn pending(&self, asker: Asker<'_>, method: &[u8]) -> Pending {
+        let method = MethodLabel::of(Some(method));
         let entry = self.log.as_ref().map(|_| {
             let announced = match headers::read(asker.headers) {
                 Ok(Source::Headers(announced)) => Some(announced),
@@ -144,8 +144,7 @@ impl Decisions {
 
     /// The body of a request allowed from its headers disagreed with them as it streamed.
     pub fn disagreed(&self, pending: Pending) {
-        let method = pending.method.as_ref().and_then(|m| m.to_str().ok());
-        self.metrics.policy_decision(method, Decision::Refused);
+        self.metrics.policy_decision(pending.method, Decision::Refused);
         if let (Some(log), Some(mut entry)) = (&self.log, pending.entry) {
             entry.time = SystemTime::now();
             log.record(*entry);
@@ -212,4 +211,8 @@ impl Decisions {
             batch: None,
         }
     }
+}
+
+fn label(call: Call<'_>) -> MethodLabel {
+    MethodLabel::of(Some(call.method.as_bytes()))
 }

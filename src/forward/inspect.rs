@@ -223,8 +223,8 @@ impl Enforcer {
 
     /// What the audit needs of a request allowed from its headers whose body is streaming
     /// under a check (`headers` as forwarded); see [`Enforcer::disagreed`].
-    pub fn pending(&self, headers: &HeaderMap, claims: Option<&TokenClaims>) -> Pending {
-        self.decisions.pending(Asker { claims, headers, source: From::Headers })
+    pub fn pending(&self, headers: &HeaderMap, checked: &Checked, claims: Option<&TokenClaims>) -> Pending {
+        self.decisions.pending(Asker { claims, headers, source: From::Headers }, checked.announced_method())
     }
 
     /// Records that a body allowed from its headers disagreed with them as it streamed.

@@ -307,7 +307,9 @@ async fn exchange(
     // A body allowed from its headers may yet disagree with them: the record of that is
     // readied now, while the request is at hand.
     let pending = match (&endpoint.enforcer, request.body()) {
-        (Some(enforcer), Inbound::Checked(_)) => Some(enforcer.pending(request.headers(), claims.as_deref())),
+        (Some(enforcer), Inbound::Checked(checked)) => {
+            Some(enforcer.pending(request.headers(), checked, claims.as_deref()))
+        }
         _ => None,
     };
     let progress = Arc::new(Progress::starting());

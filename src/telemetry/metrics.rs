@@ -84,18 +84,26 @@ impl Decision {
     }
 }
 
-/// The `method` label of a JSON-RPC method (`None`: not known, counted as `other`).
-pub fn method_label(method: Option<&str>) -> &'static str {
-    METHODS[method_index(method)]
-}
+/// The `method` label of `mcp_auth_edge_policy_decisions_total`: one of a fixed set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodLabel(u8);
 
-fn method_index(method: Option<&str>) -> usize {
-    let Some(method) = method else { return METHODS.len() - 1 };
-    if method.starts_with("notifications/") {
-        return METHODS.len() - 2;
+impl MethodLabel {
+    /// The label of a JSON-RPC method (`None`: not known, counted as `other`).
+    pub fn of(method: Option<&[u8]>) -> MethodLabel {
+        let other = METHODS.len() - 1;
+        let index = match method {
+            None => other,
+            Some(method) if method.starts_with(b"notifications/") => METHODS.len() - 2,
+            // The last two are not methods a client sends by those names.
+            Some(method) => METHODS[..METHODS.len() - 2].iter().position(|m| m.as_bytes() == method).unwrap_or(other),
+        };
+        MethodLabel(index as u8)
     }
-    // The last two are not methods a client sends by those names.
-    METHODS[..METHODS.len() - 2].iter().position(|&m| m == method).unwrap_or(METHODS.len() - 1)
+
+    pub fn as_str(self) -> &'static str {
+        METHODS[usize::from(self.0)]
+    }
 }
 
 /// Upper bounds of the latency buckets, in seconds: from a discovery answer (microseconds) to
@@ -290,13 +298,8 @@ impl Metrics {
     }
 
     /// An MCP operation the policy decided (or refused to), by its JSON-RPC method.
-    pub fn policy_decision(&self, method: Option<&str>, decision: Decision) {
-        self.policy_decisions[method_index(method)][decision as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Policy decisions counted so far, for tests.
-    pub fn policy_decisions(&self, method: Option<&str>, decision: Decision) -> u64 {
-        self.policy_decisions[method_index(method)][decision as usize].load(Ordering::Relaxed)
+    pub fn policy_decision(&self, method: MethodLabel, decision: Decision) {
+        self.policy_decisions[usize::from(method.0)][decision as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn refresh_succeeded(&self, changed: bool) {
@@ -594,16 +597,18 @@ mod tests {
         let m = Metrics::default();
         let hostile =
             ["tools/call\"} 9\nfake_metric{a=\"", "x".repeat(10_000).as_str(), "", "Tools/Call"].map(str::to_string);
+        let label = |method: &str| MethodLabel::of(Some(method.as_bytes()));
         for method in &hostile {
-            m.policy_decision(Some(method), Decision::Deny);
+            m.policy_decision(label(method), Decision::Deny);
         }
-        m.policy_decision(Some("notifications/initialized"), Decision::Allow);
-        m.policy_decision(Some("notifications/anything\nelse"), Decision::Allow);
-        m.policy_decision(Some("tools/call"), Decision::Allow);
-        m.policy_decision(None, Decision::Refused);
-        assert_eq!(method_label(Some("notifications/cancelled")), "notifications");
-        assert_eq!(method_label(Some("notifications")), "other");
-        assert_eq!(method_label(Some("other")), "other");
+        m.policy_decision(label("notifications/initialized"), Decision::Allow);
+        m.policy_decision(label("notifications/anything\nelse"), Decision::Allow);
+        m.policy_decision(label("tools/call"), Decision::Allow);
+        m.policy_decision(MethodLabel::of(None), Decision::Refused);
+        assert_eq!(label("notifications/cancelled").as_str(), "notifications");
+        assert_eq!(label("notifications").as_str(), "other");
+        assert_eq!(label("other").as_str(), "other");
+        assert_eq!(label("resources/templates/list").as_str(), "resources/templates/list");
         let text = m.render(&[]);
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("mcp_auth_edge_policy_decisions_total")).collect();
         assert_eq!(

@@ -9,8 +9,18 @@ use mcp_auth_edge::mcp::agreement::{Agreement, Disagreement, Expected};
 use mcp_auth_edge::mcp::headers::{self, agree, mirror, read, Source};
 use mcp_auth_edge::mcp::jsonrpc::{extract, Body, ExtractError};
 
-const READ: [&str; 10] =
-    ["jsonrpc", "id", "method", "params", "result", "error", "name", "uri", "_meta", "io.modelcontextprotocol/protocolVersion"];
+const READ: [&str; 10] = [
+    "jsonrpc",
+    "id",
+    "method",
+    "params",
+    "result",
+    "error",
+    "name",
+    "uri",
+    "_meta",
+    "io.modelcontextprotocol/protocolVersion",
+];
 
 fn fixed() -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -29,9 +39,10 @@ fuzz_target!(|data: &[u8]| {
         _ => fixed(),
     };
     let Ok(Source::Headers(announced)) = read(&map) else { return };
-    let reference = extracted.as_ref().map_err(Clone::clone).and_then(|b| {
-        agree(&announced, b).map_err(|_| ExtractError::NotJsonRpc { why: "mismatch" })
-    });
+    let reference = extracted
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|b| agree(&announced, b).map_err(|_| ExtractError::NotJsonRpc { why: "mismatch" }));
     let mut checker = Agreement::new(Expected::new(&announced));
     let mine = body.chunks(piece).try_for_each(|c| checker.feed(c)).and_then(|()| checker.finish());
     match (&reference, &mine) {

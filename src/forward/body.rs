@@ -10,6 +10,7 @@ use http_body_util::Full;
 
 use crate::common::activity::Streaming;
 use crate::forward::expiry::{Expiring, StreamError};
+use crate::forward::lists::Listed;
 use crate::forward::pool::UpstreamBody;
 
 pub enum Body {
@@ -19,6 +20,8 @@ pub enum Body {
     Upstream(UpstreamBody, Streaming),
     /// A forwarded stream that ends when the token that opened it expires.
     Expiring(Box<Expiring>),
+    /// The answer to a list request, filtered by the resource's policy (around one of the others).
+    Listed(Box<Listed<Body>>),
 }
 
 impl Body {
@@ -36,6 +39,7 @@ impl http_body::Body for Body {
             Body::Full(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
             Body::Upstream(body, _) => Pin::new(body).poll_frame(cx).map_err(StreamError::Upstream),
             Body::Expiring(body) => body.poll_frame(cx),
+            Body::Listed(body) => Pin::new(&mut **body).poll_frame(cx),
         }
     }
 
@@ -44,6 +48,7 @@ impl http_body::Body for Body {
             Body::Full(full) => full.is_end_stream(),
             Body::Upstream(body, _) => body.is_end_stream(),
             Body::Expiring(body) => body.is_end_stream(),
+            Body::Listed(body) => body.is_end_stream(),
         }
     }
 
@@ -52,6 +57,7 @@ impl http_body::Body for Body {
             Body::Full(full) => full.size_hint(),
             Body::Upstream(body, _) => body.size_hint(),
             Body::Expiring(body) => body.size_hint(),
+            Body::Listed(body) => body.size_hint(),
         }
     }
 }

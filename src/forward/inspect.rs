@@ -14,6 +14,7 @@
 //! Reading the body and sending the answer are the I/O; [`judge`] and the answers are pure.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -28,6 +29,7 @@ use crate::common::route::PRM_WELL_KNOWN;
 use crate::config::policy::Policy;
 use crate::config::{Config, PolicyDenial};
 use crate::forward::audit::{Applied, Asker, Decisions, Pending};
+use crate::forward::lists::Lister;
 use crate::forward::upload::{Checked, Inbound};
 use crate::gate::challenge;
 use crate::gate::cors::Cors;
@@ -37,6 +39,7 @@ use crate::mcp::agreement::{Agreement, Expected};
 use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
 use crate::mcp::headers::{self, ProtocolVersion, Source};
 use crate::mcp::jsonrpc::{self, Body, Id, Message};
+use crate::mcp::lists::{ListKind, Lists};
 use crate::telemetry::audit::From;
 
 /// The JSON-RPC error code of a request the policy denies, in the tool-error mode (a
@@ -45,7 +48,8 @@ pub const POLICY_DENIED: i64 = -32003;
 
 /// A resource's policy and how it is applied; made once per configuration.
 pub struct Enforcer {
-    policy: Policy,
+    /// Shared with the filters of list answers, which outlive the request.
+    policy: Arc<Policy>,
     denial: PolicyDenial,
     /// The resource's `--required-scope`s: what an operation no rule selects needs under a
     /// default of allow, and what a step-up must keep.
@@ -103,7 +107,7 @@ pub struct Asked {
 impl Enforcer {
     /// The resource's enforcer, when it has a policy.
     pub fn new(config: &Config, decisions: Decisions) -> Option<Enforcer> {
-        let policy = config.policy.clone()?;
+        let policy = Arc::new(config.policy.clone()?);
         Some(Enforcer {
             policy,
             denial: config.policy_denial,
@@ -127,7 +131,7 @@ impl Enforcer {
         cors: &Cors,
         origin: Option<&HeaderValue>,
     ) -> Result<Request<Inbound>, Answer> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         // Only a body carries an operation: GET (the SSE stream) and DELETE (a session's end)
         // pass as they are. SECURITY: any request with a body, and every POST, is decided; a
         // POST without one is not JSON-RPC.
@@ -149,7 +153,7 @@ impl Enforcer {
                 let verdict = decide::decide(&self.policy, announced.call(), held, payload, &self.required);
                 self.decisions.decided(asker, announced.call(), &verdict, &self.applied());
                 match verdict {
-                    Verdict::Allow { .. } => Ok(Expected::new(&announced)),
+                    Verdict::Allow { .. } => Ok((Expected::new(&announced), ListKind::of(announced.call().method))),
                     Verdict::Deny { rule, reason } => Err((rule, reason, announced.version().tags_results())),
                 }
             }
@@ -157,7 +161,12 @@ impl Enforcer {
         };
         match announced {
             // SECURITY: allowed from the headers; the body goes on only as far as it agrees.
-            Ok(expected) => {
+            Ok((expected, list)) => {
+                // A list asked for in the headers: the one answer this body gets is filtered.
+                if let Some(kind) = list {
+                    parts.headers.remove(header::ACCEPT_ENCODING);
+                    parts.extensions.insert(Lists::single(kind));
+                }
                 let checked = Checked::new(body, Agreement::new(expected));
                 Ok(Request::from_parts(parts, Inbound::Checked(Box::new(checked))))
             }
@@ -208,8 +217,15 @@ impl Enforcer {
             Judged::Disagrees(body) => self.decisions.disagrees(asker, body),
             Judged::Unread(reason) => self.decisions.refused(asker, None, reason),
         };
-        if let Err(refusal) = judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required, seen) {
-            return Err(self.answer(&refusal, claims, cors, origin));
+        let lists = match judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required, seen) {
+            Ok(lists) => lists,
+            Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
+        };
+        // The answer to a list request is filtered (`crate::forward::lists`): it must come
+        // uncompressed, and the response side finds which ids to filter in the extensions.
+        if !lists.is_empty() {
+            parts.headers.remove(header::ACCEPT_ENCODING);
+            parts.extensions.insert(lists);
         }
         // The bytes decided on go as one body of known length, whatever framing the client used.
         parts.headers.remove(header::TRANSFER_ENCODING);
@@ -230,6 +246,18 @@ impl Enforcer {
     /// Records that a body allowed from its headers disagreed with them as it streamed.
     pub fn disagreed(&self, pending: Pending) {
         self.decisions.disagreed(pending);
+    }
+
+    /// What filters the answer to a request that asked for `lists`, for the caller of `claims`.
+    pub fn lister(&self, lists: Lists, claims: Option<Arc<TokenClaims>>) -> Lister {
+        Lister {
+            policy: Arc::clone(&self.policy),
+            claims,
+            required: self.required.as_slice().into(),
+            lists,
+            bound: self.max_inspect_bytes,
+            stall: self.stall,
+        }
     }
 
     /// The answer to a refused request, with the endpoint's CORS policy.
@@ -370,7 +398,7 @@ pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Byt
 
 /// Decides a request's body: its operations, read from it and, from 2026-07-28, checked
 /// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure: what it read and
-/// decided is shown to `seen`.
+/// decided is shown to `seen`. On allow, the body's list requests, whose answers are filtered.
 pub fn judge(
     policy: &Policy,
     headers: &HeaderMap,
@@ -379,7 +407,7 @@ pub fn judge(
     claims: &dyn Claims,
     required: &[String],
     seen: &mut dyn FnMut(Judged<'_, '_>),
-) -> Result<(), Refusal> {
+) -> Result<Lists, Refusal> {
     let source = headers::read(headers).map_err(|e| {
         seen(Judged::Unread("invalid_headers"));
         Refusal::Headers(e.answer())
@@ -400,7 +428,7 @@ pub fn judge(
     let verdict = decide::decide_all(policy, calls, held, claims, required);
     seen(Judged::Decided(&messages, &verdict));
     match verdict {
-        Verdict::Allow { .. } => Ok(()),
+        Verdict::Allow { .. } => Ok(Lists::of(&messages)),
         Verdict::Deny { rule, reason } => {
             let tagged = source.version().is_some_and(ProtocolVersion::tags_results);
             Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages, tagged) })))
@@ -523,8 +551,9 @@ mod tests {
         let p = policy();
         let h = HeaderMap::new();
         let none = Map::new();
-        let judge =
-            |body: &str, scopes: &[&str]| judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[], &mut |_| {});
+        let judge = |body: &str, scopes: &[&str]| {
+            judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[], &mut |_| {}).map(|_| ())
+        };
         assert_eq!(judge(&call("read_x"), &["mcp:read"]), Ok(()));
         assert_eq!(judge(&call("write_x"), &["mcp:admin"]), Ok(()), "admin implies write");
         let Err(Refusal::Denied(d)) = judge(&call("write_x"), &["mcp:read"]) else { panic!("denied") };
@@ -551,7 +580,7 @@ mod tests {
         h.insert(headers::MCP_NAME, HeaderValue::from_static("read_x"));
         let none = Map::new();
         let scopes = held(&["mcp:admin", "mcp:read"]);
-        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[], &mut |_| {}), Ok(()));
+        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[], &mut |_| {}), Ok(Lists::default()));
         let Err(Refusal::Headers(body)) = judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {})
         else {
             panic!("a mismatch")
@@ -560,7 +589,7 @@ mod tests {
         assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(7), json!(-32020)));
         // Before 2026-07-28 the headers are not trusted, nor compared: the body decides.
         h.insert(headers::MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-11-25"));
-        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {}), Ok(()));
+        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {}), Ok(Lists::default()));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, Uri};
+use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
 
 use crate::common::activity::{Activity, Streaming};
@@ -26,6 +26,7 @@ use crate::forward::audit::Decisions;
 use crate::forward::body::Body;
 use crate::forward::expiry::{self, Expiring, Revocation};
 use crate::forward::inspect::{self, Enforcer};
+use crate::forward::lists;
 use crate::forward::upload::{Inbound, Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential::{self, Scheme};
@@ -37,6 +38,7 @@ use crate::gate::replay::ReplayCache;
 use crate::gate::session::{self, Binding, MCP_SESSION_ID};
 use crate::gate::tokens::{self, Recheck, Rejection};
 use crate::gate::{Check, Gate, Presented};
+use crate::mcp::lists::Lists;
 use crate::telemetry::access::{self, Seen};
 use crate::telemetry::metrics::{Limit, Metrics, TokenRejection};
 use crate::telemetry::request_id::{self, X_REQUEST_ID};
@@ -63,6 +65,10 @@ pub struct Endpoint {
     /// The resource's MCP policy; `None` forwards bodies unread (boxed: most resources have none).
     enforcer: Option<Box<Enforcer>>,
 }
+
+/// The header of a `GET` that resumes an event stream (2025-11-25 transports, "Resumability and
+/// Redelivery").
+const LAST_EVENT_ID: &str = "last-event-id";
 
 /// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
 /// form MCP SDK servers use, so clients treat them as they treat their own server's.
@@ -294,12 +300,18 @@ async fn exchange(
     // SECURITY: with a policy, the body is read and decided (with the headers as they will be
     // forwarded) before anything goes upstream, and exactly the bytes decided on are sent.
     // Boxed, and before the upload's clock starts; without a policy the body is not touched.
-    let request = match &endpoint.enforcer {
-        None => request.map(Inbound::Client),
+    let (request, lists) = match &endpoint.enforcer {
+        None => (request.map(Inbound::Client), None),
         Some(enforcer) => {
+            // A replayed stream may carry list answers to requests the edge no longer knows.
+            let replays = request.method() == Method::GET && request.headers().contains_key(LAST_EVENT_ID);
             let inspected = Box::pin(enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref())).await;
             match inspected {
-                Ok(request) => request,
+                // The body's list requests, if any: their answers are filtered below.
+                Ok(mut request) => {
+                    let lists = request.extensions_mut().remove::<Lists>().or_else(|| replays.then(Lists::by_shape));
+                    (request, lists.map(|lists| Box::new(enforcer.lister(lists, claims.clone()))))
+                }
                 Err(answer) => return own(answer),
             }
         }
@@ -365,12 +377,17 @@ async fn exchange(
                 _ => None,
             };
             let metrics = Arc::clone(metrics);
-            response.map(|body| match ends {
+            let response = response.map(|body| match ends {
                 Some((kind, left, revocation)) => {
                     Body::Expiring(Box::new(Expiring::new(body, streaming, kind, left, revocation, metrics)))
                 }
                 None => Body::Upstream(body, streaming),
-            })
+            });
+            match lists {
+                // Boxed: only list answers wait for this future.
+                Some(lister) => Box::pin(lists::answer(response, *lister)).await.map(|b| Body::Listed(Box::new(b))),
+                None => response,
+            }
         }
         // The upload went over the limit before the MCP server answered: the upstream request
         // was aborted (and the limit counted), and the client is told why. Had the MCP server

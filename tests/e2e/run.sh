@@ -533,9 +533,9 @@ JSON
   tool_error_pid=$EDGE_PID
   say "$ROUND: edges ready"
 
-  # Whether tools/list drops the tools a token cannot call: not on main yet, so the clients
-  # check only that the allowed tool is listed (POLICY_LISTS_FILTERED=1 checks the absence too).
-  POLICY_LISTS_FILTERED=${POLICY_LISTS_FILTERED:-0}
+  # tools/list drops the tools a token cannot call, so the clients check that only the allowed
+  # tool is listed (POLICY_LISTS_FILTERED=0 checks only its presence).
+  POLICY_LISTS_FILTERED=${POLICY_LISTS_FILTERED:-1}
   export EDGE_URL RESOURCE_URL TOOL_ERROR_URL TOOL_ERROR_RESOURCE ISSUER SCOPES MCP_URL E2E_CLIENT_ID \
     E2E_CLIENT_SECRET POLICY_SERVER POLICY_LISTS_FILTERED
   run_client policy_ts1 env E2E_CLIENT_SDK=v1 node policy_ts.mjs

@@ -254,3 +254,25 @@ async fn an_audit_log_in_a_missing_directory_stops_start_up() {
     let error = mcp_auth_edge::app::Runtime::build(&config).err().expect("refused").to_string();
     assert!(error.contains("--audit-log") && error.contains("cannot be opened for appending"), "{error}");
 }
+
+#[tokio::test]
+async fn a_body_too_large_to_decide_is_refused_on_the_record() {
+    let s = Setup::new("too-large").await;
+    let token = s.token("mcp:read");
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "read_file", "arguments": {"pad": "x".repeat(5000)}}})
+    .to_string();
+    let reply = s.post(&token, &[("x-request-id", "big-1")], &big).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let lines = s.lines(1).await;
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0];
+    assert_eq!(
+        (line["request_id"].as_str(), line["decision"].as_str(), line["reason"].as_str()),
+        (Some("big-1"), Some("refused"), Some("too_large"))
+    );
+    assert_eq!((line["method"].clone(), line["rule"].clone()), (Value::Null, Value::Null), "never read");
+    assert_eq!(line["scopes_held"], json!(["mcp:read"]));
+    let series = "mcp_auth_edge_policy_decisions_total{method=\"other\",decision=\"refused\"}";
+    assert_eq!(s.edge.metric(series).await, 1.0);
+}

@@ -3,7 +3,7 @@
 //! reloads), with the admin listener and the demo.
 //!
 //! The runtime objects the configuration only names (the TLS certificate store, the access
-//! log's file) are made here by [`Runtime::build`], before any port is bound, so a bad file
+//! and audit logs' files) are made here by [`Runtime::build`], before any port is bound, so a bad file
 //! still stops start-up with a configuration error.
 
 use std::fmt;
@@ -13,14 +13,16 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::common::route::Paths;
-use crate::config::{Config, Limits, LogSink, Origin};
+use crate::config::{AccessLogTarget, Config, Limits, LogSink, Origin};
 use crate::discovery::respond::Headers;
 use crate::discovery::snapshot::{self, Snapshots};
 use crate::forward::proxy::Endpoint;
 use crate::gate::tokens::{TokenChecker, Unusable};
 use crate::serve::tls::{PemFile, Tls, TlsError};
 use crate::shutdown::{self, Shutdown};
-use crate::telemetry::access::{self, AccessLog};
+use crate::telemetry::access::{AccessLog, ACCESS_LOG};
+use crate::telemetry::audit::{AuditLog, AUDIT_LOG};
+use crate::telemetry::lines::Sink;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::Telemetry;
 
@@ -42,7 +44,7 @@ pub struct Protected {
 impl Protected {
     /// The resource's part of the state; its metadata document is made here, once. The DPoP
     /// replay cache of the same resource in `before` (the state a reload replaces) is kept.
-    fn new(config: &Config, before: Option<&State>) -> Protected {
+    fn new(config: &Config, telemetry: &Telemetry, before: Option<&State>) -> Protected {
         let replay = before
             .and_then(|state| state.resources.iter().find(|r| r.resource == config.resource.url))
             .and_then(|protected| protected.endpoint.as_ref())
@@ -52,7 +54,10 @@ impl Protected {
             resource: config.resource.url.clone(),
             paths: Paths::from_config(config),
             snapshots: Arc::new(Snapshots::new(snapshot::resource_metadata(config))),
-            endpoint: config.upstream.as_ref().map(|upstream| Arc::new(Endpoint::new(config, upstream, replay))),
+            endpoint: config
+                .upstream
+                .as_ref()
+                .map(|upstream| Arc::new(Endpoint::new(config, upstream, replay, telemetry))),
         }
     }
 
@@ -95,7 +100,7 @@ impl State {
     /// what must outlive a reload: the DPoP replay caches.
     pub fn after(config: &Config, telemetry: Arc<Telemetry>, before: Option<&State>) -> State {
         State {
-            resources: config.protected().map(|resource| Protected::new(resource, before)).collect(),
+            resources: config.protected().map(|resource| Protected::new(resource, &telemetry, before)).collect(),
             telemetry,
             headers: Headers::new(config.cache_max_age),
         }
@@ -111,15 +116,24 @@ impl State {
 /// used. A configuration error (the binary exits 2), naming the setting to fix.
 #[derive(Debug)]
 pub enum StartError {
-    Tls { source: Origin, path: String, error: TlsError },
-    AccessLog { source: Origin, path: String, error: String },
+    Tls {
+        source: Origin,
+        path: String,
+        error: TlsError,
+    },
+    /// The access log's or the audit log's file.
+    LogFile {
+        source: Origin,
+        path: String,
+        error: String,
+    },
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Tls { source, path, error } => write!(f, "cannot use {source} {path:?}: {error}"),
-            StartError::AccessLog { source, path, error } => write!(
+            StartError::LogFile { source, path, error } => write!(
                 f,
                 "invalid {source} {path:?}: cannot be opened for appending (does its directory exist, is it writable?): {error}"
             ),
@@ -156,7 +170,24 @@ impl std::error::Error for RunError {}
 /// The runtime objects a configuration names, made once at start and kept across reloads.
 pub struct Runtime {
     tls: Option<Tls>,
-    access: Option<access::Sink>,
+    access: Option<Sink>,
+    audit: Option<Sink>,
+}
+
+/// Opens (or creates) a log's file for appending, or takes standard output.
+fn open_log(target: &AccessLogTarget) -> Result<Sink, StartError> {
+    match &target.sink {
+        LogSink::Stdout => Ok(Sink::Stdout),
+        LogSink::File(path) => {
+            std::fs::OpenOptions::new().create(true).append(true).open(path).map(Sink::File).map_err(|e| {
+                StartError::LogFile {
+                    source: target.from.clone(),
+                    path: path.display().to_string(),
+                    error: e.to_string(),
+                }
+            })
+        }
+    }
 }
 
 impl Runtime {
@@ -172,23 +203,9 @@ impl Runtime {
                 StartError::Tls { source: source.clone(), path: path.display().to_string(), error }
             })?),
         };
-        let access = match &config.access_log {
-            None => None,
-            Some(target) => Some(match &target.sink {
-                LogSink::Stdout => access::Sink::Stdout,
-                LogSink::File(path) => {
-                    let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-                        StartError::AccessLog {
-                            source: target.from.clone(),
-                            path: path.display().to_string(),
-                            error: e.to_string(),
-                        }
-                    })?;
-                    access::Sink::File(file)
-                }
-            }),
-        };
-        Ok(Runtime { tls, access })
+        let access = config.access_log.as_ref().map(open_log).transpose()?;
+        let audit = config.audit_log.as_ref().map(open_log).transpose()?;
+        Ok(Runtime { tls, access, audit })
     }
 
     /// The certificate store the main listener serves from (shared: reloading it here reloads
@@ -242,12 +259,19 @@ pub async fn run_with_reloads(
     let metrics = Arc::new(Metrics::default());
     let (access, writer) = match runtime.access {
         Some(sink) => {
-            let (log, writer) = AccessLog::new(sink, Arc::clone(&metrics));
+            let (log, writer) = AccessLog::new(sink, Arc::clone(&metrics), ACCESS_LOG);
             (Some(log), Some(tokio::spawn(writer)))
         }
         None => (None, None),
     };
-    let telemetry = Arc::new(Telemetry { metrics, access });
+    let (audit, audit_writer) = match runtime.audit {
+        Some(sink) => {
+            let (log, writer) = AuditLog::new(sink, Arc::clone(&metrics), AUDIT_LOG);
+            (Some(log), Some(tokio::spawn(writer)))
+        }
+        None => (None, None),
+    };
+    let telemetry = Arc::new(Telemetry { metrics, access, audit });
     let state = Arc::new(State::with_telemetry(config, telemetry));
     let live = Arc::new(Live::new(Arc::clone(&state)));
     // Our own signal: the caller's, or the refresh task finding the configuration unusable.
@@ -280,7 +304,7 @@ pub async fn run_with_reloads(
     // writer then writes out what is queued and ends.
     drop(state);
     drop(live);
-    if let Some(writer) = writer {
+    for writer in [writer, audit_writer].into_iter().flatten() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
     }
     match fatal.get() {

@@ -139,6 +139,7 @@ pub fn restart_only(running: &Config, next: &Config) -> Vec<&'static str> {
     check("tls_cert/tls_key", running.tls == next.tls);
     check("drain_timeout", running.drain_timeout == next.drain_timeout);
     check("access_log", running.access_log == next.access_log);
+    check("audit_log", running.audit_log == next.audit_log);
     let (a, b) = (&running.limits, &next.limits);
     check("max_header_bytes", a.max_header_bytes == b.max_header_bytes);
     check("max_headers", a.max_headers == b.max_headers);

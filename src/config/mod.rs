@@ -77,6 +77,8 @@ pub struct Config {
     pub limits: Limits,
     /// Where the access log goes; `None` writes none. The application opens it.
     pub access_log: Option<AccessLogTarget>,
+    /// Where the audit log of MCP policy decisions goes; `None` writes none.
+    pub audit_log: Option<AccessLogTarget>,
     /// Further protected resources, from the file's `resources` array. Each is validated as a
     /// configuration of its own (inheriting the top level's timings); only its per-resource
     /// settings are used. The top level's resource is the first, the default.
@@ -305,7 +307,7 @@ pub const TLS_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where `--access-log` writes, and where that was said.
+/// Where `--access-log` (or `--audit-log`) writes, and where that was said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessLogTarget {
     pub sink: LogSink,
@@ -736,7 +738,12 @@ impl Config {
             sink: if v == "-" { LogSink::Stdout } else { LogSink::File(v.into()) },
             from: from.clone(),
         });
+        let audit_log = s.one("audit_log").map(|(from, v)| AccessLogTarget {
+            sink: if v == "-" { LogSink::Stdout } else { LogSink::File(v.into()) },
+            from: from.clone(),
+        });
         Ok(Config {
+            audit_log,
             policy,
             policy_denial,
             resources,

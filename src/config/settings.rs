@@ -93,6 +93,11 @@ const KEYS: &[Key] = &[
     Key::object("policy", "MCP authorization policy per resource: a JSON object, in --config only (see README)"),
     Key::value("policy_denial", "MODE", "forbidden (403) or tool_error (JSON-RPC answer) for a policy denial"),
     Key::value("access_log", "FILE", "JSON line per request, appended to FILE (- for stdout); off by default"),
+    Key::value(
+        "audit_log",
+        "FILE",
+        "JSON line per MCP policy decision, appended to FILE (- for stdout); off by default",
+    ),
     Key::value("threads", "N", "worker threads (default: the CPUs this process may use)"),
     Key::flag("demo", "run a built-in authorization server and the edge in front of it"),
     Key::value(

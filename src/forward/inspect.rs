@@ -28,6 +28,7 @@ use crate::common::answer::{with_headers, Answer, JSON, NO_STORE};
 use crate::common::route::PRM_WELL_KNOWN;
 use crate::config::policy::Policy;
 use crate::config::{Config, PolicyDenial};
+use crate::forward::audit::{Applied, Asker, Decisions, Pending};
 use crate::forward::lists::Lister;
 use crate::forward::upload::{Checked, Inbound};
 use crate::gate::challenge;
@@ -39,6 +40,7 @@ use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
 use crate::mcp::headers::{self, ProtocolVersion, Source};
 use crate::mcp::jsonrpc::{self, Body, Id, Message};
 use crate::mcp::lists::{ListKind, Lists};
+use crate::telemetry::audit::From;
 
 /// The JSON-RPC error code of a request the policy denies, in the tool-error mode (a
 /// server-defined code, JSON-RPC 2.0 §5.1; MCP defines none for authorization).
@@ -59,6 +61,8 @@ pub struct Enforcer {
     metadata: String,
     /// The resource's own `--scope`s: held ones are kept in a step-up like the policy's.
     supported: Vec<String>,
+    /// Where decisions are counted and, with `--audit-log`, written.
+    decisions: Decisions,
     /// `DPoP algs="…"`: the step-up's scheme for a DPoP-bound token.
     dpop_scheme: String,
 }
@@ -102,7 +106,7 @@ pub struct Asked {
 
 impl Enforcer {
     /// The resource's enforcer, when it has a policy.
-    pub fn new(config: &Config) -> Option<Enforcer> {
+    pub fn new(config: &Config, decisions: Decisions) -> Option<Enforcer> {
         let policy = Arc::new(config.policy.clone()?);
         Some(Enforcer {
             policy,
@@ -112,6 +116,7 @@ impl Enforcer {
             stall: config.upstream_timeout,
             metadata: format!("{}{PRM_WELL_KNOWN}{}", config.resource.origin, config.resource.path),
             supported: config.scopes.clone(),
+            decisions,
             dpop_scheme: format!("DPoP algs=\"{}\",", SUPPORTED_ALGS.map(|alg| alg.name()).join(" ")),
         })
     }
@@ -138,10 +143,16 @@ impl Enforcer {
             Some(c) => (&c.scopes, &c.payload),
             None => (&[], &NoClaims),
         };
+        let asker = Asker { claims, headers: &parts.headers, source: From::Headers };
         let announced = match headers::read(&parts.headers) {
-            Err(e) => return Err(self.answer(&Refusal::Headers(e.answer()), claims, cors, origin)),
+            Err(e) => {
+                self.decisions.refused(asker, None, "invalid_headers");
+                return Err(self.answer(&Refusal::Headers(e.answer()), claims, cors, origin));
+            }
             Ok(Source::Headers(announced)) if !not_post => {
-                match decide::decide(&self.policy, announced.call(), held, payload, &self.required) {
+                let verdict = decide::decide(&self.policy, announced.call(), held, payload, &self.required);
+                self.decisions.decided(asker, announced.call(), &verdict, &self.applied());
+                match verdict {
                     Verdict::Allow { .. } => Ok((Expected::new(&announced), ListKind::of(announced.call().method))),
                     Verdict::Deny { rule, reason } => Err((rule, reason, announced.version().tags_results())),
                 }
@@ -184,9 +195,13 @@ impl Enforcer {
         origin: Option<&HeaderValue>,
     ) -> Result<Request<Inbound>, Answer> {
         let not_post = parts.method != Method::POST;
+        let asker = Asker { claims, headers: &parts.headers, source: From::Body };
         let bytes = match read(body, self.max_inspect_bytes, self.stall).await {
             Ok(bytes) => bytes,
-            Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
+            Err(refusal) => {
+                self.decisions.refused(asker, None, refusal.reason());
+                return Err(self.answer(&refusal, claims, cors, origin));
+            }
         };
         // An HTTP/2 GET may end its stream with an empty DATA frame rather than its headers.
         if not_post && bytes.is_empty() {
@@ -196,7 +211,13 @@ impl Enforcer {
             Some(c) => (&c.scopes, &c.payload),
             None => (&[], &NoClaims),
         };
-        let lists = match judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required) {
+        let applied = self.applied();
+        let seen = &mut |judged: Judged<'_, '_>| match judged {
+            Judged::Decided(body, verdict) => self.decisions.body(asker, body, verdict, &applied, payload),
+            Judged::Disagrees(body) => self.decisions.disagrees(asker, body),
+            Judged::Unread(reason) => self.decisions.refused(asker, None, reason),
+        };
+        let lists = match judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required, seen) {
             Ok(lists) => lists,
             Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
         };
@@ -210,6 +231,21 @@ impl Enforcer {
         parts.headers.remove(header::TRANSFER_ENCODING);
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
         Ok(Request::from_parts(parts, Inbound::Inspected(Some(bytes))))
+    }
+
+    fn applied(&self) -> Applied<'_> {
+        Applied { policy: &self.policy, required: &self.required }
+    }
+
+    /// What the audit needs of a request allowed from its headers whose body is streaming
+    /// under a check (`headers` as forwarded); see [`Enforcer::disagreed`].
+    pub fn pending(&self, headers: &HeaderMap, checked: &Checked, claims: Option<&TokenClaims>) -> Pending {
+        self.decisions.pending(Asker { claims, headers, source: From::Headers }, checked.announced_method())
+    }
+
+    /// Records that a body allowed from its headers disagreed with them as it streamed.
+    pub fn disagreed(&self, pending: Pending) {
+        self.decisions.disagreed(pending);
     }
 
     /// What filters the answer to a request that asked for `lists`, for the caller of `claims`.
@@ -310,6 +346,30 @@ impl Enforcer {
     }
 }
 
+impl Refusal {
+    /// How the audit log names a refusal.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::TooLarge => "too_large",
+            Refusal::Stalled => "stalled",
+            Refusal::Broken => "broken",
+            Refusal::Headers(_) => "header_mismatch",
+            Refusal::NotJsonRpc(_) => "not_jsonrpc",
+            Refusal::Denied(_) => "denied",
+        }
+    }
+}
+
+/// What [`judge`] read and decided, shown to its caller for the record.
+pub enum Judged<'a, 'b> {
+    /// The body's operations, and the verdict on them together.
+    Decided(&'a Body<'b>, &'a Verdict),
+    /// The body disagrees with the `Mcp-*` headers.
+    Disagrees(&'a Body<'b>),
+    /// The headers or the body could not be read: why.
+    Unread(&'static str),
+}
+
 /// Reads a body whole, refusing one that declares or reaches more than `limit` bytes, or that
 /// pauses longer than `stall`.
 pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Bytes, Refusal> {
@@ -337,8 +397,8 @@ pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Byt
 }
 
 /// Decides a request's body: its operations, read from it and, from 2026-07-28, checked
-/// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure. On allow, the
-/// body's list requests, whose answers are filtered.
+/// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure: what it read and
+/// decided is shown to `seen`. On allow, the body's list requests, whose answers are filtered.
 pub fn judge(
     policy: &Policy,
     headers: &HeaderMap,
@@ -346,16 +406,28 @@ pub fn judge(
     held: &[String],
     claims: &dyn Claims,
     required: &[String],
+    seen: &mut dyn FnMut(Judged<'_, '_>),
 ) -> Result<Lists, Refusal> {
-    let source = headers::read(headers).map_err(|e| Refusal::Headers(e.answer()))?;
-    let messages = jsonrpc::extract(body).map_err(Refusal::NotJsonRpc)?;
+    let source = headers::read(headers).map_err(|e| {
+        seen(Judged::Unread("invalid_headers"));
+        Refusal::Headers(e.answer())
+    })?;
+    let messages = jsonrpc::extract(body).map_err(|e| {
+        seen(Judged::Unread("not_jsonrpc"));
+        Refusal::NotJsonRpc(e)
+    })?;
     // SECURITY: headers an intermediary may trust must say what the body says; the MCP server
     // would refuse the request otherwise, and the edge answers as it would, forwarding nothing.
     if let Source::Headers(announced) = &source {
-        headers::agree(announced, &messages).map_err(|m| Refusal::Headers(m.answer(&messages)))?;
+        headers::agree(announced, &messages).map_err(|m| {
+            seen(Judged::Disagrees(&messages));
+            Refusal::Headers(m.answer(&messages))
+        })?;
     }
     let calls = messages.messages().iter().filter_map(Message::operation).map(|o| o.call());
-    match decide::decide_all(policy, calls, held, claims, required) {
+    let verdict = decide::decide_all(policy, calls, held, claims, required);
+    seen(Judged::Decided(&messages, &verdict));
+    match verdict {
         Verdict::Allow { .. } => Ok(Lists::of(&messages)),
         Verdict::Deny { rule, reason } => {
             let tagged = source.version().is_some_and(ProtocolVersion::tags_results);
@@ -479,7 +551,9 @@ mod tests {
         let p = policy();
         let h = HeaderMap::new();
         let none = Map::new();
-        let judge = |body: &str, scopes: &[&str]| judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[]).map(|_| ());
+        let judge = |body: &str, scopes: &[&str]| {
+            judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[], &mut |_| {}).map(|_| ())
+        };
         assert_eq!(judge(&call("read_x"), &["mcp:read"]), Ok(()));
         assert_eq!(judge(&call("write_x"), &["mcp:admin"]), Ok(()), "admin implies write");
         let Err(Refusal::Denied(d)) = judge(&call("write_x"), &["mcp:read"]) else { panic!("denied") };
@@ -506,15 +580,16 @@ mod tests {
         h.insert(headers::MCP_NAME, HeaderValue::from_static("read_x"));
         let none = Map::new();
         let scopes = held(&["mcp:admin", "mcp:read"]);
-        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[]), Ok(Lists::default()));
-        let Err(Refusal::Headers(body)) = judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]) else {
+        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[], &mut |_| {}), Ok(Lists::default()));
+        let Err(Refusal::Headers(body)) = judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {})
+        else {
             panic!("a mismatch")
         };
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(7), json!(-32020)));
         // Before 2026-07-28 the headers are not trusted, nor compared: the body decides.
         h.insert(headers::MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-11-25"));
-        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]), Ok(Lists::default()));
+        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {}), Ok(Lists::default()));
     }
 
     #[test]

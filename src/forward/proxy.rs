@@ -22,6 +22,7 @@ use crate::common::forwarding::{
 };
 use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
+use crate::forward::audit::Decisions;
 use crate::forward::body::Body;
 use crate::forward::expiry::{self, Expiring, Revocation};
 use crate::forward::inspect::{self, Enforcer};
@@ -77,7 +78,13 @@ const BODY_SESSION_400: &[u8] =
 
 impl Endpoint {
     /// `replay`: the DPoP replay cache of the endpoint this one replaces, if any.
-    pub fn new(config: &Config, upstream: &Upstream, replay: Option<Arc<ReplayCache>>) -> Endpoint {
+    /// Policy decisions are counted into `telemetry`'s metrics and written to its audit log.
+    pub fn new(
+        config: &Config,
+        upstream: &Upstream,
+        replay: Option<Arc<ReplayCache>>,
+        telemetry: &Telemetry,
+    ) -> Endpoint {
         let proto = if config.resource.origin.starts_with("https:") { "https" } else { "http" };
         Endpoint {
             gate: Gate::new(config, replay),
@@ -92,7 +99,7 @@ impl Endpoint {
                 TokenCheck::Introspect { recheck_every, .. } => recheck_every,
                 TokenCheck::Jwt | TokenCheck::Presence => None,
             },
-            enforcer: Enforcer::new(config).map(Box::new),
+            enforcer: Enforcer::new(config, Decisions::new(telemetry, &config.resource.url)).map(Box::new),
             sessions: match &config.sessions {
                 SessionBinding::Off => None,
                 SessionBinding::Keyed(secrets) => {
@@ -309,6 +316,14 @@ async fn exchange(
             }
         }
     };
+    // A body allowed from its headers may yet disagree with them: the record of that is
+    // readied now, while the request is at hand.
+    let pending = match (&endpoint.enforcer, request.body()) {
+        (Some(enforcer), Inbound::Checked(checked)) => {
+            Some(enforcer.pending(request.headers(), checked, claims.as_deref()))
+        }
+        _ => None,
+    };
     let progress = Arc::new(Progress::starting());
     let left = endpoint.max_body_bytes;
     let upload = |body| Upload::new(body, Arc::clone(&progress), left, Arc::clone(metrics));
@@ -321,6 +336,9 @@ async fn exchange(
         // SECURITY: a body that disagreed with its Mcp-* headers was cut off before its end; an
         // answer the MCP server gave anyway (before reading it all) is not passed on.
         Some(_) if progress.disagreed().is_some() => {
+            if let (Some(enforcer), Some(pending)) = (&endpoint.enforcer, pending) {
+                enforcer.disagreed(pending);
+            }
             let body = progress.disagreed().cloned().unwrap_or_default();
             own(inspect::disagreed(body, &gate.cors, origin.as_ref()))
         }

@@ -63,6 +63,11 @@ impl Checked {
         Checked { body, agreement, held: None, ended: false }
     }
 
+    /// The method the headers announced.
+    pub fn announced_method(&self) -> &[u8] {
+        self.agreement.announced_method()
+    }
+
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, InboundError>>> {
         if self.ended {
             return Poll::Ready(self.held.take().map(|b| Ok(http_body::Frame::data(b))));

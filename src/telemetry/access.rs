@@ -1,20 +1,16 @@
 //! The opt-in access log, and the counting and timing of every answered request. Log lines are
-//! formatted and written by a task of their own; the request path only hands over an
-//! [`Entry`] and never waits for the writer.
+//! formatted and written by a task of their own ([`crate::telemetry::lines`]); the request path
+//! only hands over an [`Entry`] and never waits for the writer.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method, StatusCode, Version};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 use crate::common::route::Route;
+pub use crate::telemetry::lines::Sink;
+use crate::telemetry::lines::{Line, Lines, Named};
 use crate::telemetry::metrics::{self, Metrics};
 use crate::telemetry::Telemetry;
-
-/// Entries waiting for the writer; beyond this they are dropped and counted.
-const QUEUE: usize = 8192;
 
 /// One answered request, as the access log records it.
 #[derive(Debug)]
@@ -96,69 +92,15 @@ pub fn line(entry: &Entry, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// Where the access log's lines go.
-pub enum Sink {
-    Stdout,
-    /// A file opened for appending.
-    File(std::fs::File),
-}
-
 /// The request path's end of the access log.
-pub struct AccessLog {
-    queue: mpsc::Sender<Entry>,
-    metrics: Arc<Metrics>,
-}
+pub type AccessLog = Lines<Entry>;
 
-impl AccessLog {
-    /// The log writing to `sink` (standard output, or a file the application opened), with
-    /// the task that writes it, which ends once every [`AccessLog`] is dropped and what was
-    /// queued is written.
-    pub fn new(
-        sink: Sink,
-        metrics: Arc<Metrics>,
-    ) -> (AccessLog, impl std::future::Future<Output = ()> + Send + 'static) {
-        let sink: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match sink {
-            Sink::Stdout => Box::new(tokio::io::stdout()),
-            Sink::File(file) => Box::new(tokio::fs::File::from_std(file)),
-        };
-        let (queue, entries) = mpsc::channel(QUEUE);
-        (AccessLog { queue, metrics }, write(entries, sink))
-    }
+/// How the access log is named and counted.
+pub const ACCESS_LOG: Named = Named { name: "the access log", dropped: Metrics::access_log_dropped };
 
-    /// Queues an entry; when the writer is behind, the entry is dropped and counted.
-    pub fn record(&self, entry: Entry) {
-        if self.queue.try_send(entry).is_err() {
-            self.metrics.access_log_dropped();
-        }
-    }
-}
-
-/// Writes entries as they come, in batches: whatever is queued goes out in one write.
-async fn write(mut entries: mpsc::Receiver<Entry>, mut sink: Box<dyn tokio::io::AsyncWrite + Send + Unpin>) {
-    let mut buffer = Vec::with_capacity(64 * 1024);
-    let mut warned = false;
-    while let Some(entry) = entries.recv().await {
-        line(&entry, &mut buffer);
-        while buffer.len() < 60 * 1024 {
-            match entries.try_recv() {
-                Ok(entry) => line(&entry, &mut buffer),
-                Err(_) => break,
-            }
-        }
-        let written = async {
-            sink.write_all(&buffer).await?;
-            sink.flush().await
-        };
-        if let Err(e) = written.await {
-            if !warned {
-                crate::warn!("cannot write the access log: {e}; lines are being lost");
-                warned = true;
-            }
-        } else if warned {
-            crate::info!("the access log is being written again");
-            warned = false;
-        }
-        buffer.clear();
+impl Line for Entry {
+    fn line(&self, out: &mut Vec<u8>) {
+        line(self, out);
     }
 }
 

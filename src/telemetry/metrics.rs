@@ -44,6 +44,68 @@ impl Limit {
     }
 }
 
+/// The MCP methods `mcp_auth_edge_policy_decisions_total` names; any other is counted as
+/// `other`, every notification as `notifications`, so a client cannot grow the label set.
+const METHODS: [&str; 16] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "server/discover",
+    "subscriptions/listen",
+    "completion/complete",
+    "logging/setLevel",
+    "notifications",
+    "other",
+];
+
+/// What the MCP policy made of an operation, as the metrics and the audit log name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// The policy denied it (a step-up may fix it, or not).
+    Deny,
+    /// Not decided: the request could not be read (not JSON-RPC, too large, headers that
+    /// disagree with the body).
+    Refused,
+}
+
+const DECISIONS: [&str; 3] = ["allow", "deny", "refused"];
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        DECISIONS[self as usize]
+    }
+}
+
+/// The `method` label of `mcp_auth_edge_policy_decisions_total`: one of a fixed set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodLabel(u8);
+
+impl MethodLabel {
+    /// The label of a JSON-RPC method (`None`: not known, counted as `other`).
+    pub fn of(method: Option<&[u8]>) -> MethodLabel {
+        let other = METHODS.len() - 1;
+        let index = match method {
+            None => other,
+            Some(method) if method.starts_with(b"notifications/") => METHODS.len() - 2,
+            // The last two are not methods a client sends by those names.
+            Some(method) => METHODS[..METHODS.len() - 2].iter().position(|m| m.as_bytes() == method).unwrap_or(other),
+        };
+        MethodLabel(index as u8)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        METHODS[usize::from(self.0)]
+    }
+}
+
 /// Upper bounds of the latency buckets, in seconds: from a discovery answer (microseconds) to
 /// a slow tool call (seconds).
 const BUCKETS: [f64; 16] =
@@ -147,6 +209,9 @@ pub struct Metrics {
     jwks_ok: AtomicU64,
     jwks_failed: AtomicU64,
     access_log_dropped: AtomicU64,
+    audit_log_dropped: AtomicU64,
+    /// MCP policy decisions, by method and decision.
+    policy_decisions: [[AtomicU64; DECISIONS.len()]; METHODS.len()],
     refresh_ok: AtomicU64,
     refresh_failed: AtomicU64,
     refresh_changed: AtomicU64,
@@ -225,6 +290,16 @@ impl Metrics {
     /// An access log line lost because the writer fell behind.
     pub fn access_log_dropped(&self) {
         self.access_log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An audit log line lost because the writer fell behind.
+    pub fn audit_log_dropped(&self) {
+        self.audit_log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An MCP operation the policy decided (or refused to), by its JSON-RPC method.
+    pub fn policy_decision(&self, method: MethodLabel, decision: Decision) {
+        self.policy_decisions[usize::from(method.0)][decision as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn refresh_succeeded(&self, changed: bool) {
@@ -346,6 +421,11 @@ impl Metrics {
                 "Access log lines lost because the writer fell behind.",
                 &self.access_log_dropped,
             ),
+            (
+                "audit_log_dropped_total",
+                "Audit log lines lost because the writer fell behind.",
+                &self.audit_log_dropped,
+            ),
             ("refresh_success_total", "Good fetches of the authorization server metadata.", &self.refresh_ok),
             ("refresh_failure_total", "Failed fetches of the authorization server metadata.", &self.refresh_failed),
             ("refresh_changed_total", "Good fetches that brought a changed document.", &self.refresh_changed),
@@ -371,6 +451,21 @@ impl Metrics {
             "class",
             CLASSES.iter().copied().zip(&self.upstream_responses),
         );
+        out.push_str(
+            "# HELP mcp_auth_edge_policy_decisions_total MCP operations the policy decided, by method and decision.\n",
+        );
+        out.push_str("# TYPE mcp_auth_edge_policy_decisions_total counter\n");
+        for (m, method) in METHODS.iter().enumerate() {
+            for (d, decision) in DECISIONS.iter().enumerate() {
+                let n = self.policy_decisions[m][d].load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "mcp_auth_edge_policy_decisions_total{{method=\"{method}\",decision=\"{decision}\"}} {n}"
+                    );
+                }
+            }
+        }
         labelled(
             &mut out,
             "limit_hits_total",
@@ -495,5 +590,40 @@ mod tests {
         assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"connections\"} 1\n"), "{text}");
         assert!(text.contains("mcp_auth_edge_limit_hits_total{limit=\"headers\"} 0\n"), "{text}");
         assert!(text.contains("mcp_auth_edge_connections_open 1\n"), "{text}");
+    }
+
+    #[test]
+    fn a_hostile_method_cannot_add_a_label() {
+        let m = Metrics::default();
+        let hostile =
+            ["tools/call\"} 9\nfake_metric{a=\"", "x".repeat(10_000).as_str(), "", "Tools/Call"].map(str::to_string);
+        let label = |method: &str| MethodLabel::of(Some(method.as_bytes()));
+        for method in &hostile {
+            m.policy_decision(label(method), Decision::Deny);
+        }
+        m.policy_decision(label("notifications/initialized"), Decision::Allow);
+        m.policy_decision(label("notifications/anything\nelse"), Decision::Allow);
+        m.policy_decision(label("tools/call"), Decision::Allow);
+        m.policy_decision(MethodLabel::of(None), Decision::Refused);
+        assert_eq!(label("notifications/cancelled").as_str(), "notifications");
+        assert_eq!(label("notifications").as_str(), "other");
+        assert_eq!(label("other").as_str(), "other");
+        assert_eq!(label("resources/templates/list").as_str(), "resources/templates/list");
+        let text = m.render(&[]);
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("mcp_auth_edge_policy_decisions_total")).collect();
+        assert_eq!(
+            lines,
+            [
+                "mcp_auth_edge_policy_decisions_total{method=\"tools/call\",decision=\"allow\"} 1",
+                "mcp_auth_edge_policy_decisions_total{method=\"notifications\",decision=\"allow\"} 2",
+                "mcp_auth_edge_policy_decisions_total{method=\"other\",decision=\"deny\"} 4",
+                "mcp_auth_edge_policy_decisions_total{method=\"other\",decision=\"refused\"} 1",
+            ]
+        );
+        assert!(!text.contains("fake_metric"), "{text}");
+        // Every label value is one of the bounded sets.
+        for method in METHODS {
+            assert!(method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'/'), "{method}");
+        }
     }
 }

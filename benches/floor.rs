@@ -7,20 +7,40 @@
 //! - `hyper-floor demo-as ADDR AUDIENCE`: the demo authorization server (metadata, JWKS and
 //!   client-credentials tokens for AUDIENCE), the issuer of the forwarded requests' tokens.
 //! - `hyper-floor echo ADDR`: the demo echo MCP server, the upstream behind the edge and nginx.
+//! - `hyper-floor sse ADDR` and `hyper-floor hold key=value...`: the event-stream stand-in and
+//!   the stream holder of the held-streams benchmark (`benches/streams.sh`; see streams_hold.rs).
 
 #[path = "floor_service.rs"]
 mod floor_service;
+#[path = "streams_hold.rs"]
+mod streams_hold;
 
 use std::process::ExitCode;
 
 use mcp_auth_edge::shutdown::channel as shutdown_channel;
 
-const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR";
+const USAGE: &str =
+    "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR | hyper-floor sse ADDR | hyper-floor hold key=value...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let ["hold", rest @ ..] = &args[..] {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts");
+        return match runtime.block_on(streams_hold::hold(rest)) {
+            Ok(figures) => {
+                println!("{figures}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hyper-floor hold: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (addr, mode) = match args[..] {
+        ["sse", addr] => (addr, Mode::Events),
         ["demo-as", addr, audience] => (addr, Mode::AuthServer(audience.to_string())),
         ["echo", addr] => (addr, Mode::Echo),
         [addr, file] => match std::fs::read(file) {
@@ -56,6 +76,10 @@ fn main() -> ExitCode {
                 mcp_auth_edge::app::demo::run_authorization_server(listener, audience, shutdown).await
             }
             Mode::Echo => mcp_auth_edge::app::demo::run_mcp_echo(listener, shutdown).await,
+            Mode::Events => {
+                streams_hold::serve_events(listener).await;
+                Ok(())
+            }
         };
         match served {
             Ok(()) => ExitCode::SUCCESS,
@@ -71,4 +95,5 @@ enum Mode {
     Floor(bytes::Bytes),
     AuthServer(String),
     Echo,
+    Events,
 }

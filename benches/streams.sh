@@ -20,7 +20,7 @@
 #   STREAMS=1000 QUIET=5 ROWS="h1 h2" bash benches/streams.sh
 #
 # Settings (environment): STREAMS (4000), H2_PER_CONN (100; both servers allow 128), QUIET
-# seconds (10), ROWS, BASE_PORT (18180; uses the next four too), SERVER_CPU (0), LOAD_CPU (1),
+# seconds (10), ROWS, PROXIES ("edge nginx"; one alone, to iterate on it), BASE_PORT (18180; uses the next four too), SERVER_CPU (0), LOAD_CPU (1),
 # EDGE_BIN (the release build). The edge runs with --max-connections STREAMS + 64 so that its
 # limit never pauses the benchmark's own connections.
 #
@@ -33,6 +33,7 @@ STREAMS=${STREAMS:-4000}
 H2_PER_CONN=${H2_PER_CONN:-100}
 QUIET=${QUIET:-10}
 ROWS=${ROWS:-h1 h2 h1-tls h2-tls}
+PROXIES=${PROXIES:-edge nginx}
 BASE_PORT=${BASE_PORT:-18180}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -144,14 +145,17 @@ for row in $ROWS; do
     fi
     [[ $row == h2* ]] && listen="$listen http2"
 
-    start "edge-$row" taskset -c "$SERVER_CPU" "$EDGE_BIN" --threads 1 \
-        --listen "127.0.0.1:$EDGE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
-        --resource "$RESOURCE" --auth-server "$AS_ISSUER" --upstream "http://127.0.0.1:$SSE_PORT" \
-        --max-connections $((STREAMS + 64)) "${tls_flags[@]}"
-    edge=$STARTED
-    wait_ok "http://127.0.0.1:$ADMIN_PORT/readyz" "$edge" "edge-$row"
-    hold "$row" edge "$edge" "$scheme://127.0.0.1:$EDGE_PORT/mcp"
-    stop "$edge"
+    if [[ " $PROXIES " == *" edge "* ]]; then
+        start "edge-$row" taskset -c "$SERVER_CPU" "$EDGE_BIN" --threads 1 \
+            --listen "127.0.0.1:$EDGE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
+            --resource "$RESOURCE" --auth-server "$AS_ISSUER" --upstream "http://127.0.0.1:$SSE_PORT" \
+            --max-connections $((STREAMS + 64)) "${tls_flags[@]}"
+        edge=$STARTED
+        wait_ok "http://127.0.0.1:$ADMIN_PORT/readyz" "$edge" "edge-$row"
+        hold "$row" edge "$edge" "$scheme://127.0.0.1:$EDGE_PORT/mcp"
+        stop "$edge"
+    fi
+    [[ " $PROXIES " == *" nginx "* ]] || continue
 
     conf=$(<"$ROOT/benches/nginx/streams.conf.in")
     conf=${conf//@PREFIX@/$WORK/nginx-$row}
@@ -188,6 +192,7 @@ figure() {
         for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$WORK/results"
 }
 per_stream() {
+    [ -n "$(figure "$1" "$2" "${3}_held_kib")" ] || { echo "-"; return; }
     awk -v a="$(figure "$1" "$2" "${3}_held_kib")" -v b="$(figure "$1" "$2" "${3}_before_kib")" -v n="$STREAMS" \
         'BEGIN { printf "%.1f", (a - b) / n }'
 }
@@ -213,9 +218,9 @@ for row in $ROWS; do
     n=$(per_stream "$row" nginx rss)
     ep=$(per_stream "$row" edge pss)
     np=$(per_stream "$row" nginx pss)
-    ratio=$(awk -v a="$e" -v b="$n" 'BEGIN { printf "%.2f", a / b }')
-    pratio=$(awk -v a="$ep" -v b="$np" 'BEGIN { printf "%.2f", a / b }')
-    met=$(awk -v r="$ratio" -v bar="$BAR" 'BEGIN { print (r <= bar) ? "met" : "missed" }')
+    ratio=$(awk -v a="$e" -v b="$n" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }')
+    pratio=$(awk -v a="$ep" -v b="$np" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }')
+    met=$(awk -v r="$ratio" -v bar="$BAR" 'BEGIN { print (r == "-") ? "-" : (r <= bar) ? "met" : "missed" }')
     printf '| %s | %s | %s | %s | %s | %s, %s of %s | %s |\n' "$(describe "$row")" "$e" "$n" "$ratio" "$pratio" \
         "$(figure "$row" edge delivered)" "$(figure "$row" nginx delivered)" "$STREAMS" "$met"
 done

@@ -8,24 +8,36 @@
 #   doc   GET of the relayed authorization server metadata
 #   401   POST /mcp with a JSON-RPC body and no token: the challenge
 #   fwd   the same POST with a valid JWT, forwarded (token cache warm)
+#   dpop  that forwarded POST with a DPoP-bound JWT (token cache warm) and a fresh ES256 proof
+#         each, the edge at --dpop require: h2load cannot make proofs, so `hyper-floor
+#         dpop-requests` makes the run's N or 2N requests just before it (the same token, signed
+#         by the bench's fixed Ed25519 key, whose JWKS a static server publishes; each proof its
+#         own jti, iat = the moment it is made), and `hyper-floor dpop-send` sends them over one
+#         keep-alive connection; the default --dpop-iat-window (300 s) covers a run by far
 #   ngx   that forwarded POST through nginx proxy_pass instead (benches/nginx/proxy.conf.in, one
 #         process), the floor the forwarding bar is set against
+#   call  a tools/call at MCP 2026-07-28 (Mcp-Method, Mcp-Name, a larger body), forwarded with no
+#         policy: what the pol kind costs without its policy
+#   pol   a tools/call at MCP 2026-07-28 (Mcp-Method, Mcp-Name) to an edge with an MCP policy
+#         (benches/fixtures/policy.json): decided from the headers, the body checked against them
+#   pol25 the same call at 2025-11-25 (no method headers): decided from the buffered body
 #
 #   bash benches/callgrind.sh                          # all four, this tree's release build
 #   KINDS=fwd N=2000 bash benches/callgrind.sh
 #   BASE_BIN=/tmp/old/release/mcp-auth-edge bash benches/callgrind.sh   # and another build beside it
-#   CHECK=1 KINDS="doc 401 fwd" bash benches/callgrind.sh   # the regression guard .ci/run runs
+#   CHECK=1 KINDS="doc 401 fwd dpop" bash benches/callgrind.sh   # the regression guard .ci/run runs
 #   UPDATE=1 bash benches/callgrind.sh                 # rewrite benches/callgrind.baseline
 #
 # After the table it prints the ratios the forwarding issue sets as bars (fwd ÷ ngx
 # instructions at most 0.90, fwd system calls at most nginx's, 401 ÷ doc at most 1.05, doc no
-# worse than its baseline), each with "met" or "not met"; bars are reported, not enforced.
+# worse than its baseline), each with "met" or "not met"; bars are reported, not enforced; and,
+# with dpop and fwd both measured, what the proof adds to a forwarded request (dpop ÷ fwd).
 # CHECK=1 enforces the regression guard instead: the run fails when a kind's instructions per
 # request are more than 2% above benches/callgrind.baseline. A change meant to cost more
 # updates the baseline in the same commit (UPDATE=1, then commit the file with the reason).
 #
 # Settings (environment): KINDS ("doc 401 fwd ngx"), N (2000), BASE_PORT (18280; uses the next
-# four ports too), EDGE_BIN (the release build), BASE_BIN (none), SYSCALLS (1: count system
+# four ports too, and two more for dpop), EDGE_BIN (the release build), BASE_BIN (none), SYSCALLS (1: count system
 # calls too, with strace; 0: skip), CHECK, UPDATE, KEEP (a directory to keep the callgrind
 # profiles in, for callgrind_annotate; none). Needs valgrind, h2load, and strace for SYSCALLS.
 # Everything listens on 127.0.0.1; every process started here is stopped by PID on exit.
@@ -42,6 +54,8 @@ AS_PORT=$((BASE_PORT + 1))
 ECHO_PORT=$((BASE_PORT + 2))
 EDGE_PORT=$((BASE_PORT + 3))
 ADMIN_PORT=$((BASE_PORT + 4))
+DPOP_AS_PORT=$((BASE_PORT + 5))
+DPOP_JWKS_PORT=$((BASE_PORT + 6))
 RESOURCE="http://127.0.0.1:$EDGE_PORT/mcp"
 
 cd "$(dirname "$0")/.."
@@ -57,14 +71,16 @@ need curl "install it with: sudo apt-get install curl"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a whole number above 0, not '$N'"
 for kind in $KINDS; do
     case $kind in
-    doc | 401 | fwd) ;;
+    doc | 401 | fwd | dpop | call | pol | pol25) ;;
     ngx) need nginx "install it with: sudo apt-get install nginx-light" ;;
-    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd ngx" ;;
+    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd dpop ngx call pol pol25" ;;
     esac
 done
 build_binaries
 make_work callgrind
-for port in $(seq "$AS_PORT" "$ADMIN_PORT"); do
+last_port=$ADMIN_PORT
+[[ " $KINDS " != *" dpop "* ]] || last_port=$DPOP_JWKS_PORT
+for port in $(seq "$AS_PORT" "$last_port"); do
     port_free "$port" || die "127.0.0.1:$port is in use; set BASE_PORT to another range"
 done
 
@@ -76,6 +92,23 @@ TOKEN=$(curl -s --max-time 5 -d grant_type=client_credentials "http://127.0.0.1:
     sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 [[ "$TOKEN" == *.*.* ]] || die "no token from the demo authorization server"
 printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' >"$WORK/body.json"
+# A tools/call as the SDKs send it, at each revision (2026-07-28 carries its version in _meta).
+printf '%s' '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/srv/notes.txt"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}' >"$WORK/call.json"
+printf '%s' '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/srv/notes.txt"}}}' >"$WORK/call25.json"
+
+# The dpop kind's authorization server: its metadata and the JWKS of the bench's signing key,
+# each served by a static hyper-floor (the JWKS never changes: the key is fixed).
+DPOP_ISSUER="http://127.0.0.1:$DPOP_AS_PORT"
+if [[ " $KINDS " == *" dpop "* ]]; then
+    mkdir -p "$WORK/dpop"
+    "$FLOOR_BIN" dpop-requests "$WORK/dpop" "$DPOP_ISSUER" "$RESOURCE" 1
+    sed -e "s|@ISSUER@|$DPOP_ISSUER|g" -e "s|\"jwks_uri\":\"[^\"]*\"|\"jwks_uri\":\"http://127.0.0.1:$DPOP_JWKS_PORT/jwks\"|" \
+        "$ROOT/benches/fixtures/as-metadata.json.in" >"$WORK/dpop/metadata.json"
+    start dpop-as "$FLOOR_BIN" "127.0.0.1:$DPOP_AS_PORT" "$WORK/dpop/metadata.json"
+    wait_ok "$DPOP_ISSUER/.well-known/oauth-authorization-server" "$STARTED" dpop-as
+    start dpop-jwks "$FLOOR_BIN" "127.0.0.1:$DPOP_JWKS_PORT" "$WORK/dpop/jwks.json"
+    wait_ok "http://127.0.0.1:$DPOP_JWKS_PORT/jwks" "$STARTED" dpop-jwks
+fi
 
 # One edge (or, for ngx, nginx) run serving COUNT requests of KIND, under TOOL: callgrind
 # prints the run's total instructions, strace its total system calls (every thread).
@@ -98,9 +131,12 @@ measure() {
         pid=$STARTED
         wait_ok "http://127.0.0.1:$EDGE_PORT/mcp" "$pid" nginx
     else
-        start edge "${under[@]}" "$bin" --threads 1 \
+        local -a policy=() auth=(--auth-server "http://127.0.0.1:$AS_PORT")
+        case $kind in pol | pol25) policy=(--config "$ROOT/benches/fixtures/policy.json") ;; esac
+        [ "$kind" = dpop ] && auth=(--auth-server "$DPOP_ISSUER" --dpop require)
+        start edge "${under[@]}" "$bin" --threads 1 "${policy[@]}" \
             --listen "127.0.0.1:$EDGE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --resource "$RESOURCE" \
-            --auth-server "http://127.0.0.1:$AS_PORT" --upstream "http://127.0.0.1:$ECHO_PORT"
+            "${auth[@]}" --upstream "http://127.0.0.1:$ECHO_PORT"
         pid=$STARTED
         wait_ok "http://127.0.0.1:$ADMIN_PORT/readyz" "$pid" edge
     fi
@@ -109,11 +145,22 @@ measure() {
     doc) request=(-H 'accept: application/json' "http://127.0.0.1:$EDGE_PORT/.well-known/oauth-authorization-server") ;;
     401) request=(-d "$WORK/body.json" -H 'content-type: application/json' "$RESOURCE") ;;
     fwd | ngx) request=(-d "$WORK/body.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$RESOURCE") ;;
+    call | pol) request=(-d "$WORK/call.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
+        -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/call' -H 'mcp-name: read_file' "$RESOURCE") ;;
+    pol25) request=(-d "$WORK/call25.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
+        -H 'mcp-protocol-version: 2025-11-25' "$RESOURCE") ;;
     esac
-    h2load --h1 -n "$count" -c 1 -m 1 "${request[@]}" >"$WORK/h2load.out" 2>&1
-    local expect=succeeded
-    [ "$kind" = 401 ] && expect=failed # h2load counts any non-2xx as failed
-    grep -q "$count $expect" "$WORK/h2load.out" || die "h2load: $(grep 'requests:' "$WORK/h2load.out")"
+    if [ "$kind" = dpop ]; then
+        # Proofs made now (iat = now), then sent; dpop-send fails on any answer but 200.
+        "$FLOOR_BIN" dpop-requests "$WORK/dpop" "$DPOP_ISSUER" "$RESOURCE" "$count"
+        "$FLOOR_BIN" dpop-send "127.0.0.1:$EDGE_PORT" "$WORK/dpop/requests" "$count" ||
+            die "dpop-send failed; the edge's log:$(printf '\n')$(cat "$WORK/edge.log")"
+    else
+        h2load --h1 -n "$count" -c 1 -m 1 "${request[@]}" >"$WORK/h2load.out" 2>&1
+        local expect=succeeded
+        [ "$kind" = 401 ] && expect=failed # h2load counts any non-2xx as failed
+        grep -q "$count $expect" "$WORK/h2load.out" || die "h2load: $(grep 'requests:' "$WORK/h2load.out")"
+    fi
     # nginx stops gracefully on QUIT (INT is its fast stop, which may skip the profile's end).
     # strace ignores the INT a background job inherits as ignored, so its child is told.
     local target=$pid
@@ -189,9 +236,24 @@ fi
 if [ -n "${CALLS[fwd]:-}" ] && [ -n "${CALLS[ngx]:-}" ]; then
     bar "fwd system calls per request ${CALLS[fwd]} against nginx's ${CALLS[ngx]} (at most nginx's)" "${CALLS[fwd]}" "${CALLS[ngx]}"
 fi
+if [ -n "${INSTR[pol]:-}" ] && [ -n "${INSTR[fwd]:-}" ]; then
+    r=$(ratio "${INSTR[pol]}" "${INSTR[fwd]}")
+    bar "pol ÷ fwd instructions per request $r (at most 1.03)" "$r" 1.03
+fi
+if [ -n "${INSTR[pol]:-}" ] && [ -n "${INSTR[call]:-}" ]; then
+    r=$(ratio "${INSTR[pol]}" "${INSTR[call]}")
+    echo "pol ÷ call (the policy's own cost on the same request) $r"
+fi
+if [ -n "${INSTR[pol25]:-}" ] && [ -n "${INSTR[fwd]:-}" ]; then
+    r=$(ratio "${INSTR[pol25]}" "${INSTR[fwd]}")
+    bar "pol25 ÷ fwd instructions per request $r (at most 1.15)" "$r" 1.15
+fi
 if [ -n "${INSTR[401]:-}" ] && [ -n "${INSTR[doc]:-}" ]; then
     r=$(ratio "${INSTR[401]}" "${INSTR[doc]}")
     bar "401 ÷ doc instructions per request $r (at most 1.05)" "$r" 1.05
+fi
+if [ -n "${INSTR[dpop]:-}" ] && [ -n "${INSTR[fwd]:-}" ]; then
+    echo "dpop ÷ fwd instructions per request: $(ratio "${INSTR[dpop]}" "${INSTR[fwd]}") (the proof adds $((INSTR[dpop] - INSTR[fwd])))"
 fi
 baseline() { awk -v k="$1" '$1 == k {print $2}' "$ROOT/$BASELINE" 2>/dev/null; }
 if [ -n "${INSTR[doc]:-}" ] && [ -n "$(baseline doc)" ]; then
@@ -218,7 +280,7 @@ if [ "$UPDATE" = 1 ]; then
     {
         echo "# Instructions per request (callgrind slope, one HTTP/1.1 client), written by"
         echo "# UPDATE=1 bash benches/callgrind.sh; CHECK=1 fails when a kind goes 2% above its line."
-        for kind in doc 401 fwd ngx; do
+        for kind in doc 401 fwd dpop ngx call pol pol25; do
             [ -n "${INSTR[$kind]:-}" ] && echo "$kind ${INSTR[$kind]}"
         done
     } >"$ROOT/$BASELINE"

@@ -7,9 +7,13 @@
 //! - `hyper-floor demo-as ADDR AUDIENCE`: the demo authorization server (metadata, JWKS and
 //!   client-credentials tokens for AUDIENCE), the issuer of the forwarded requests' tokens.
 //! - `hyper-floor echo ADDR`: the demo echo MCP server, the upstream behind the edge and nginx.
+//! - `hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT` and `hyper-floor dpop-send ADDR FILE
+//!   COUNT`: the DPoP requests of `benches/callgrind.sh`, made ahead and sent (`dpop_load.rs`).
 //! - `hyper-floor sse ADDR` and `hyper-floor hold key=value...`: the event-stream stand-in and
-//!   the stream holder of the held-streams benchmark (`benches/streams.sh`; see streams_hold.rs).
+//!   the stream holder of the held-streams benchmark (`benches/streams.sh`; `streams_hold.rs`).
 
+#[path = "dpop_load.rs"]
+mod dpop_load;
 #[path = "floor_service.rs"]
 mod floor_service;
 #[path = "streams_hold.rs"]
@@ -19,12 +23,24 @@ use std::process::ExitCode;
 
 use mcp_auth_edge::shutdown::channel as shutdown_channel;
 
-const USAGE: &str =
-    "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR | hyper-floor sse ADDR | hyper-floor hold key=value...";
+const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR \
+                     | hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT | hyper-floor dpop-send ADDR FILE COUNT \
+                     | hyper-floor sse ADDR | hyper-floor hold key=value...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The DPoP request maker and sender run no server.
+    let done = match args[..] {
+        ["dpop-requests", dir, issuer, resource, count] => Some(count_of(count).and_then(|count| {
+            dpop_load::generate(std::path::Path::new(dir), issuer, resource, count).map_err(|e| e.to_string())
+        })),
+        ["dpop-send", addr, file, count] => Some(
+            count_of(count)
+                .and_then(|count| dpop_load::send(addr, std::path::Path::new(file), count).map_err(|e| e.to_string())),
+        ),
+        _ => None,
+    };
     if let ["hold", rest @ ..] = &args[..] {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts");
@@ -39,10 +55,19 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(done) = done {
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hyper-floor {}: {e}", args[0]);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (addr, mode) = match args[..] {
-        ["sse", addr] => (addr, Mode::Events),
         ["demo-as", addr, audience] => (addr, Mode::AuthServer(audience.to_string())),
         ["echo", addr] => (addr, Mode::Echo),
+        ["sse", addr] => (addr, Mode::Events),
         [addr, file] => match std::fs::read(file) {
             Ok(bytes) => (addr, Mode::Floor(bytes::Bytes::from(bytes))),
             Err(e) => {
@@ -89,6 +114,10 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+fn count_of(count: &str) -> Result<usize, String> {
+    count.parse().map_err(|_| format!("COUNT must be a whole number, not {count}"))
 }
 
 enum Mode {

@@ -1,12 +1,13 @@
 //! The MCP policy's allow path allocates nothing: a decision from the `Mcp-*` headers (reading
-//! them, checking the body agrees, deciding over the rules with scope implication and a claim
-//! condition) runs per request, so it must cost no more than comparisons.
+//! them, deciding over the rules with scope implication and a claim condition, and checking the
+//! body agrees as it streams) runs per request, so it must cost no more than comparisons.
 //!
 //! A counting global allocator sees every allocation in the process, so this file holds one
 //! test only.
 
 use http::{HeaderMap, HeaderValue};
 use mcp_auth_edge::config::policy::Policy;
+use mcp_auth_edge::mcp::agreement::{Agreement, Expected};
 use mcp_auth_edge::mcp::decide::{decide, Verdict};
 use mcp_auth_edge::mcp::headers::{self, Source};
 use mcp_auth_edge::mcp::jsonrpc;
@@ -34,8 +35,8 @@ fn deciding_from_headers_allocates_nothing_when_it_allows() {
     map.insert(headers::MCP_PROTOCOL_VERSION, HeaderValue::from_static("2026-07-28"));
     map.insert(headers::MCP_METHOD, HeaderValue::from_static("tools/call"));
     map.insert(headers::MCP_NAME, HeaderValue::from_static("search_issues"));
-    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_issues"}}"#;
-    let body = jsonrpc::extract(body).expect("a tools/call");
+    let raw: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_issues","arguments":{"q":"is:open label:\"bug\""},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let body = jsonrpc::extract(raw).expect("a tools/call");
 
     let before = counting::allocations();
     for _ in 0..1000 {
@@ -43,6 +44,12 @@ fn deciding_from_headers_allocates_nothing_when_it_allows() {
         assert!(headers::agree(&announced, &body).is_ok());
         let verdict = decide(&policy, announced.call(), std::hint::black_box(&held), &claims, &[]);
         assert!(matches!(verdict, Verdict::Allow { rule: Some(2) }));
+        // What forwarding runs on the allow path: the body checked as it streams, in pieces.
+        let mut agreement = Agreement::new(Expected::new(&announced));
+        for piece in raw.chunks(40) {
+            assert!(agreement.feed(std::hint::black_box(piece)).is_ok());
+        }
+        assert!(agreement.finish().is_ok());
     }
     assert_eq!(counting::allocations() - before, 0, "allocations on the allow path");
 }

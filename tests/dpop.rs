@@ -402,3 +402,39 @@ async fn a_malformed_dpop_credential_is_a_bad_request() {
         assert!(reply.json()["error_description"].as_str().unwrap().contains("Bearer or DPoP"));
     }
 }
+
+#[tokio::test]
+async fn a_policy_step_up_for_a_bound_token_names_the_dpop_scheme() {
+    let policy = json!({"policy": {"default": "allow",
+        "rules": [{"method": "tools/call", "name": "admin_*", "scopes": ["mcp:admin"]}]}});
+    let file = support::TempFile::new("dpop-policy.json", &policy.to_string());
+    let s = Setup::new("require", &["--config", file.path()]).await;
+    let call = |name: &str| {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {}}});
+        let body = body.to_string();
+        format!(
+            "POST /mcp HTTP/1.1\r\nhost: {}\r\nauthorization: DPoP {}\r\ndpop: {}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            s.edge.addr,
+            s.token,
+            s.holder.proof(&s.token),
+            body.len()
+        )
+    };
+    let (head, _) = support::split_head(&raw_exchange(s.edge.addr, &call("read_notes")).await).clone();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let raw = raw_exchange(s.edge.addr, &call("admin_reset")).await;
+    let (head, _) = support::split_head(&raw);
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let challenge = head
+        .lines()
+        .find_map(|l| l.strip_prefix("www-authenticate: "))
+        .unwrap_or_else(|| panic!("a challenge in {head}"));
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 EdDSA PS256 RS256\", error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"mcp:admin mcp:tools\""), "{challenge}");
+    assert_eq!(s.mcp.requests().len(), 1, "the admin call never arrived");
+}

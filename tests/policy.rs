@@ -251,6 +251,29 @@ async fn the_tool_error_mode_answers_in_json_rpc() {
     assert_eq!(s.upstream_count(), 0);
 }
 
+/// Found end to end (tests/e2e, policy rounds): the TypeScript SDK v2 at 2026-07-28 refuses a
+/// result without `resultType`, which that revision requires; earlier revisions do not know it.
+#[tokio::test]
+async fn a_tool_error_at_2026_07_28_carries_its_result_type() {
+    let file = json!({"policy": policy(), "policy_denial": "tool_error"});
+    let s = Setup::new("tool-error-2026", file).await;
+    let token = s.token("mcp:read", json!({}));
+    let modern = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "write_file")];
+    let reply = s.post(&token, &modern, &call(6, "write_file")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({"jsonrpc": "2.0", "id": 6, "result": {"content": [{"type": "text",
+            "text": "Not allowed: the tool \"write_file\" needs scope mcp:write; the token lacks mcp:write"}],
+            "isError": true, "resultType": "complete"}})
+    );
+    let legacy = [("mcp-protocol-version", "2025-11-25")];
+    let reply = s.post(&token, &legacy, &call(7, "write_file")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.json()["result"].get("resultType").is_none(), "{}", reply.json());
+    assert_eq!(s.upstream_count(), 0);
+}
+
 #[tokio::test]
 async fn get_and_delete_pass_as_before_and_the_metadata_lists_the_policy_scopes() {
     let s = Setup::with_policy("get").await;
@@ -358,4 +381,129 @@ async fn a_reload_brings_a_new_policy() {
     })
     .await;
     assert_eq!(mcp.requests().len(), 1, "only the call the new policy allows arrived");
+}
+
+/// A tools/call at 2026-07-28 whose name comes after `pad` bytes of arguments.
+fn late_named_call(id: u32, name: &str, pad: usize) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"arguments":{{"pad":"{}"}},"name":"{name}","_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}}}}"#,
+        "x".repeat(pad)
+    )
+}
+
+const READ_FILE_HEADERS: [(&str, &str); 3] =
+    [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "read_file")];
+
+#[tokio::test]
+async fn a_call_decided_from_its_headers_streams_past_the_inspection_bound() {
+    // --max-inspect-bytes is 2048 here: a 2025-11-25 body that size is refused, while at
+    // 2026-07-28 the headers decide and the body is checked as it streams, needing no buffer.
+    let s = Setup::with_policy("streamed").await;
+    let token = s.token("mcp:read", json!({}));
+    let body = late_named_call(3, "read_file", 100_000);
+    let reply = s.post(&token, &READ_FILE_HEADERS, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let seen = s.mcp.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("content-length"), body.len().to_string());
+    // Denied from the headers alone: nothing is read or sent, and the step-up names the scope.
+    let write = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "write_file")];
+    let reply = s.post(&token, &write, &late_named_call(4, "write_file", 100_000)).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.upstream_count(), 1);
+}
+
+#[tokio::test]
+async fn a_streamed_body_that_disagrees_never_reaches_the_mcp_server_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = Signer::ed25519("k1");
+    let auth = auth_server(&[&key]).await;
+    // An MCP server that records the bytes it gets and never answers.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let upstream_addr = upstream.local_addr().expect("addr");
+    let received = tokio::spawn(async move {
+        let (mut conn, _) = upstream.accept().await.expect("the edge connects");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16384];
+        loop {
+            match tokio::time::timeout(PATIENCE, conn.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return got,
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    let file = TempFile::new("policy-cutoff.json", &json!({"policy": policy(), "max_inspect_bytes": 2048}).to_string());
+    let url = format!("http://{upstream_addr}");
+    let edge = Edge::ready_for(&auth, &["--upstream", url.as_str(), "--config", file.path()]).await;
+    let mut claims = claims(&auth.issuer());
+    claims["scope"] = Value::from("mcp:read mcp:write");
+    let token = key.sign(&claims);
+
+    // Announced as read_file, named write_file at the end, after 64 KiB the edge streams on.
+    let body = late_named_call(5, "write_file", 64 * 1024);
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\n\
+         mcp-method: tools/call\r\nmcp-name: read_file\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        edge.addr,
+        body.len()
+    );
+    let mut client = TcpStream::connect(edge.addr).await.expect("connect");
+    client.write_all(head.as_bytes()).await.expect("head");
+    client.write_all(&body.as_bytes()[..60 * 1024]).await.expect("first part");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    client.write_all(&body.as_bytes()[60 * 1024..]).await.expect("rest");
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, client.read_to_end(&mut answer)).await.expect("an answer").expect("read");
+    let (head, reply) = split_head(&answer);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let reply: Value = serde_json::from_slice(reply).expect("JSON");
+    assert_eq!((reply["id"].clone(), reply["error"]["code"].clone()), (json!(5), json!(-32020)));
+
+    let got = tokio::time::timeout(PATIENCE, received).await.expect("the upstream exchange ends").expect("recorder");
+    let end = got.windows(4).position(|w| w == b"\r\n\r\n").expect("the request head went up") + 4;
+    let sent = got.len() - end;
+    assert!(sent > 0, "the body was streaming before its end arrived");
+    assert!(sent < body.len(), "the MCP server never got the whole body: {sent} of {}", body.len());
+    assert!(!got.ends_with(b"}}}"), "nor its last bytes");
+}
+
+#[tokio::test]
+async fn a_policy_needing_scopes_the_server_does_not_list_stops_start_up_and_reloads() {
+    let key = Signer::ed25519("k1");
+    let auth = auth_server(&[&key]).await;
+    let mcp = McpServer::start().await;
+    let (issuer, upstream) = (auth.issuer(), mcp.url());
+    let metadata = json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"], "scopes_supported": ["openid", "mcp:read"]});
+    auth.set(support::AS_PATH, support::Canned::ok(metadata.to_string().into_bytes()));
+
+    // policy() needs mcp:write too, which no client of this server could obtain.
+    let file = TempFile::new("policy-unlisted.json", &json!({"policy": policy()}).to_string());
+    let edge = Edge::for_upstream(&auth, &["--upstream", upstream.as_str(), "--config", file.path()]).await;
+    let error = edge.finished().await.expect_err("the edge stops rather than deny forever");
+    let error = error.to_string();
+    assert!(error.contains("[\"mcp:write\"]") && error.contains("scopes_supported"), "{error}");
+
+    // A reload to such a policy is refused, and the policy in service stays.
+    let build = |name: &str, policy: Value| {
+        let file = TempFile::new(&format!("policy-unlisted-{name}.json"), &json!({"policy": policy}).to_string());
+        let args = ["--resource", support::RESOURCE, "--auth-server", &issuer, "--upstream", &upstream];
+        (support::config(&[&args[..], &["--config", file.path()]].concat()), file)
+    };
+    let listed =
+        json!({"default": "deny", "rules": [{"method": "tools/call", "name": "read_*", "scopes": ["mcp:read"]}]});
+    let (first, _first_file) = build("first", listed);
+    let (edge, reload) = Edge::start_reloadable(first).await;
+    edge.wait_ready().await;
+    let mut claims = claims(&issuer);
+    claims["scope"] = Value::from("mcp:read mcp:write");
+    let token = format!("Bearer {}", key.sign(&claims));
+    assert_eq!(post(&edge, &token, &[], call(1, "write_file")).await.status, StatusCode::FORBIDDEN);
+    let (second, _second_file) = build("second", policy());
+    reload.send_replace(Some(Ok(second)));
+    edge.wait_metric_above("mcp_auth_edge_config_reloads_total{outcome=\"refused\"}", 0.0).await;
+    assert_eq!(post(&edge, &token, &[], call(2, "write_file")).await.status, StatusCode::FORBIDDEN, "still the first");
+    assert_eq!(post(&edge, &token, &[], call(3, "read_file")).await.status, StatusCode::OK);
 }

@@ -284,7 +284,7 @@ pub async fn run_with_reloads(
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
     }
     match fatal.get() {
-        Some(reason) => Err(RunError::Unusable(*reason)),
+        Some(reason) => Err(RunError::Unusable(reason.clone())),
         None => result.map_err(RunError::Io),
     }
 }

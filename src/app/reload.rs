@@ -53,6 +53,11 @@ impl Generation {
                     checker: protected.checker().cloned(),
                     metrics: Arc::clone(&state.telemetry.metrics),
                     scopes: resource.scopes.clone(),
+                    policy_scopes: resource
+                        .policy
+                        .as_ref()
+                        .map(|p| p.scopes().into_iter().map(String::from).collect())
+                        .unwrap_or_default(),
                     label: several.then(|| protected.resource.clone()),
                 };
                 let task = refresh::run(task, stop.clone(), Arc::clone(&serving));
@@ -60,7 +65,7 @@ impl Generation {
                 tokio::spawn(async move {
                     let outcome = task.await;
                     if let (Err(reason), Some((edge, record))) = (&outcome, fatal) {
-                        let _ = record.set(*reason);
+                        let _ = record.set(reason.clone());
                         edge.fire();
                     }
                     outcome

@@ -25,6 +25,9 @@ pub struct Refresh {
     pub metrics: Arc<Metrics>,
     /// The configured scopes, checked against the server's `scopes_supported`.
     pub scopes: Vec<String>,
+    /// The scopes the MCP policy's rules require: a first document whose `scopes_supported`
+    /// lacks one stops the configuration (start-up or reload).
+    pub policy_scopes: Vec<String>,
     /// The resource's URL when the edge has several, to say whose documents a line is about.
     pub label: Option<String>,
 }
@@ -33,7 +36,7 @@ pub struct Refresh {
 /// Ends early, with the reason, when the first good document cannot support the token check:
 /// the edge could never let a request through, so it stops rather than look healthy.
 pub async fn run(task: Refresh, mut shutdown: Shutdown, serving: Arc<AtomicBool>) -> Result<(), Unusable> {
-    let Refresh { fetcher, period, snapshots, checker, metrics, scopes, label } = task;
+    let Refresh { fetcher, period, snapshots, checker, metrics, scopes, policy_scopes, label } = task;
     let checker = checker.as_deref();
     let first_retry = period.min(Duration::from_secs(1));
     let mut retry = first_retry;
@@ -67,6 +70,22 @@ pub async fn run(task: Refresh, mut shutdown: Shutdown, serving: Arc<AtomicBool>
             },
             (outcome, _) => outcome.map_err(|e| e.to_string()),
         };
+        // SECURITY of the configuration, not of a request: a policy whose rules need scopes the
+        // server cannot issue would deny those operations forever; say so at once. Checked on
+        // the first document only: a running edge keeps serving if the server later drops one.
+        if let (Ok(fetched), false) = (&outcome, loaded) {
+            let unlisted = fetched.metadata.unlisted_scopes(&policy_scopes);
+            if !unlisted.is_empty() {
+                let reason = Unusable::UnlistedPolicyScopes(unlisted.into_iter().map(String::from).collect());
+                crate::error!("{whose}{reason}; stopping");
+                return Err(reason);
+            }
+            if !policy_scopes.is_empty() && fetched.metadata.scopes_supported.is_none() {
+                crate::info!(
+                    "{whose}the authorization server lists no scopes_supported; the policy's scopes cannot be checked against it"
+                );
+            }
+        }
         let wait = match outcome {
             Ok(fetched) => {
                 let changed = snapshots.offer(fetched.body.clone());

@@ -10,6 +10,7 @@ use http_body_util::Full;
 
 use crate::common::activity::Streaming;
 use crate::forward::expiry::{Expiring, StreamError};
+use crate::forward::lists::Listed;
 use crate::forward::pool::UpstreamBody;
 
 pub enum Body {
@@ -20,6 +21,8 @@ pub enum Body {
     /// A forwarded stream that ends when the token that opened it expires, or, an event
     /// stream, between two events at shutdown.
     Expiring(Box<Expiring>),
+    /// The answer to a list request, filtered by the resource's policy (around one of the others).
+    Listed(Box<Listed<Body>>),
 }
 
 impl Body {
@@ -37,6 +40,7 @@ impl http_body::Body for Body {
             Body::Full(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
             Body::Upstream(body, _) => Pin::new(body).poll_frame(cx).map_err(StreamError::Upstream),
             Body::Expiring(body) => body.poll_frame(cx),
+            Body::Listed(body) => Pin::new(&mut **body).poll_frame(cx),
         }
     }
 
@@ -45,6 +49,7 @@ impl http_body::Body for Body {
             Body::Full(full) => full.is_end_stream(),
             Body::Upstream(body, _) => body.is_end_stream(),
             Body::Expiring(body) => body.is_end_stream(),
+            Body::Listed(body) => body.is_end_stream(),
         }
     }
 
@@ -53,6 +58,7 @@ impl http_body::Body for Body {
             Body::Full(full) => full.size_hint(),
             Body::Upstream(body, _) => body.size_hint(),
             Body::Expiring(body) => body.size_hint(),
+            Body::Listed(body) => body.size_hint(),
         }
     }
 }

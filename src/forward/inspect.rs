@@ -1,14 +1,20 @@
-//! The MCP authorization policy at the MCP endpoint (issue 12): a request's body read whole, up
-//! to `--max-inspect-bytes`, its operations decided, and the answer for one the policy refuses.
+//! The MCP authorization policy at the MCP endpoint (issue 12): a request's operation decided,
+//! and the answer for one the policy refuses.
 //!
-//! One simple rule keeps this safe: nothing the policy has not allowed reaches the MCP server,
-//! and the bytes forwarded are exactly the bytes decided on. A body too large to read, one that
-//! is not JSON-RPC, or `Mcp-*` headers (2026-07-28) that disagree with it are refused, never
-//! passed unchecked. Requests of a resource without a policy never come here.
+//! From MCP 2026-07-28 a request announces its operation in `Mcp-Method` and `Mcp-Name`: it is
+//! decided from them before any body byte moves, and the body streams to the MCP server while
+//! [`crate::mcp::agreement`] checks that it says the same; one that does not is cut off before
+//! its end and answered `400` / `-32020`. Before that revision the body is the only source: it
+//! is read whole, up to `--max-inspect-bytes`, decided, and the bytes decided on are sent.
+//!
+//! One simple rule keeps this safe: nothing the policy has not allowed reaches the MCP server
+//! whole. A body too large to read, one that is not JSON-RPC, or headers that disagree with it
+//! are refused, never passed unchecked. Requests of a resource without a policy never come here.
 //!
 //! Reading the body and sending the answer are the I/O; [`judge`] and the answers are pure.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -22,13 +28,17 @@ use crate::common::answer::{with_headers, Answer, JSON, NO_STORE};
 use crate::common::route::PRM_WELL_KNOWN;
 use crate::config::policy::Policy;
 use crate::config::{Config, PolicyDenial};
-use crate::forward::upload::Inbound;
+use crate::forward::lists::Lister;
+use crate::forward::upload::{Checked, Inbound};
 use crate::gate::challenge;
 use crate::gate::cors::Cors;
+use crate::gate::dpop::SUPPORTED_ALGS;
 use crate::gate::jwt::Claims as TokenClaims;
+use crate::mcp::agreement::{Agreement, Expected};
 use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
-use crate::mcp::headers::{self, Source};
+use crate::mcp::headers::{self, ProtocolVersion, Source};
 use crate::mcp::jsonrpc::{self, Body, Id, Message};
+use crate::mcp::lists::{ListKind, Lists};
 
 /// The JSON-RPC error code of a request the policy denies, in the tool-error mode (a
 /// server-defined code, JSON-RPC 2.0 §5.1; MCP defines none for authorization).
@@ -36,7 +46,8 @@ pub const POLICY_DENIED: i64 = -32003;
 
 /// A resource's policy and how it is applied; made once per configuration.
 pub struct Enforcer {
-    policy: Policy,
+    /// Shared with the filters of list answers, which outlive the request.
+    policy: Arc<Policy>,
     denial: PolicyDenial,
     /// The resource's `--required-scope`s: what an operation no rule selects needs under a
     /// default of allow, and what a step-up must keep.
@@ -48,6 +59,8 @@ pub struct Enforcer {
     metadata: String,
     /// The resource's own `--scope`s: held ones are kept in a step-up like the policy's.
     supported: Vec<String>,
+    /// `DPoP algs="…"`: the step-up's scheme for a DPoP-bound token.
+    dpop_scheme: String,
 }
 
 /// Why a request stops at the edge instead of going to the MCP server.
@@ -83,12 +96,14 @@ pub struct Asked {
     pub id: Id,
     pub method: String,
     pub target: Option<String>,
+    /// Whether the request's revision (2026-07-28 and later) requires `resultType` on a result.
+    pub tagged: bool,
 }
 
 impl Enforcer {
     /// The resource's enforcer, when it has a policy.
     pub fn new(config: &Config) -> Option<Enforcer> {
-        let policy = config.policy.clone()?;
+        let policy = Arc::new(config.policy.clone()?);
         Some(Enforcer {
             policy,
             denial: config.policy_denial,
@@ -97,6 +112,7 @@ impl Enforcer {
             stall: config.upstream_timeout,
             metadata: format!("{}{PRM_WELL_KNOWN}{}", config.resource.origin, config.resource.path),
             supported: config.scopes.clone(),
+            dpop_scheme: format!("DPoP algs=\"{}\",", SUPPORTED_ALGS.map(|alg| alg.name()).join(" ")),
         })
     }
 
@@ -112,12 +128,62 @@ impl Enforcer {
     ) -> Result<Request<Inbound>, Answer> {
         let (mut parts, body) = request.into_parts();
         // Only a body carries an operation: GET (the SSE stream) and DELETE (a session's end)
-        // pass as they are. SECURITY: any request with a body, and every POST, is read and
-        // decided; a POST without one is not JSON-RPC.
+        // pass as they are. SECURITY: any request with a body, and every POST, is decided; a
+        // POST without one is not JSON-RPC.
         let not_post = parts.method != Method::POST;
         if not_post && http_body::Body::is_end_stream(&body) {
             return Ok(Request::from_parts(parts, Inbound::Client(body)));
         }
+        let (held, payload): (&[String], &dyn Claims) = match claims {
+            Some(c) => (&c.scopes, &c.payload),
+            None => (&[], &NoClaims),
+        };
+        let announced = match headers::read(&parts.headers) {
+            Err(e) => return Err(self.answer(&Refusal::Headers(e.answer()), claims, cors, origin)),
+            Ok(Source::Headers(announced)) if !not_post => {
+                match decide::decide(&self.policy, announced.call(), held, payload, &self.required) {
+                    Verdict::Allow { .. } => Ok((Expected::new(&announced), ListKind::of(announced.call().method))),
+                    Verdict::Deny { rule, reason } => Err((rule, reason, announced.version().tags_results())),
+                }
+            }
+            Ok(_) => return self.inspect_body(parts, body, claims, cors, origin).await,
+        };
+        match announced {
+            // SECURITY: allowed from the headers; the body goes on only as far as it agrees.
+            Ok((expected, list)) => {
+                // A list asked for in the headers: the one answer this body gets is filtered.
+                if let Some(kind) = list {
+                    parts.headers.remove(header::ACCEPT_ENCODING);
+                    parts.extensions.insert(Lists::single(kind));
+                }
+                let checked = Checked::new(body, Agreement::new(expected));
+                Ok(Request::from_parts(parts, Inbound::Checked(Box::new(checked))))
+            }
+            Err((rule, reason, tagged)) => {
+                // The tool-error mode answers the request by its id, which only the body has.
+                let single = match self.denial {
+                    PolicyDenial::ToolError => read(body, self.max_inspect_bytes, self.stall)
+                        .await
+                        .ok()
+                        .and_then(|bytes| jsonrpc::extract(&bytes).ok().as_ref().and_then(|b| single(b, tagged))),
+                    PolicyDenial::Forbidden => None,
+                };
+                let denied = Denied { reason, rule, single };
+                Err(self.answer(&Refusal::Denied(Box::new(denied)), claims, cors, origin))
+            }
+        }
+    }
+
+    /// Decides a request from its body (clients before 2026-07-28), read whole.
+    async fn inspect_body(
+        &self,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        claims: Option<&TokenClaims>,
+        cors: &Cors,
+        origin: Option<&HeaderValue>,
+    ) -> Result<Request<Inbound>, Answer> {
+        let not_post = parts.method != Method::POST;
         let bytes = match read(body, self.max_inspect_bytes, self.stall).await {
             Ok(bytes) => bytes,
             Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
@@ -130,13 +196,32 @@ impl Enforcer {
             Some(c) => (&c.scopes, &c.payload),
             None => (&[], &NoClaims),
         };
-        if let Err(refusal) = judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required) {
-            return Err(self.answer(&refusal, claims, cors, origin));
+        let lists = match judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required) {
+            Ok(lists) => lists,
+            Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
+        };
+        // The answer to a list request is filtered (`crate::forward::lists`): it must come
+        // uncompressed, and the response side finds which ids to filter in the extensions.
+        if !lists.is_empty() {
+            parts.headers.remove(header::ACCEPT_ENCODING);
+            parts.extensions.insert(lists);
         }
         // The bytes decided on go as one body of known length, whatever framing the client used.
         parts.headers.remove(header::TRANSFER_ENCODING);
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
         Ok(Request::from_parts(parts, Inbound::Inspected(Some(bytes))))
+    }
+
+    /// What filters the answer to a request that asked for `lists`, for the caller of `claims`.
+    pub fn lister(&self, lists: Lists, claims: Option<Arc<TokenClaims>>) -> Lister {
+        Lister {
+            policy: Arc::clone(&self.policy),
+            claims,
+            required: self.required.as_slice().into(),
+            lists,
+            bound: self.max_inspect_bytes,
+            stall: self.stall,
+        }
     }
 
     /// The answer to a refused request, with the endpoint's CORS policy.
@@ -183,8 +268,14 @@ impl Enforcer {
             Denial::Scope { needed, missing } => {
                 let held = claims.map_or(&[][..], |c| c.scopes.as_slice());
                 let scope = self.step_up_scope(needed, held);
+                // The scheme the token came with: a DPoP-bound token (only ever accepted with its
+                // proof) is challenged as RFC 9449 §7.1 says, naming the proof algorithms.
+                let scheme = match claims.is_some_and(|c| c.jkt.is_some()) {
+                    true => self.dpop_scheme.as_str(),
+                    false => "Bearer",
+                };
                 let value = format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
+                    "{scheme} error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
                     self.metadata
                 );
                 // Scopes and the URL were validated as header-safe when the configuration was.
@@ -195,8 +286,6 @@ impl Enforcer {
                     "error_description": format!("This operation needs the scope {}", missing.join(" ")),
                     "scope": scope,
                 });
-                // A Bearer challenge even where DPoP is on: the step-up is a new token with more
-                // scope, whatever scheme carries it (the 401s name DPoP where it applies).
                 let body = Bytes::from(body.to_string());
                 challenge::answer(StatusCode::FORBIDDEN, std::slice::from_ref(&value), body, cors, origin)
             }
@@ -248,7 +337,8 @@ pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Byt
 }
 
 /// Decides a request's body: its operations, read from it and, from 2026-07-28, checked
-/// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure.
+/// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure. On allow, the
+/// body's list requests, whose answers are filtered.
 pub fn judge(
     policy: &Policy,
     headers: &HeaderMap,
@@ -256,7 +346,7 @@ pub fn judge(
     held: &[String],
     claims: &dyn Claims,
     required: &[String],
-) -> Result<(), Refusal> {
+) -> Result<Lists, Refusal> {
     let source = headers::read(headers).map_err(|e| Refusal::Headers(e.answer()))?;
     let messages = jsonrpc::extract(body).map_err(Refusal::NotJsonRpc)?;
     // SECURITY: headers an intermediary may trust must say what the body says; the MCP server
@@ -266,20 +356,22 @@ pub fn judge(
     }
     let calls = messages.messages().iter().filter_map(Message::operation).map(|o| o.call());
     match decide::decide_all(policy, calls, held, claims, required) {
-        Verdict::Allow { .. } => Ok(()),
+        Verdict::Allow { .. } => Ok(Lists::of(&messages)),
         Verdict::Deny { rule, reason } => {
-            Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages) })))
+            let tagged = source.version().is_some_and(ProtocolVersion::tags_results);
+            Err(Refusal::Denied(Box::new(Denied { reason, rule, single: single(&messages, tagged) })))
         }
     }
 }
 
 /// The body's one request, if it is exactly one.
-fn single(body: &Body<'_>) -> Option<Asked> {
+fn single(body: &Body<'_>, tagged: bool) -> Option<Asked> {
     match body {
         Body::Single(Message::Request { id, operation }) => Some(Asked {
             id: id.clone(),
             method: operation.method().to_string(),
             target: operation.target().map(str::to_string),
+            tagged,
         }),
         _ => None,
     }
@@ -320,7 +412,12 @@ fn tool_error(asked: &Asked, reason: &Denial) -> Bytes {
         }
     }
     let body = if asked.method == "tools/call" {
-        json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": text}], "isError": true}})
+        let mut result = json!({"content": [{"type": "text", "text": text}], "isError": true});
+        // 2026-07-28 clients refuse a result without it (the TypeScript SDK v2 does).
+        if asked.tagged {
+            result["resultType"] = json!("complete");
+        }
+        json!({"jsonrpc": "2.0", "id": id, "result": result})
     } else {
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": POLICY_DENIED, "message": text}})
     };
@@ -335,6 +432,12 @@ fn invalid_request(e: &jsonrpc::ExtractError) -> Bytes {
 
 fn oauth_error(error: &str, description: &str) -> Bytes {
     Bytes::from(json!({"error": error, "error_description": description}).to_string())
+}
+
+/// The `400` for a body that disagreed with the `Mcp-*` headers it was allowed on, as it
+/// streamed (`body` is the JSON-RPC error).
+pub fn disagreed(body: Bytes, cors: &Cors, origin: Option<&HeaderValue>) -> Answer {
+    json_answer(StatusCode::BAD_REQUEST, body, cors, origin)
 }
 
 fn json_answer(status: StatusCode, body: Bytes, cors: &Cors, origin: Option<&HeaderValue>) -> Answer {
@@ -376,7 +479,7 @@ mod tests {
         let p = policy();
         let h = HeaderMap::new();
         let none = Map::new();
-        let judge = |body: &str, scopes: &[&str]| judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[]);
+        let judge = |body: &str, scopes: &[&str]| judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[]).map(|_| ());
         assert_eq!(judge(&call("read_x"), &["mcp:read"]), Ok(()));
         assert_eq!(judge(&call("write_x"), &["mcp:admin"]), Ok(()), "admin implies write");
         let Err(Refusal::Denied(d)) = judge(&call("write_x"), &["mcp:read"]) else { panic!("denied") };
@@ -403,7 +506,7 @@ mod tests {
         h.insert(headers::MCP_NAME, HeaderValue::from_static("read_x"));
         let none = Map::new();
         let scopes = held(&["mcp:admin", "mcp:read"]);
-        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[]), Ok(()));
+        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[]), Ok(Lists::default()));
         let Err(Refusal::Headers(body)) = judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]) else {
             panic!("a mismatch")
         };
@@ -411,19 +514,28 @@ mod tests {
         assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(7), json!(-32020)));
         // Before 2026-07-28 the headers are not trusted, nor compared: the body decides.
         h.insert(headers::MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-11-25"));
-        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]), Ok(()));
+        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[]), Ok(Lists::default()));
     }
 
     #[test]
     fn tool_errors_name_the_missing_scope() {
-        let asked = Asked { id: Id::String("a".into()), method: "tools/call".into(), target: Some("write_x".into()) };
+        let asked = Asked {
+            id: Id::String("a".into()),
+            method: "tools/call".into(),
+            target: Some("write_x".into()),
+            tagged: false,
+        };
         let reason = Denial::Scope { needed: held(&["mcp:write"]), missing: held(&["mcp:write"]) };
         let body: Value = serde_json::from_slice(&tool_error(&asked, &reason)).unwrap();
         assert_eq!(body["id"], "a");
         assert_eq!(body["result"]["isError"], true);
+        assert!(body["result"].get("resultType").is_none(), "a 2025 client does not know the field");
+        let tagged = Asked { tagged: true, ..asked };
+        let body: Value = serde_json::from_slice(&tool_error(&tagged, &reason)).unwrap();
+        assert_eq!(body["result"]["resultType"], "complete");
         let text = body["result"]["content"][0]["text"].as_str().unwrap();
         assert_eq!(text, "Not allowed: the tool \"write_x\" needs scope mcp:write; the token lacks mcp:write");
-        let asked = Asked { id: Id::Number(2), method: "prompts/get".into(), target: Some("p".into()) };
+        let asked = Asked { id: Id::Number(2), method: "prompts/get".into(), target: Some("p".into()), tagged: true };
         let body: Value = serde_json::from_slice(&tool_error(&asked, &Denial::NoRule)).unwrap();
         assert_eq!(body["error"]["code"], POLICY_DENIED);
         assert!(body["result"].is_null());

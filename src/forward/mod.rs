@@ -1,10 +1,11 @@
 //! Forwarding: the MCP endpoint of each resource ([`proxy::Endpoint`]), the MCP policy's reading
-//! of a request ([`inspect`]), the streaming exchange with the MCP server, the bounded upload, the upstream clients and their connection pool, and
+//! of a request ([`inspect`]) and its filtering of list answers ([`lists`]), the streaming exchange with the MCP server, the bounded upload, the upstream clients and their connection pool, and
 //! the main listener's response body.
 
 pub mod body;
 pub mod expiry;
 pub mod inspect;
+pub mod lists;
 pub mod pool;
 pub mod proxy;
 pub mod upload;

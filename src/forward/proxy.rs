@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, Uri};
+use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
 
 use crate::common::activity::{Activity, Streaming};
@@ -24,7 +24,8 @@ use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
 use crate::forward::body::Body;
 use crate::forward::expiry::{self, Expiring, Revocation, Streams};
-use crate::forward::inspect::Enforcer;
+use crate::forward::inspect::{self, Enforcer};
+use crate::forward::lists;
 use crate::forward::upload::{Inbound, Progress, Upload};
 use crate::forward::upstream::UpstreamClient;
 use crate::gate::credential::{self, Scheme};
@@ -36,6 +37,7 @@ use crate::gate::replay::ReplayCache;
 use crate::gate::session::{self, Binding, MCP_SESSION_ID};
 use crate::gate::tokens::{self, Recheck, Rejection};
 use crate::gate::{Check, Gate, Presented};
+use crate::mcp::lists::Lists;
 use crate::telemetry::access::{self, Seen};
 use crate::telemetry::metrics::{Limit, Metrics, TokenRejection};
 use crate::telemetry::request_id::{self, X_REQUEST_ID};
@@ -62,6 +64,10 @@ pub struct Endpoint {
     /// The resource's MCP policy; `None` forwards bodies unread (boxed: most resources have none).
     enforcer: Option<Box<Enforcer>>,
 }
+
+/// The header of a `GET` that resumes an event stream (2025-11-25 transports, "Resumability and
+/// Redelivery").
+const LAST_EVENT_ID: &str = "last-event-id";
 
 /// The MCP transport's answers for a session id the edge will not pass on, in the JSON-RPC
 /// form MCP SDK servers use, so clients treat them as they treat their own server's.
@@ -287,12 +293,18 @@ async fn exchange(
     // SECURITY: with a policy, the body is read and decided (with the headers as they will be
     // forwarded) before anything goes upstream, and exactly the bytes decided on are sent.
     // Boxed, and before the upload's clock starts; without a policy the body is not touched.
-    let request = match &endpoint.enforcer {
-        None => request.map(Inbound::Client),
+    let (request, lists) = match &endpoint.enforcer {
+        None => (request.map(Inbound::Client), None),
         Some(enforcer) => {
+            // A replayed stream may carry list answers to requests the edge no longer knows.
+            let replays = request.method() == Method::GET && request.headers().contains_key(LAST_EVENT_ID);
             let inspected = Box::pin(enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref())).await;
             match inspected {
-                Ok(request) => request,
+                // The body's list requests, if any: their answers are filtered below.
+                Ok(mut request) => {
+                    let lists = request.extensions_mut().remove::<Lists>().or_else(|| replays.then(Lists::by_shape));
+                    (request, lists.map(|lists| Box::new(enforcer.lister(lists, claims.clone()))))
+                }
                 Err(answer) => return own(answer),
             }
         }
@@ -306,6 +318,12 @@ async fn exchange(
     let sent = progress.started.unwrap_or_else(Instant::now);
     let send = std::pin::pin!(endpoint.client.send(&endpoint.upstream, request));
     match answer_within(endpoint.response_timeout, &progress, send).await {
+        // SECURITY: a body that disagreed with its Mcp-* headers was cut off before its end; an
+        // answer the MCP server gave anyway (before reading it all) is not passed on.
+        Some(_) if progress.disagreed().is_some() => {
+            let body = progress.disagreed().cloned().unwrap_or_default();
+            own(inspect::disagreed(body, &gate.cors, origin.as_ref()))
+        }
         Some(Ok(mut response)) => {
             if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
                 let (subject, client) = (claims.subject.as_deref(), claims.client_id.as_deref());
@@ -343,12 +361,17 @@ async fn exchange(
                 _ => None,
             };
             let metrics = Arc::clone(metrics);
-            response.map(|body| match ends {
+            let response = response.map(|body| match ends {
                 Some((kind, left, revocation)) => {
                     Body::Expiring(Box::new(Expiring::new(body, streaming, kind, left, revocation, metrics)))
                 }
                 None => Body::Upstream(body, streaming),
-            })
+            });
+            match lists {
+                // Boxed: only list answers wait for this future.
+                Some(lister) => Box::pin(lists::answer(response, *lister)).await.map(|b| Body::Listed(Box::new(b))),
+                None => response,
+            }
         }
         // The upload went over the limit before the MCP server answered: the upstream request
         // was aborted (and the limit counted), and the client is told why. Had the MCP server

@@ -1,16 +1,18 @@
 //! A client's request body on its way upstream: bounded by `--max-body-bytes`, and noting when
 //! it last moved so that the wait for the MCP server's answer starts when the upload ends.
-//! Streamed as it arrives, or, when a policy read it first, the bytes it read.
+//! Streamed as it arrives, or, when a policy read it first, the bytes it read, or streamed while
+//! a policy checks that it says what the request's `Mcp-*` headers said.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 
+use crate::mcp::agreement::Agreement;
 use crate::telemetry::metrics::{Limit, Metrics};
 
 /// A client's request body on its way upstream, noting when it last moved: the wait for the
@@ -39,19 +41,97 @@ pub enum Inbound {
     Client(Incoming),
     /// The whole body, read by the policy and sent as one frame; `None` once sent.
     Inspected(Option<Bytes>),
+    /// The client's stream, passed on as it arrives while it is checked against the `Mcp-*`
+    /// headers the policy decided on (2026-07-28).
+    Checked(Box<Checked>),
+}
+
+/// A body streamed upstream under a check. SECURITY: its last piece is held back until the
+/// whole body has been checked, so a body that disagrees ends in an error before the MCP
+/// server has all of it: the request it gets is incomplete, whatever its framing, and is
+/// abandoned.
+pub struct Checked {
+    body: Incoming,
+    agreement: Agreement,
+    /// The latest non-empty piece, sent when the next arrives or the check passes.
+    held: Option<Bytes>,
+    ended: bool,
+}
+
+impl Checked {
+    pub fn new(body: Incoming, agreement: Agreement) -> Checked {
+        Checked { body, agreement, held: None, ended: false }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, InboundError>>> {
+        if self.ended {
+            return Poll::Ready(self.held.take().map(|b| Ok(http_body::Frame::data(b))));
+        }
+        loop {
+            let data = match ready!(http_body::Body::poll_frame(Pin::new(&mut self.body), cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    // Trailers carry no operation and are not forwarded.
+                    Err(_) => continue,
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(InboundError::Client(e)))),
+                None => {
+                    self.ended = true;
+                    if let Err(e) = self.agreement.finish() {
+                        return Poll::Ready(Some(Err(self.refused(e))));
+                    }
+                    return Poll::Ready(self.held.take().map(|b| Ok(http_body::Frame::data(b))));
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.agreement.feed(&data) {
+                return Poll::Ready(Some(Err(self.refused(e))));
+            }
+            // A body whose end is already known (its length reached) is concluded now, sparing
+            // the MCP server's request a round of polling for it.
+            if self.held.is_none() && http_body::Body::is_end_stream(&self.body) {
+                self.ended = true;
+                if let Err(e) = self.agreement.finish() {
+                    return Poll::Ready(Some(Err(self.refused(e))));
+                }
+                return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+            }
+            if let Some(earlier) = self.held.replace(data) {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(earlier))));
+            }
+        }
+    }
+
+    fn refused(&mut self, e: crate::mcp::agreement::Disagreement) -> InboundError {
+        self.held = None;
+        self.ended = true;
+        InboundError::Disagrees(Bytes::from(e.answer(self.agreement.id().as_ref())))
+    }
+}
+
+/// Why a body could not go on.
+#[derive(Debug)]
+pub enum InboundError {
+    /// Reading the client's body failed.
+    Client(hyper::Error),
+    /// The body disagrees with the headers it was decided on: the JSON-RPC answer to send.
+    Disagrees(Bytes),
 }
 
 impl http_body::Body for Inbound {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = InboundError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, InboundError>>> {
         match self.get_mut() {
-            Inbound::Client(body) => Pin::new(body).poll_frame(cx),
+            Inbound::Client(body) => Pin::new(body).poll_frame(cx).map_err(InboundError::Client),
             Inbound::Inspected(bytes) => Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b)))),
+            Inbound::Checked(checked) => checked.poll_frame(cx),
         }
     }
 
@@ -59,6 +139,7 @@ impl http_body::Body for Inbound {
         match self {
             Inbound::Client(body) => body.is_end_stream(),
             Inbound::Inspected(bytes) => bytes.is_none(),
+            Inbound::Checked(checked) => checked.ended && checked.held.is_none(),
         }
     }
 
@@ -66,6 +147,7 @@ impl http_body::Body for Inbound {
         match self {
             Inbound::Client(body) => body.size_hint(),
             Inbound::Inspected(bytes) => http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Inbound::Checked(checked) => checked.body.size_hint(),
         }
     }
 }
@@ -77,6 +159,8 @@ pub enum UploadError {
     Client(hyper::Error),
     /// The body went past `--max-body-bytes`.
     TooLarge,
+    /// The body disagrees with the `Mcp-*` headers it was decided on.
+    Disagrees,
 }
 
 impl std::fmt::Display for UploadError {
@@ -84,6 +168,7 @@ impl std::fmt::Display for UploadError {
         match self {
             UploadError::Client(e) => write!(f, "reading the client's body: {e}"),
             UploadError::TooLarge => f.write_str("the client's body is over --max-body-bytes"),
+            UploadError::Disagrees => f.write_str("the client's body disagrees with its Mcp-* headers"),
         }
     }
 }
@@ -92,7 +177,7 @@ impl std::error::Error for UploadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             UploadError::Client(e) => Some(e),
-            UploadError::TooLarge => None,
+            UploadError::TooLarge | UploadError::Disagrees => None,
         }
     }
 }
@@ -104,6 +189,8 @@ pub struct Progress {
     pub started: Option<Instant>,
     last_ms: AtomicU64,
     pub too_large: AtomicBool,
+    /// The answer to a body that disagreed with its `Mcp-*` headers, set when it did.
+    disagreed: OnceLock<Bytes>,
 }
 
 impl Progress {
@@ -121,6 +208,11 @@ impl Progress {
 
     pub fn last(&self) -> u64 {
         self.last_ms.load(Ordering::Relaxed)
+    }
+
+    /// The JSON-RPC answer for a body that disagreed with its headers, if one did.
+    pub fn disagreed(&self) -> Option<&Bytes> {
+        self.disagreed.get()
     }
 }
 
@@ -149,7 +241,11 @@ impl http_body::Body for Upload {
                     }
                 }
             }
-            Some(Err(e)) => Some(Err(UploadError::Client(e))),
+            Some(Err(InboundError::Client(e))) => Some(Err(UploadError::Client(e))),
+            Some(Err(InboundError::Disagrees(answer))) => {
+                let _ = self.progress.disagreed.set(answer);
+                Some(Err(UploadError::Disagrees))
+            }
             None => None,
         })
     }

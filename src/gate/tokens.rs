@@ -48,12 +48,15 @@ pub struct Offered<'a> {
     pub introspection_endpoint: Option<&'a str>,
 }
 
-/// Why an authorization server cannot support the configured token check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why an authorization server cannot support the configured token check, or policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unusable {
     NoJwksUri,
     NoIntrospectionEndpoint,
     IntrospectionEndpointNotAbsolute,
+    /// Scopes the MCP policy's rules require that the server's `scopes_supported` does not
+    /// list: no client could obtain them, so what needs them could never be allowed.
+    UnlistedPolicyScopes(Vec<String>),
 }
 
 impl std::fmt::Display for Unusable {
@@ -65,6 +68,13 @@ impl std::fmt::Display for Unusable {
             }
             Unusable::IntrospectionEndpointNotAbsolute => {
                 "the authorization server's introspection_endpoint is not an absolute URL"
+            }
+            Unusable::UnlistedPolicyScopes(scopes) => {
+                return write!(
+                    f,
+                    "the policy's rules require the scopes {scopes:?}, which the authorization server's \
+                     scopes_supported does not list: no client could obtain them"
+                );
             }
         })
     }

@@ -80,6 +80,30 @@ impl ProtocolVersion {
     pub fn validates_headers(self) -> bool {
         self >= ProtocolVersion::HEADER_VALIDATION
     }
+
+    /// Whether a result answered at this revision must carry `resultType`: required from
+    /// 2026-07-28 (the same revision as header validation); earlier ones do not know the field.
+    pub fn tags_results(self) -> bool {
+        self >= ProtocolVersion::HEADER_VALIDATION
+    }
+
+    /// The `YYYY-MM-DD` text, without allocating (a year past 9999 is not a version `parse` makes).
+    pub fn to_bytes(self) -> [u8; 10] {
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        let (y, m, d) = (self.year, u16::from(self.month), u16::from(self.day));
+        [
+            digit(y / 1000),
+            digit(y / 100),
+            digit(y / 10),
+            digit(y),
+            b'-',
+            digit(m / 10),
+            digit(m),
+            b'-',
+            digit(d / 10),
+            digit(d),
+        ]
+    }
 }
 
 impl fmt::Display for ProtocolVersion {
@@ -99,6 +123,16 @@ pub enum Source<'h> {
     Body { version: Option<ProtocolVersion> },
 }
 
+impl Source<'_> {
+    /// The revision the request named in `MCP-Protocol-Version`, if any.
+    pub fn version(&self) -> Option<ProtocolVersion> {
+        match self {
+            Source::Headers(announced) => Some(announced.version),
+            Source::Body { version } => *version,
+        }
+    }
+}
+
 /// The operation announced in the headers of a 2026-07-28 (or later) request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Announced<'h> {
@@ -106,6 +140,8 @@ pub struct Announced<'h> {
     method: &'h str,
     /// `Mcp-Name` decoded, for a method with a target; ignored for any other.
     target: Option<Cow<'h, str>>,
+    /// The header values themselves, for a check that outlives the borrow.
+    values: (&'h HeaderValue, Option<&'h HeaderValue>),
 }
 
 impl Announced<'_> {
@@ -124,6 +160,11 @@ impl Announced<'_> {
     /// What the policy is asked about.
     pub fn call(&self) -> Call<'_> {
         Call { method: self.method, target: self.target.as_deref() }
+    }
+
+    /// The `Mcp-Method` header value, and the `Mcp-Name` one when read.
+    pub fn values(&self) -> (&HeaderValue, Option<&HeaderValue>) {
+        self.values
     }
 }
 
@@ -195,22 +236,24 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     if !version.validates_headers() {
         return Ok(Source::Body { version: Some(version) });
     }
-    let Some(method) = single(headers, &MCP_METHOD, "Mcp-Method")? else {
+    let Some(method_value) = single(headers, &MCP_METHOD, "Mcp-Method")? else {
         return Ok(Source::Body { version: Some(version) });
     };
-    let method = method
+    let method = method_value
         .to_str()
         .ok()
         .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or(HeaderError::Malformed { header: "Mcp-Method", why: ValueError::Unsafe })?;
-    let target = match TargetKind::of(method) {
-        None => None,
+    let (target, name) = match TargetKind::of(method) {
+        None => (None, None),
         Some(_) => {
             let name = single(headers, &MCP_NAME, "Mcp-Name")?.ok_or(HeaderError::Missing("Mcp-Name"))?;
-            Some(decode_value(name.as_bytes()).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?)
+            let target =
+                decode_value(name.as_bytes()).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?;
+            (Some(target), Some(name))
         }
     };
-    Ok(Source::Headers(Announced { version, method, target }))
+    Ok(Source::Headers(Announced { version, method, target, values: (method_value, name) }))
 }
 
 /// The one value of a header, if sent.
@@ -345,6 +388,11 @@ pub fn agree(announced: &Announced<'_>, body: &Body<'_>) -> Result<(), Mismatch>
 /// A JSON-RPC error response with code `-32020`; `id` omitted when unknown (MCP's error
 /// responses may leave it out when the request's id could not be read).
 pub fn error_body(id: Option<&Id>, message: &str) -> Vec<u8> {
+    jsonrpc_error(id, HEADER_MISMATCH, message)
+}
+
+/// A JSON-RPC error response with `code`; `id` omitted when unknown.
+pub fn jsonrpc_error(id: Option<&Id>, code: i64, message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(96 + message.len());
     out.extend_from_slice(br#"{"jsonrpc":"2.0","#);
     if let Some(id) = id {
@@ -352,7 +400,9 @@ pub fn error_body(id: Option<&Id>, message: &str) -> Vec<u8> {
         id.write_json(&mut out);
         out.push(b',');
     }
-    out.extend_from_slice(br#""error":{"code":-32020,"message":"#);
+    out.extend_from_slice(br#""error":{"code":"#);
+    out.extend_from_slice(code.to_string().as_bytes());
+    out.extend_from_slice(br#","message":"#);
     serde_json::to_writer(&mut out, message).expect("writing a string into a Vec cannot fail");
     out.extend_from_slice(b"}}");
     out

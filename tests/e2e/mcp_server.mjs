@@ -10,7 +10,8 @@
 //
 // With E2E_MCP_AUTH=edge (the jwt and introspect rounds) it trusts the edge, which verified the
 // token: nothing is checked here, and what the edge passed on is reported instead (the
-// Authorization header, or X-Auth-Subject and X-Auth-Scopes under `--strip-authorization`).
+// Authorization header, or X-Auth-Subject and X-Auth-Scopes under `--strip-authorization`, and
+// X-Auth-Dpop-Jkt and any DPoP header in the DPoP round).
 //
 // Tools:
 //   whoami     what the server saw: the verified token's claims, the first characters of the
@@ -58,6 +59,7 @@ const SEEN_HEADERS = [
   'authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'host', 'mcp-session-id',
   'mcp-protocol-version', 'accept', 'content-type', 'connection', 'keep-alive', 'te', 'upgrade',
   'proxy-authorization', 'x-hop', 'last-event-id', 'origin', 'user-agent', 'x-auth-subject', 'x-auth-scopes',
+  'dpop', 'x-auth-dpop-jkt',
 ];
 
 async function verify(header) {
@@ -103,6 +105,8 @@ function newServer() {
         authorization: h.authorization === undefined ? null : `${String(h.authorization).slice(0, 19)}…`,
         x_auth_subject: h['x-auth-subject'] ?? null,
         x_auth_scopes: h['x-auth-scopes'] ?? null,
+        x_auth_dpop_jkt: h['x-auth-dpop-jkt'] ?? null,
+        dpop: h.dpop === undefined ? null : 'present',
         x_forwarded_for: h['x-forwarded-for'],
         x_forwarded_proto: h['x-forwarded-proto'],
         x_forwarded_host: h['x-forwarded-host'],
@@ -170,7 +174,7 @@ const httpServer = http.createServer(async (req, res) => {
   if (AUTH === 'edge') {
     // The edge checked the token; this server takes its word.
     entry.token = 'not checked';
-    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const bearer = /^(?:Bearer|DPoP) (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     req.auth = {
       token: bearer ?? '',
       clientId: undefined,

@@ -23,6 +23,10 @@
 //                     (RFC 7009) endpoints, where the edge's client may introspect any token and
 //                     every client its own
 //
+// DPoP (RFC 9449, oidc-provider's `features.dPoP`, set on here so that a new default cannot turn
+// it off): a token request with a `DPoP` proof gets a token bound to the proof's key, whose JWT
+// carries `cnf.jkt` (the key's RFC 7638 thumbprint) and whose `token_type` is `DPoP`.
+//
 // Side door, outside the provider's routes: GET /_e2e/stats answers how many introspection
 // requests reached the provider, so the checks can see the edge's cache at work.
 //
@@ -136,6 +140,8 @@ const provider = new Provider(issuer, {
       allowedPolicy: async (_ctx, client, token) => client.clientId === edgeClientId || client.clientId === token.clientId,
     },
     revocation: { enabled: Boolean(edgeClientId) },
+    // RFC 9449: a token request with a proof gets a token bound to the proof's key.
+    dPoP: { enabled: true },
   },
   // Quiet the development-only warnings about generated keys: this provider lives for one run.
   cookies: { keys: ['mcp-auth-edge-e2e-not-a-secret'] },

@@ -4,7 +4,7 @@
 # discovering through the edge. Everything listens on 127.0.0.1; every wait is bounded.
 #
 #   bash tests/e2e/run.sh          # debug build of the edge (E2E_PROFILE=release for release)
-#   E2E_ROUNDS="jwt introspect" bash tests/e2e/run.sh   # only some rounds
+#   E2E_ROUNDS="jwt introspect dpop" bash tests/e2e/run.sh   # only some rounds
 #
 # Ends with `N passed, M failed` and exits non-zero on any failure.
 set -euo pipefail
@@ -12,7 +12,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PROFILE=${E2E_PROFILE:-debug}
-ROUNDS=${E2E_ROUNDS:-root-issuer issuer-path gate jwt introspect}
+ROUNDS=${E2E_ROUNDS:-root-issuer issuer-path gate jwt introspect dpop policy}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-auth-edge-e2e.XXXXXX")
 PIDS=()
 
@@ -73,7 +73,7 @@ else
   (cd "$ROOT" && cargo build --bin mcp-auth-edge)
 fi
 say "built in $((SECONDS - build_start)) s"
-EDGE_BIN="$ROOT/target/$PROFILE/mcp-auth-edge"
+EDGE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/mcp-auth-edge"
 
 # Polls `$1` (a command) every 0.1 s for at most `$2` tenths of a second.
 wait_for() {
@@ -458,12 +458,160 @@ verify_round() {
   stop_pid "$oidc_pid"
 }
 
+# --- the policy rounds (issue 12): MCP SDK clients and servers of both revisions -----------------
+
+# A policy round, $1 = the MCP server's SDK (ts1: @modelcontextprotocol/sdk 1.32.2, ts2:
+# @modelcontextprotocol/server 2.4.0, py: mcp 2.3.0), all from policy_server.{mjs,py}: tools
+# read_notes and admin_reset. A provider whose service client may hold mcp:tools and mcp:admin,
+# and two edges in front of the MCP server, each its own resource (the provider accepts both as
+# resource indicators), both with --token-check jwt --strip-authorization --scope mcp:tools and the
+# policy of policy.json below: "forbidden" (the step-up 403) and "tool_error" (--policy-denial
+# tool_error). Every client runs against both: the TypeScript SDK 1.32.2, the TypeScript SDK v2 at
+# its default (2025-11-25) and with versionNegotiation auto (2026-07-28 where the server speaks
+# it), the Python SDK (auto).
+policy_round() {
+  local server=$1
+  ROUND=policy-$server
+  local edge_port admin_port te_port te_admin forbidden_pid tool_error_pid
+  read -r edge_port admin_port te_port te_admin < <(free_ports 4)
+  EDGE_URL="http://127.0.0.1:$edge_port"
+  RESOURCE_URL="$EDGE_URL/mcp"
+  TOOL_ERROR_URL="http://127.0.0.1:$te_port"
+  TOOL_ERROR_RESOURCE="$TOOL_ERROR_URL/mcp"
+  SCOPES="mcp:tools mcp:admin"
+  E2E_CLIENT_ID=e2e-service
+  E2E_CLIENT_SECRET=e2e-service-secret-not-a-secret
+  POLICY_SERVER=$server
+
+  start_oidc E2E_RESOURCE="$RESOURCE_URL" E2E_SCOPES="$SCOPES" E2E_OTHER_RESOURCE="$TOOL_ERROR_RESOURCE" \
+    E2E_CLIENT_ID="$E2E_CLIENT_ID" E2E_CLIENT_SECRET="$E2E_CLIENT_SECRET" || return 0
+  local oidc_pid=$OIDC_PID
+
+  say "$ROUND: MCP server ($server)"
+  LOGS+=("$WORK/$ROUND-mcp.err")
+  local server_cmd=(node "$HERE/policy_server.mjs")
+  [[ $server == py ]] && server_cmd=("$HERE/.venv/bin/python" "$HERE/policy_server.py")
+  E2E_SDK=${server/ts/v} "${server_cmd[@]}" >"$WORK/$ROUND-mcp.out" 2>"$WORK/$ROUND-mcp.err" &
+  local mcp_pid=$!
+  PIDS+=("$mcp_pid")
+  if ! wait_for 'grep -qs "^MCP_READY " "$WORK/$ROUND-mcp.out"' 150; then
+    fail_line "$ROUND: the MCP server did not start in 15 s:"
+    sed 's/^/       /' "$WORK/$ROUND-mcp.err"
+    stop_pid "$oidc_pid"
+    return 0
+  fi
+  MCP_URL="http://127.0.0.1:$(sed -n 's/^MCP_READY port=\([0-9]*\).*/\1/p' "$WORK/$ROUND-mcp.out")"
+
+  # The base scope reaches tools/list and every tool but admin_*, which needs mcp:admin; what
+  # no rule names is denied, so the protocol's own methods are listed: initialize and the
+  # notifications (2025-11-25), server/discover (the probe of 2026-07-28 clients), ping.
+  cat >"$WORK/$ROUND-policy.json" <<'JSON'
+{"policy": {"default": "deny", "rules": [
+  {"method": "initialize"},
+  {"method": "notifications/*"},
+  {"method": "server/discover"},
+  {"method": "ping"},
+  {"method": "tools/list", "scopes": ["mcp:tools"]},
+  {"method": "tools/call", "name": "admin_*", "scopes": ["mcp:admin"]},
+  {"method": "tools/call", "scopes": ["mcp:tools"]}]}}
+JSON
+  local common=(--auth-server "$ISSUER" --scope mcp:tools --upstream "$MCP_URL" --token-check jwt
+    --strip-authorization --config "$WORK/$ROUND-policy.json")
+  start_edge forbidden "$admin_port" --listen "127.0.0.1:$edge_port" --resource "$RESOURCE_URL" "${common[@]}" || {
+    stop_pid "$mcp_pid"
+    stop_pid "$oidc_pid"
+    return 0
+  }
+  forbidden_pid=$EDGE_PID
+  start_edge tool_error "$te_admin" --listen "127.0.0.1:$te_port" --resource "$TOOL_ERROR_RESOURCE" "${common[@]}" \
+    --policy-denial tool_error || {
+    stop_pid "$forbidden_pid"
+    stop_pid "$mcp_pid"
+    stop_pid "$oidc_pid"
+    return 0
+  }
+  tool_error_pid=$EDGE_PID
+  say "$ROUND: edges ready"
+
+  # tools/list drops the tools a token cannot call, so the clients check that only the allowed
+  # tool is listed (POLICY_LISTS_FILTERED=0 checks only its presence).
+  POLICY_LISTS_FILTERED=${POLICY_LISTS_FILTERED:-1}
+  export EDGE_URL RESOURCE_URL TOOL_ERROR_URL TOOL_ERROR_RESOURCE ISSUER SCOPES MCP_URL E2E_CLIENT_ID \
+    E2E_CLIENT_SECRET POLICY_SERVER POLICY_LISTS_FILTERED
+  run_client policy_ts1 env E2E_CLIENT_SDK=v1 node policy_ts.mjs
+  run_client policy_ts2 env E2E_CLIENT_SDK=v2 E2E_NEGOTIATION=legacy node policy_ts.mjs
+  run_client policy_ts2_auto env E2E_CLIENT_SDK=v2 E2E_NEGOTIATION=auto node policy_ts.mjs
+  run_client policy_py "$HERE/.venv/bin/python" policy_py.py
+
+  say "$ROUND: edge shutdown"
+  stop_edge "$server, forbidden" "$forbidden_pid"
+  stop_edge "$server, tool_error" "$tool_error_pid"
+  stop_pid "$mcp_pid"
+  stop_pid "$oidc_pid"
+}
+# --- end of the policy rounds --------------------------------------------------------------------
+# The DPoP round (RFC 9449): the provider binds the resource's JWT access tokens to the client's
+# key (`cnf.jkt`, oidc-provider's DPoP feature), the MCP server trusts the edge, and three edges
+# stand for the same public resource (RESOURCE_URL, on the port of "edge"), all `--token-check jwt
+# --dpop require`: "edge" without nonces, and "nonce-a" and "nonce-b", two replicas with one
+# `--dpop-nonce-key` (from the environment), which dpop_client.mjs reaches through a small load
+# balancer of its own that alternates between them. All three bind the MCP server's session ids
+# to their caller with one --session-key, so one session runs through both replicas. The client is openid-client (over
+# oauth4webapi) driving the MCP TypeScript SDK's transport.
+dpop_round() {
+  ROUND=dpop
+  local edge_port admin_port nonce_a_port nonce_a_admin nonce_b_port nonce_b_admin pids=() pid oidc_pid mcp_pid
+  read -r edge_port admin_port nonce_a_port nonce_a_admin nonce_b_port nonce_b_admin < <(free_ports 6)
+  EDGE_URL="http://127.0.0.1:$edge_port"
+  RESOURCE_URL="$EDGE_URL/mcp"
+  NONCE_A_URL="http://127.0.0.1:$nonce_a_port"
+  NONCE_B_URL="http://127.0.0.1:$nonce_b_port"
+  SCOPES="mcp:tools mcp:resources"
+  E2E_CLIENT_ID=e2e-service
+  E2E_CLIENT_SECRET=e2e-service-secret-not-a-secret
+
+  start_oidc E2E_RESOURCE="$RESOURCE_URL" E2E_SCOPES="$SCOPES" E2E_JWT_ALG=ES256 \
+    E2E_CLIENT_ID="$E2E_CLIENT_ID" E2E_CLIENT_SECRET="$E2E_CLIENT_SECRET" || return 0
+  oidc_pid=$OIDC_PID
+  start_mcp E2E_MCP_AUTH=edge || { stop_pid "$oidc_pid"; return 0; }
+  mcp_pid=$MCP_PID
+
+  # The replicas answer on ports of their own for the one public resource: the loopback address
+  # at any port is an alias of it, and proofs name RESOURCE_URL, as behind a load balancer.
+  local common=(--resource "$RESOURCE_URL" --auth-server "$ISSUER" --scope mcp:tools --scope mcp:resources
+    --upstream "$MCP_URL" --token-check jwt --dpop require --host-alias 127.0.0.1)
+  local session_key=MCP_AUTH_EDGE_SESSION_KEY=e2e-session-key-not-a-secret-0123456789
+  EDGE_ENV=("$session_key")
+  start_edge edge "$admin_port" --listen "127.0.0.1:$edge_port" "${common[@]}" && pids+=("$EDGE_PID")
+  EDGE_ENV=("$session_key" MCP_AUTH_EDGE_DPOP_NONCE_KEY=e2e-dpop-nonce-key-not-a-secret-0123456789)
+  start_edge nonce-a "$nonce_a_admin" --listen "127.0.0.1:$nonce_a_port" "${common[@]}" && pids+=("$EDGE_PID")
+  start_edge nonce-b "$nonce_b_admin" --listen "127.0.0.1:$nonce_b_port" "${common[@]}" && pids+=("$EDGE_PID")
+  EDGE_ENV=()
+  if ((${#pids[@]} == 3)); then
+    say "$ROUND: edges ready"
+    EDGE_ADMIN_URL="http://127.0.0.1:$admin_port"
+    export EDGE_URL EDGE_ADMIN_URL RESOURCE_URL NONCE_A_URL NONCE_B_URL ISSUER SCOPES MCP_URL E2E_CLIENT_ID E2E_CLIENT_SECRET
+    run_client dpop_client node dpop_client.mjs
+    say "$ROUND: edge shutdown"
+    stop_edge "dpop, edge" "${pids[0]}"
+    stop_edge "dpop, nonce-a" "${pids[1]}"
+    stop_edge "dpop, nonce-b" "${pids[2]}"
+  else
+    for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  fi
+  stop_pid "$mcp_pid"
+  stop_pid "$oidc_pid"
+}
+
 for name in $ROUNDS; do
   case $name in
     root-issuer) round root-issuer "" ;;
     issuer-path) round issuer-path /oidc ;;
     gate) gate_round ;;
     jwt | introspect) verify_round "$name" ;;
+    policy-ts1 | policy-ts2 | policy-py) policy_round "${name#policy-}" ;;
+    policy) for server in ts1 ts2 py; do policy_round "$server"; done ;;
+    dpop) dpop_round ;;
     *) fail_line "unknown round $name in E2E_ROUNDS" ;;
   esac
 done

@@ -9,18 +9,23 @@
 //! - `hyper-floor echo ADDR`: the demo echo MCP server, the upstream behind the edge and nginx.
 //! - `hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT` and `hyper-floor dpop-send ADDR FILE
 //!   COUNT`: the DPoP requests of `benches/callgrind.sh`, made ahead and sent (`dpop_load.rs`).
+//! - `hyper-floor sse ADDR` and `hyper-floor hold key=value...`: the event-stream stand-in and
+//!   the stream holder of the held-streams benchmark (`benches/streams.sh`; `streams_hold.rs`).
 
 #[path = "dpop_load.rs"]
 mod dpop_load;
 #[path = "floor_service.rs"]
 mod floor_service;
+#[path = "streams_hold.rs"]
+mod streams_hold;
 
 use std::process::ExitCode;
 
 use mcp_auth_edge::shutdown::channel as shutdown_channel;
 
 const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR \
-                     | hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT | hyper-floor dpop-send ADDR FILE COUNT";
+                     | hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT | hyper-floor dpop-send ADDR FILE COUNT \
+                     | hyper-floor sse ADDR | hyper-floor hold key=value...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +41,20 @@ fn main() -> ExitCode {
         ),
         _ => None,
     };
+    if let ["hold", rest @ ..] = &args[..] {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime starts");
+        return match runtime.block_on(streams_hold::hold(rest)) {
+            Ok(figures) => {
+                println!("{figures}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hyper-floor hold: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(done) = done {
         return match done {
             Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +67,7 @@ fn main() -> ExitCode {
     let (addr, mode) = match args[..] {
         ["demo-as", addr, audience] => (addr, Mode::AuthServer(audience.to_string())),
         ["echo", addr] => (addr, Mode::Echo),
+        ["sse", addr] => (addr, Mode::Events),
         [addr, file] => match std::fs::read(file) {
             Ok(bytes) => (addr, Mode::Floor(bytes::Bytes::from(bytes))),
             Err(e) => {
@@ -81,6 +101,10 @@ fn main() -> ExitCode {
                 mcp_auth_edge::app::demo::run_authorization_server(listener, audience, shutdown).await
             }
             Mode::Echo => mcp_auth_edge::app::demo::run_mcp_echo(listener, shutdown).await,
+            Mode::Events => {
+                streams_hold::serve_events(listener).await;
+                Ok(())
+            }
         };
         match served {
             Ok(()) => ExitCode::SUCCESS,
@@ -100,4 +124,5 @@ enum Mode {
     Floor(bytes::Bytes),
     AuthServer(String),
     Echo,
+    Events,
 }

@@ -18,7 +18,8 @@ pub enum Body {
     /// A forwarded response, streamed as it arrives. The guard tells the connection's idle
     /// watchdog that a response is still flowing.
     Upstream(UpstreamBody, Streaming),
-    /// A forwarded stream that ends when the token that opened it expires.
+    /// A forwarded stream that ends when the token that opened it expires, or, an event
+    /// stream, between two events at shutdown.
     Expiring(Box<Expiring>),
     /// The answer to a list request, filtered by the resource's policy (around one of the others).
     Listed(Box<Listed<Body>>),

@@ -3,7 +3,8 @@
 //! or, in introspection mode, when the authorization server asked again no longer vouches for
 //! it; so a client cannot keep a stream going on a token it could no longer open one with. An
 //! event stream ends cleanly between two events, so the client reconnects with a fresh token;
-//! any other body breaks off, so it is never taken for complete.
+//! any other body breaks off, so it is never taken for complete. At shutdown an event stream
+//! ends the same way, between two events, so that its client reconnects to another replica.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -91,10 +92,12 @@ pub fn time_left(expires_at: u64, leeway: Duration, now: SystemTime) -> Option<D
     Some(end.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// A streaming response that ends with its token.
+/// A streaming response that ends with its token, or, an event stream, at shutdown.
 pub struct Expiring {
     body: UpstreamBody,
-    _streaming: Streaming,
+    streaming: Streaming,
+    /// An event stream's wait for its connection to drain; made when first polled.
+    drained: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// `exp` plus the leeway; `None` for a token without `exp`.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The periodic question to the authorization server, in introspection mode.
@@ -110,6 +113,8 @@ pub struct Expiring {
 enum Ending {
     Expired,
     Revoked,
+    /// Shutdown: the connection drains.
+    Drained,
 }
 
 /// A task asking, every so often, whether a stream's token still holds; it wakes the stream
@@ -178,7 +183,18 @@ impl Expiring {
     ) -> Expiring {
         let deadline = left.map(|left| Box::pin(tokio::time::sleep_until((Instant::now() + left).into())));
         let boundary = Boundary::default();
-        Expiring { body, _streaming: streaming, deadline, revocation, kind, boundary, ending: None, metrics }
+        Expiring { body, streaming, drained: None, deadline, revocation, kind, boundary, ending: None, metrics }
+    }
+
+    /// Whether shutdown asked this event stream to end (a stream of another kind runs on until
+    /// it ends or the drain timeout).
+    fn draining(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.kind != Streams::Events {
+            return false;
+        }
+        let streaming = &self.streaming;
+        let drained = self.drained.get_or_insert_with(|| Box::pin(streaming.drained()));
+        drained.as_mut().poll(cx).is_ready()
     }
 
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
@@ -187,12 +203,15 @@ impl Expiring {
                 self.ending = Some(Ending::Expired);
             } else if self.revocation.as_mut().is_some_and(|r| r.refused.as_mut().poll(cx).is_ready()) {
                 self.ending = Some(Ending::Revoked);
+            } else if self.draining(cx) {
+                self.ending = Some(Ending::Drained);
             }
         }
         if let Some(ending) = self.ending {
             let count = || match ending {
                 Ending::Expired => self.metrics.stream_expired(),
                 Ending::Revoked => self.metrics.stream_revoked(),
+                Ending::Drained => {}
             };
             match self.kind {
                 Streams::Events if self.boundary.between_events() => {

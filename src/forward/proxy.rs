@@ -24,7 +24,7 @@ use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
 use crate::forward::audit::Decisions;
 use crate::forward::body::Body;
-use crate::forward::expiry::{self, Expiring, Revocation};
+use crate::forward::expiry::{self, Expiring, Revocation, Streams};
 use crate::forward::inspect::{self, Enforcer};
 use crate::forward::lists;
 use crate::forward::upload::{Inbound, Progress, Upload};
@@ -354,8 +354,8 @@ async fn exchange(
             strip_hop_by_hop(response.headers_mut());
             gate.cors.forwarded(origin.as_ref(), response.headers_mut());
             metrics.upstream(response.status(), sent.elapsed());
-            // A streaming answer ends with the token that opened it; a body of known length
-            // ends by itself and costs no clock read here.
+            // A streaming answer ends with the token that opened it, and an event stream at
+            // shutdown too; a body of known length ends by itself and costs no clock read here.
             let exact = http_body::Body::size_hint(response.body()).exact();
             let ends = match (expiry::streams(response.headers(), exact), &claims) {
                 (Some(kind), Some(claims)) => {
@@ -372,8 +372,10 @@ async fn exchange(
                         }
                         _ => None,
                     };
-                    (left.is_some() || revocation.is_some()).then_some((kind, left, revocation))
+                    let ends = kind == Streams::Events || left.is_some() || revocation.is_some();
+                    ends.then_some((kind, left, revocation))
                 }
+                (Some(Streams::Events), None) => Some((Streams::Events, None, None)),
                 _ => None,
             };
             let metrics = Arc::clone(metrics);

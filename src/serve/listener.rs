@@ -135,14 +135,125 @@ impl Drop for Slot {
     }
 }
 
-/// The connection builders TLS chooses among by the protocol ALPN settled on.
-struct Protocols {
-    /// `h2` negotiated: HTTP/2 without reading the preface to decide.
-    h2: auto::Builder<TokioExecutor>,
-    /// `http/1.1` negotiated.
-    h1: auto::Builder<TokioExecutor>,
-    /// A client that sent no ALPN: detected from its first bytes, as on cleartext.
+/// The HTTP/2 connection preface (RFC 9113 §3.4): a cleartext client that starts with it
+/// speaks HTTP/2 with prior knowledge.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How a connection is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+    /// A TLS client that negotiated no ALPN: told from its first bytes by hyper-util.
+    Detect,
+}
+
+/// What a cleartext connection speaks, from its first bytes: `None` while they are still a
+/// prefix of the HTTP/2 preface.
+fn protocol(first: &[u8]) -> Option<Protocol> {
+    let n = first.len().min(PREFACE.len());
+    if first[..n] != PREFACE[..n] {
+        Some(Protocol::Http1)
+    } else if n == PREFACE.len() {
+        Some(Protocol::Http2)
+    } else {
+        None
+    }
+}
+
+/// Peeks at a cleartext connection's first bytes until they tell its protocol (the bytes stay
+/// for hyper to read); `None` when the client closed or failed first.
+async fn sniff(stream: &tokio::net::TcpStream) -> Option<Protocol> {
+    let mut first = [0u8; PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut first).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(protocol) = protocol(&first[..n]) {
+            return Some(protocol);
+        }
+        // Part of the preface so far; peeking again would return at once with the same bytes.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The connection builders, made once from the limits. The protocol is settled before a
+/// connection is served (ALPN, or the first bytes on cleartext), so that an HTTP/1 connection's
+/// task holds hyper's HTTP/1 state only: hyper-util's auto connection is as large as its
+/// HTTP/2 state, several KiB copied into every connection's task, which a held stream pays for.
+struct Builders {
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    /// TLS without ALPN.
     detect: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &Limits) -> Builders {
+        // No HTTP/1 timer: with one, hyper 1.12 boxes and registers a new header-read timer for
+        // every request (an allocation and ~15% of the discovery path's instructions). The
+        // per-connection watchdog bounds slow and idle clients instead.
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        let mut detect = auto::Builder::new(TokioExecutor::new());
+        let mut h1_detect = detect.http1();
+        // hyper answers 431 to a head that fills this buffer while still incomplete.
+        h1.max_buf_size(limits.max_header_bytes);
+        h1_detect.max_buf_size(limits.max_header_bytes);
+        if limits.max_headers != HYPER_MAX_HEADERS {
+            h1.max_headers(limits.max_headers);
+            h1_detect.max_headers(limits.max_headers);
+        }
+        let header_list = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            .max_header_list_size(header_list);
+        detect
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            .max_header_list_size(header_list);
+        Builders { h1, h2, detect }
+    }
+}
+
+/// Serves one connection in `protocol` under its watchdog until it ends.
+async fn serve_io<I, S, B>(
+    io: I,
+    service: S,
+    protocol: Protocol,
+    builders: &Builders,
+    activity: &Activity,
+    clock: Clock,
+    stop: Shutdown,
+) -> Result<Result<(), ConnectionError>, Closed>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match protocol {
+        Protocol::Http1 => {
+            let connection = builders.h1.serve_connection(io, service);
+            let outcome = watchdog(connection, |c| c.graceful_shutdown(), activity, clock, stop).await;
+            outcome.map(|done| done.map_err(Into::into))
+        }
+        // Boxed, so that the HTTP/1 connections' tasks are not as large as these.
+        Protocol::Http2 => {
+            let connection = Box::pin(builders.h2.serve_connection(io, service));
+            let outcome =
+                watchdog(connection, |c| c.get_mut().as_mut().graceful_shutdown(), activity, clock, stop).await;
+            outcome.map(|done| done.map_err(Into::into))
+        }
+        Protocol::Detect => {
+            let connection = Box::pin(builders.detect.serve_connection(io, service));
+            watchdog(connection, |c| c.get_mut().as_mut().graceful_shutdown(), activity, clock, stop).await
+        }
+    }
 }
 
 /// How long to wait between warnings that the connection limit was reached.
@@ -166,28 +277,8 @@ where
 {
     let handler = Arc::new(handler);
     let clock = Clock::new(limits);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // No HTTP/1 timer: with one, hyper 1.12 boxes and registers a new header-read timer for
-    // every request (an allocation and ~15% of the discovery path's instructions). The
-    // per-connection watchdog below bounds slow and idle clients instead.
-    let mut h1 = builder.http1();
-    // hyper answers 431 to a head that fills this buffer while still incomplete.
-    h1.max_buf_size(limits.max_header_bytes);
-    if limits.max_headers != HYPER_MAX_HEADERS {
-        h1.max_headers(limits.max_headers);
-    }
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let protocols = tls.as_ref().map(|_| {
-        Arc::new(Protocols {
-            h2: builder.clone().http2_only(),
-            h1: builder.clone().http1_only(),
-            detect: builder.clone(),
-        })
-    });
+    let builders = Arc::new(Builders::new(limits));
+    let header_read = limits.header_read_timeout;
     let slots = limits.max_connections.map(|n| Arc::new(Semaphore::new(n)));
     let mut warned: Option<Instant> = None;
     let graceful = GracefulShutdown::new();
@@ -243,10 +334,10 @@ where
             info.activity.mark(&info.activity.active);
             handler(request, &info)
         });
-        if let (Some((acceptor, handshake_timeout)), Some(protocols)) = (&tls, &protocols) {
+        let builders = Arc::clone(&builders);
+        let mut stop = shutdown.clone();
+        if let Some((acceptor, handshake_timeout)) = &tls {
             let handshake = tokio::time::timeout(*handshake_timeout, acceptor.accept(stream));
-            let protocols = Arc::clone(protocols);
-            let mut stop = shutdown.clone();
             tokio::spawn(async move {
                 let stream = tokio::select! {
                     biased;
@@ -258,28 +349,40 @@ where
                     // Nothing is in flight yet: shutdown drops the handshake.
                     _ = stop.wait() => return,
                 };
-                let builder = match stream.get_ref().1.alpn_protocol() {
+                let protocol = match stream.get_ref().1.alpn_protocol() {
                     Some(b"h2") => {
                         activity.h2.store(true, Ordering::Relaxed);
-                        &protocols.h2
+                        Protocol::Http2
                     }
-                    Some(_) => &protocols.h1,
-                    None => &protocols.detect,
+                    Some(_) => Protocol::Http1,
+                    None => Protocol::Detect,
                 };
                 let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
-                let connection = builder.serve_connection(io, service);
-                let outcome = watchdog(connection, |c| c.graceful_shutdown(), &activity, clock, stop).await;
+                let outcome = serve_io(io, service, protocol, &builders, &activity, clock, stop).await;
                 slot.counters.ended(&outcome);
             });
             continue;
         }
-        let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
-        let connection = builder.serve_connection(io, service).into_owned();
-        let stop = shutdown.clone();
         tokio::spawn(async move {
+            // SECURITY: the first bytes come within the header read timeout, as a request head
+            // must; nothing is in flight yet, so shutdown drops the connection.
+            let sniffed = tokio::select! {
+                biased;
+                sniffed = tokio::time::timeout(header_read, sniff(&stream)) => sniffed,
+                _ = stop.wait() => return,
+            };
+            let protocol = match sniffed {
+                Ok(Some(protocol)) => protocol,
+                Ok(None) => return,
+                Err(_) => {
+                    slot.counters.hit(Limit::HeaderReadTimeout);
+                    return;
+                }
+            };
+            let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
             // Errors are the client's doing (reset, bad request line); hyper has already
             // answered what could be answered. Those that hit a limit are counted.
-            let outcome = watchdog(connection, |c| c.graceful_shutdown(), &activity, clock, stop).await;
+            let outcome = serve_io(io, service, protocol, &builders, &activity, clock, stop).await;
             slot.counters.ended(&outcome);
         });
     }
@@ -291,5 +394,17 @@ where
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------------
-// The watchdog: slow request heads and idle connections
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bytes_tell_http2_prior_knowledge_from_http1() {
+        assert_eq!(protocol(b"GET / HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(protocol(b"P"), None, "could still be the preface");
+        assert_eq!(protocol(b"PRI * HTTP/2.0\r\n"), None);
+        assert_eq!(protocol(b"POST /mcp HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(protocol(PREFACE), Some(Protocol::Http2));
+        assert_eq!(protocol(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00"), Some(Protocol::Http2));
+    }
+}

@@ -56,8 +56,9 @@ impl Clock {
 /// the same tick as a request (the rest of its body) do not start a head. An HTTP/2
 /// connection is closed with `graceful` (GOAWAY, RFC 9113 §9.1), given a tick to say it.
 ///
-/// On `stop`, the connection is asked to finish gracefully: in-flight requests complete, and
-/// the accept loop's drain timeout bounds the wait.
+/// On `stop`, the connection is asked to finish gracefully: in-flight requests complete, its
+/// event streams end at their next event boundary, and the accept loop's drain timeout
+/// bounds the wait.
 pub async fn watchdog<C, G>(
     connection: C,
     graceful: G,
@@ -113,6 +114,7 @@ where
             Woke::Done(done) => return closing.map_or(Ok(done), Err),
             Woke::Stop => {
                 stopping = true;
+                activity.drain();
                 graceful(connection.as_mut());
                 continue;
             }

@@ -18,6 +18,7 @@
 #         process), the floor the forwarding bar is set against
 #   call  a tools/call at MCP 2026-07-28 (Mcp-Method, Mcp-Name, a larger body), forwarded with no
 #         policy: what the pol kind costs without its policy
+#   call25 the same tools/call at 2025-11-25 (no method headers), forwarded with no policy
 #   pol   a tools/call at MCP 2026-07-28 (Mcp-Method, Mcp-Name) to an edge with an MCP policy
 #         (benches/fixtures/policy.json): decided from the headers, the body checked against them
 #   pol25 the same call at 2025-11-25 (no method headers): decided from the buffered body
@@ -71,9 +72,9 @@ need curl "install it with: sudo apt-get install curl"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a whole number above 0, not '$N'"
 for kind in $KINDS; do
     case $kind in
-    doc | 401 | fwd | dpop | call | pol | pol25) ;;
+    doc | 401 | fwd | dpop | call | call25 | pol | pol25) ;;
     ngx) need nginx "install it with: sudo apt-get install nginx-light" ;;
-    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd dpop ngx call pol pol25" ;;
+    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd dpop ngx call call25 pol pol25" ;;
     esac
 done
 build_binaries
@@ -147,7 +148,7 @@ measure() {
     fwd | ngx) request=(-d "$WORK/body.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$RESOURCE") ;;
     call | pol) request=(-d "$WORK/call.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
         -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/call' -H 'mcp-name: read_file' "$RESOURCE") ;;
-    pol25) request=(-d "$WORK/call25.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
+    call25 | pol25) request=(-d "$WORK/call25.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
         -H 'mcp-protocol-version: 2025-11-25' "$RESOURCE") ;;
     esac
     if [ "$kind" = dpop ]; then
@@ -244,6 +245,10 @@ if [ -n "${INSTR[pol]:-}" ] && [ -n "${INSTR[call]:-}" ]; then
     r=$(ratio "${INSTR[pol]}" "${INSTR[call]}")
     echo "pol ÷ call (the policy's own cost on the same request) $r"
 fi
+if [ -n "${INSTR[pol25]:-}" ] && [ -n "${INSTR[call25]:-}" ]; then
+    r=$(ratio "${INSTR[pol25]}" "${INSTR[call25]}")
+    echo "pol25 ÷ call25 (the policy's own cost on the same request) $r"
+fi
 if [ -n "${INSTR[pol25]:-}" ] && [ -n "${INSTR[fwd]:-}" ]; then
     r=$(ratio "${INSTR[pol25]}" "${INSTR[fwd]}")
     bar "pol25 ÷ fwd instructions per request $r (at most 1.15)" "$r" 1.15
@@ -280,7 +285,7 @@ if [ "$UPDATE" = 1 ]; then
     {
         echo "# Instructions per request (callgrind slope, one HTTP/1.1 client), written by"
         echo "# UPDATE=1 bash benches/callgrind.sh; CHECK=1 fails when a kind goes 2% above its line."
-        for kind in doc 401 fwd dpop ngx call pol pol25; do
+        for kind in doc 401 fwd dpop ngx call call25 pol pol25; do
             [ -n "${INSTR[$kind]:-}" ] && echo "$kind ${INSTR[$kind]}"
         done
     } >"$ROOT/$BASELINE"

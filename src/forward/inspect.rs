@@ -378,20 +378,33 @@ pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Byt
     if declared > limit {
         return Err(Refusal::TooLarge);
     }
-    let mut out = BytesMut::with_capacity(declared as usize);
+    // A body that arrives in one piece, as a small one usually does, is kept as it came; a
+    // copy is made only once a second piece arrives.
+    let mut first: Option<Bytes> = None;
+    let mut out: Option<BytesMut> = None;
+    let mut total = 0u64;
     loop {
         let frame = match tokio::time::timeout(stall, body.frame()).await {
             Err(_) => return Err(Refusal::Stalled),
-            Ok(None) => return Ok(out.freeze()),
+            Ok(None) => return Ok(out.map(BytesMut::freeze).or(first).unwrap_or_default()),
             Ok(Some(Err(_))) => return Err(Refusal::Broken),
             Ok(Some(Ok(frame))) => frame,
         };
         // Trailers carry no operation and are not forwarded.
-        if let Ok(data) = frame.into_data() {
-            if (out.len() + data.len()) as u64 > limit {
-                return Err(Refusal::TooLarge);
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len() as u64;
+        if total > limit {
+            return Err(Refusal::TooLarge);
+        }
+        match (&mut out, first.take()) {
+            (Some(buffer), _) => buffer.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(earlier)) => {
+                let mut buffer = BytesMut::with_capacity(declared.max(total) as usize);
+                buffer.extend_from_slice(&earlier);
+                buffer.extend_from_slice(&data);
+                out = Some(buffer);
             }
-            out.extend_from_slice(&data);
         }
     }
 }

@@ -324,13 +324,20 @@ struct RawMeta<'de> {
     version: Loose<'de>,
 }
 
-/// The member names of one object so far, to find a repeated one. A short list serves the
-/// usual handful of members; a hash set takes over so that many members stay linear.
-#[derive(Default)]
+/// The member names of one object so far, to find a repeated one. A short array on the stack
+/// serves the usual handful of members without allocating; a hash set takes over so that many
+/// members stay linear.
 struct Seen<'de> {
-    few: Vec<Cow<'de, str>>,
+    few: [Option<Cow<'de, str>>; Seen::FEW],
+    len: usize,
     many: Option<HashSet<Cow<'de, str>>>,
     dup: Option<String>,
+}
+
+impl Default for Seen<'_> {
+    fn default() -> Self {
+        Seen { few: [const { None }; Seen::FEW], len: 0, many: None, dup: None }
+    }
 }
 
 impl<'de> Seen<'de> {
@@ -338,16 +345,18 @@ impl<'de> Seen<'de> {
 
     /// Records `key`; false when it was seen before (the first repeat is kept for the error).
     fn first_time(&mut self, key: Cow<'de, str>) -> bool {
+        let seen_few = || self.few[..self.len].iter().flatten().any(|k| *k == key);
         let repeat = match &mut self.many {
             Some(set) if set.contains(&key) => key,
             Some(set) => return set.insert(key),
-            None if self.few.contains(&key) => key,
-            None if self.few.len() < Self::FEW => {
-                self.few.push(key);
+            None if seen_few() => key,
+            None if self.len < Self::FEW => {
+                self.few[self.len] = Some(key);
+                self.len += 1;
                 return true;
             }
             None => {
-                let mut set: HashSet<Cow<'de, str>> = self.few.drain(..).collect();
+                let mut set: HashSet<Cow<'de, str>> = self.few.iter_mut().filter_map(Option::take).collect();
                 set.insert(key);
                 self.many = Some(set);
                 return true;

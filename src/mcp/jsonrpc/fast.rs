@@ -43,6 +43,33 @@ pub(super) fn single(body: &str) -> Option<RawMessage<'_>> {
     (reader.at == reader.bytes.len()).then_some(message)
 }
 
+/// Where the first byte of [`STOP`] is, eight bytes at a time: strings (a tool's arguments
+/// above all) are most of a body.
+fn find_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let (quote, backslash) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
+        // A byte's high bit is set for a zero byte of `quote` or `backslash` (the byte is `"`
+        // or `\`), or for a byte of `w` below 0x20; borrows can only mark bytes above the
+        // first such byte, so the lowest mark is exact.
+        let marks = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | w.wrapping_sub(ONES * 0x20) & !w)
+            & HIGH;
+        if marks != 0 {
+            return Some(at + (marks.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&b| STOP[usize::from(b)]).map(|p| at + p)
+}
+
 struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -216,7 +243,7 @@ impl<'a> Reader<'a> {
     /// The rest of a string with no escapes (its opening quote read), borrowed from the body.
     fn plain_string(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let len = self.bytes.get(start..)?.iter().position(|&b| STOP[usize::from(b)])?;
+        let len = find_stop(self.bytes.get(start..)?)?;
         self.at = start + len + 1;
         match self.bytes[start + len] {
             b'"' => self.text.get(start..start + len),
@@ -228,8 +255,7 @@ impl<'a> Reader<'a> {
     /// serde_json checks a string it skips, which is without pairing surrogates.
     fn skip_string(&mut self) -> Option<()> {
         loop {
-            let len = self.bytes.get(self.at..)?.iter().position(|&b| STOP[usize::from(b)])?;
-            self.at += len;
+            self.at += find_stop(self.bytes.get(self.at..)?)?;
             match self.next()? {
                 b'"' => return Some(()),
                 b'\\' => match self.next()? {
@@ -405,6 +431,25 @@ mod tests {
         for body in LEFT {
             assert!(single(body).is_none(), "read: {body}");
             assert_eq!(extract(body.as_bytes()), extract_by_serde(body.as_bytes()), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_stop_byte_is_found_wherever_it_is() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for stop in [b'"', b'\\', 0x00, 0x1f] {
+                    // Bytes around the stop that must not be taken for it: the bytes next to
+                    // each stop value, and non-ASCII.
+                    let mut bytes: Vec<u8> =
+                        (0..len).map(|i| [b'!', b'#', b'[', b']', b' ', 0xc3, 0xff, b'a'][i % 8]).collect();
+                    let expected = (at < len).then(|| {
+                        bytes[at] = stop;
+                        at
+                    });
+                    assert_eq!(super::find_stop(&bytes), expected, "{bytes:?}");
+                }
+            }
         }
     }
 

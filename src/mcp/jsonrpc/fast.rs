@@ -70,6 +70,51 @@ fn find_stop(bytes: &[u8]) -> Option<usize> {
     chunks.remainder().iter().position(|&b| STOP[usize::from(b)]).map(|p| at + p)
 }
 
+/// A member name, with its bytes packed into a word when it is short (every name the edge
+/// reads but one is), so that telling names apart is a comparison of words, not of strings.
+#[derive(Clone, Copy)]
+struct Name<'a> {
+    text: &'a str,
+    word: u64,
+}
+
+/// The word of every name longer than seven bytes.
+const LONG: u64 = u64::MAX;
+
+/// Up to seven bytes, and the length in the eighth: distinct names, distinct words.
+const fn pack(bytes: &[u8]) -> u64 {
+    if bytes.len() > 7 {
+        return LONG;
+    }
+    let mut word = (bytes.len() as u64) << 56;
+    let mut i = 0;
+    while i < bytes.len() {
+        word |= (bytes[i] as u64) << (8 * i);
+        i += 1;
+    }
+    word
+}
+
+const JSONRPC: u64 = pack(b"jsonrpc");
+const ID: u64 = pack(b"id");
+const METHOD: u64 = pack(b"method");
+const PARAMS: u64 = pack(b"params");
+const RESULT: u64 = pack(b"result");
+const ERROR: u64 = pack(b"error");
+const NAME: u64 = pack(b"name");
+const URI: u64 = pack(b"uri");
+const META: u64 = pack(b"_meta");
+
+impl<'a> Name<'a> {
+    fn new(text: &'a str) -> Name<'a> {
+        Name { text, word: pack(text.as_bytes()) }
+    }
+
+    fn same(self, other: Name<'_>) -> bool {
+        self.word == other.word && (self.word != LONG || self.text == other.text)
+    }
+}
+
 struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -99,8 +144,8 @@ impl<'a> Reader<'a> {
 
     /// The members of an object whose `{` was read, each handed to `read` with the reader at
     /// its value (which `read` must consume).
-    fn members(&mut self, mut read: impl FnMut(&'a str, &mut Self) -> Option<()>) -> Option<()> {
-        let mut seen: [&str; MAX_MEMBERS] = [""; MAX_MEMBERS];
+    fn members(&mut self, mut read: impl FnMut(Name<'a>, &mut Self) -> Option<()>) -> Option<()> {
+        let mut seen = [Name { text: "", word: 0 }; MAX_MEMBERS];
         let mut count = 0;
         self.ws();
         if self.peek()? == b'}' {
@@ -109,9 +154,9 @@ impl<'a> Reader<'a> {
         }
         loop {
             self.expect(b'"')?;
-            let key = self.plain_string()?;
+            let key = Name::new(self.plain_string()?);
             // A repeated name refuses the body; the serde reader says which.
-            if count == MAX_MEMBERS || seen[..count].contains(&key) {
+            if count == MAX_MEMBERS || seen[..count].iter().any(|s| s.same(key)) {
                 return None;
             }
             seen[count] = key;
@@ -133,15 +178,15 @@ impl<'a> Reader<'a> {
         let (mut jsonrpc, mut id, mut method, mut params) = (Loose::Absent, Loose::Absent, Loose::Absent, Obj::Absent);
         let mut outcome = Outcome::Neither;
         self.members(|key, r| {
-            match key {
-                "jsonrpc" => jsonrpc = r.loose()?,
-                "id" => id = r.loose()?,
-                "method" => method = r.loose()?,
-                "params" => params = r.object(Reader::params)?,
-                "result" | "error" => {
+            match key.word {
+                JSONRPC => jsonrpc = r.loose()?,
+                ID => id = r.loose()?,
+                METHOD => method = r.loose()?,
+                PARAMS => params = r.object(Reader::params)?,
+                RESULT | ERROR => {
                     r.skip()?;
-                    outcome = match (outcome, key) {
-                        (Outcome::Neither, "result") => Outcome::Result,
+                    outcome = match (outcome, key.word) {
+                        (Outcome::Neither, RESULT) => Outcome::Result,
                         (Outcome::Neither, _) => Outcome::Error,
                         _ => Outcome::Both,
                     };
@@ -156,10 +201,10 @@ impl<'a> Reader<'a> {
     fn params(&mut self) -> Option<RawParams<'a>> {
         let (mut name, mut uri, mut meta) = (Loose::Absent, Loose::Absent, Obj::Absent);
         self.members(|key, r| {
-            match key {
-                "name" => name = r.loose()?,
-                "uri" => uri = r.loose()?,
-                "_meta" => meta = r.object(Reader::meta)?,
+            match key.word {
+                NAME => name = r.loose()?,
+                URI => uri = r.loose()?,
+                META => meta = r.object(Reader::meta)?,
                 _ => r.skip()?,
             }
             Some(())
@@ -170,7 +215,7 @@ impl<'a> Reader<'a> {
     fn meta(&mut self) -> Option<RawMeta<'a>> {
         let mut version = Loose::Absent;
         self.members(|key, r| {
-            match key {
+            match key.text {
                 "io.modelcontextprotocol/protocolVersion" => version = r.loose()?,
                 _ => r.skip()?,
             }
@@ -431,6 +476,22 @@ mod tests {
         for body in LEFT {
             assert!(single(body).is_none(), "read: {body}");
             assert_eq!(extract(body.as_bytes()), extract_by_serde(body.as_bytes()), "{body}");
+        }
+    }
+
+    #[test]
+    fn names_are_told_apart_by_their_words_and_long_ones_by_their_text() {
+        use super::{pack, Name, LONG};
+        assert_ne!(pack(b"id"), pack(b"id\0"));
+        assert_ne!(pack(b"method"), pack(b"metho"));
+        assert_eq!(pack(b"protocol"), LONG);
+        assert!(Name::new("jsonrpc").same(Name::new("jsonrpc")));
+        assert!(!Name::new("jsonrpc").same(Name::new("jsonrpd")));
+        assert!(Name::new("arguments").same(Name::new("arguments")));
+        assert!(!Name::new("arguments").same(Name::new("argumentz")));
+        // A name repeated, long or short, leaves the body to serde, which refuses it.
+        for body in [r#"{"arguments":1,"arguments":2}"#, r#"{"params":{"name":"a","name":"b"}}"#] {
+            assert!(single(body).is_none(), "{body}");
         }
     }
 

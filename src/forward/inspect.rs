@@ -86,6 +86,28 @@ pub enum Refusal {
     Denied(Box<Denied>),
 }
 
+/// What [`Enforcer::inspect`] made of a request from its headers.
+pub enum Step {
+    /// Decided: the request to forward, or the answer.
+    Decided(Result<Request<Inbound>, Answer>),
+    /// The body must be read first ([`Enforcer::read_body`]).
+    Read(Unread),
+}
+
+/// A request whose body must be read before it is decided or answered.
+pub struct Unread {
+    parts: http::request::Parts,
+    body: Incoming,
+    why: Why,
+}
+
+enum Why {
+    /// Decided from the body; what the headers said when it borrows nothing from them.
+    Decide(Option<Source<'static>>),
+    /// Denied from the headers in the tool-error mode: the answer names the body's id.
+    Denied { rule: Option<usize>, reason: Denial, tagged: bool },
+}
+
 /// A policy's denial, with what its answer names.
 #[derive(Debug, PartialEq)]
 pub struct Denied {
@@ -123,23 +145,25 @@ impl Enforcer {
         })
     }
 
-    /// Reads and decides a request; on allow, the request with the bytes decided on as its
-    /// body. `claims` is the checked token's (`None` only if tokens are not checked, which the
-    /// configuration refuses with a policy: then every rule with a scope or claim denies).
-    pub async fn inspect(
+    /// Decides a request from what its headers say, which from 2026-07-28 is all a decision
+    /// needs: on allow, the request with its body handed on under a check. A request decided
+    /// from its body, or denied in the tool-error mode (whose answer needs the body's id), is
+    /// handed back to be read with [`Enforcer::read_body`]. Synchronous, so that the usual
+    /// request allocates no future for it.
+    pub fn inspect(
         &self,
         request: Request<Incoming>,
         claims: Option<&TokenClaims>,
         cors: &Cors,
         origin: Option<&HeaderValue>,
-    ) -> Result<Request<Inbound>, Answer> {
+    ) -> Step {
         let (mut parts, body) = request.into_parts();
         // Only a body carries an operation: GET (the SSE stream) and DELETE (a session's end)
         // pass as they are. SECURITY: any request with a body, and every POST, is decided; a
         // POST without one is not JSON-RPC.
         let not_post = parts.method != Method::POST;
         if not_post && http_body::Body::is_end_stream(&body) {
-            return Ok(Request::from_parts(parts, Inbound::Client(body)));
+            return Step::Decided(Ok(Request::from_parts(parts, Inbound::Client(body))));
         }
         let (held, payload): (&[String], &dyn Claims) = match claims {
             Some(c) => (&c.scopes, &c.payload),
@@ -149,7 +173,7 @@ impl Enforcer {
         let announced = match headers::read(&parts.headers) {
             Err(e) => {
                 self.decisions.refused(asker, None, "invalid_headers");
-                return Err(self.answer(&Refusal::Headers(e.answer()), claims, cors, origin));
+                return Step::Decided(Err(self.answer(&Refusal::Headers(e.answer()), claims, cors, origin)));
             }
             Ok(Source::Headers(announced)) if !not_post => {
                 let verdict = decide::decide(&self.policy, announced.call(), held, payload, &self.required);
@@ -161,9 +185,9 @@ impl Enforcer {
             }
             // What was read is passed on, so that the body's judge does not read it again.
             Ok(Source::Body { version }) => {
-                return self.inspect_body(parts, body, Some(Source::Body { version }), claims, cors, origin).await
+                return Step::Read(Unread { parts, body, why: Why::Decide(Some(Source::Body { version })) })
             }
-            Ok(Source::Headers(_)) => return self.inspect_body(parts, body, None, claims, cors, origin).await,
+            Ok(Source::Headers(_)) => return Step::Read(Unread { parts, body, why: Why::Decide(None) }),
         };
         match announced {
             // SECURITY: allowed from the headers; the body goes on only as far as it agrees.
@@ -174,17 +198,38 @@ impl Enforcer {
                     parts.extensions.insert(Lists::single(kind));
                 }
                 let checked = Checked::new(body, Agreement::new(expected));
-                Ok(Request::from_parts(parts, Inbound::Checked(Box::new(checked))))
+                Step::Decided(Ok(Request::from_parts(parts, Inbound::Checked(Box::new(checked)))))
             }
-            Err((rule, reason, tagged)) => {
-                // The tool-error mode answers the request by its id, which only the body has.
-                let single = match self.denial {
-                    PolicyDenial::ToolError => read(body, self.max_inspect_bytes, self.stall)
-                        .await
-                        .ok()
-                        .and_then(|bytes| jsonrpc::extract(&bytes).ok().as_ref().and_then(|b| single(b, tagged))),
-                    PolicyDenial::Forbidden => None,
-                };
+            // The tool-error mode answers the request by its id, which only the body has.
+            Err((rule, reason, tagged)) if self.denial == PolicyDenial::ToolError => {
+                Step::Read(Unread { parts, body, why: Why::Denied { rule, reason, tagged } })
+            }
+            Err((rule, reason, _)) => {
+                let denied = Denied { reason, rule, single: None };
+                Step::Decided(Err(self.answer(&Refusal::Denied(Box::new(denied)), claims, cors, origin)))
+            }
+        }
+    }
+
+    /// Reads the body of a request [`Enforcer::inspect`] handed back, and decides it. The read
+    /// is the one wait, boxed apart: this future and the read's each stay small enough for
+    /// malloc's per-thread cache, which serves them at a fraction of a larger box's cost.
+    pub async fn read_body(
+        &self,
+        unread: Unread,
+        claims: Option<&TokenClaims>,
+        cors: &Cors,
+        origin: Option<&HeaderValue>,
+    ) -> Result<Request<Inbound>, Answer> {
+        let Unread { parts, body, why } = unread;
+        let bytes = Box::pin(read(body, self.max_inspect_bytes, self.stall)).await;
+        match why {
+            Why::Decide(known) => self
+                .decide_body(parts, bytes, known, claims)
+                .map_err(|refusal| self.answer(&refusal, claims, cors, origin)),
+            Why::Denied { rule, reason, tagged } => {
+                let single =
+                    bytes.ok().and_then(|bytes| jsonrpc::extract(&bytes).ok().as_ref().and_then(|b| single(b, tagged)));
                 let denied = Denied { reason, rule, single };
                 Err(self.answer(&Refusal::Denied(Box::new(denied)), claims, cors, origin))
             }
@@ -193,22 +238,20 @@ impl Enforcer {
 
     /// Decides a request from its body (clients before 2026-07-28), read whole; `known` is what
     /// the headers said, when it borrows nothing from them (otherwise they are read again).
-    async fn inspect_body(
+    fn decide_body(
         &self,
         mut parts: http::request::Parts,
-        body: Incoming,
+        read: Result<Bytes, Refusal>,
         known: Option<Source<'static>>,
         claims: Option<&TokenClaims>,
-        cors: &Cors,
-        origin: Option<&HeaderValue>,
-    ) -> Result<Request<Inbound>, Answer> {
+    ) -> Result<Request<Inbound>, Refusal> {
         let not_post = parts.method != Method::POST;
         let asker = Asker { claims, headers: &parts.headers, source: From::Body };
-        let bytes = match read(body, self.max_inspect_bytes, self.stall).await {
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(refusal) => {
                 self.decisions.refused(asker, None, refusal.reason());
-                return Err(self.answer(&refusal, claims, cors, origin));
+                return Err(refusal);
             }
         };
         // An HTTP/2 GET may end its stream with an empty DATA frame rather than its headers.
@@ -226,10 +269,7 @@ impl Enforcer {
             Judged::Unread(reason) => self.decisions.refused(asker, None, reason),
         };
         let source = known.map_or_else(|| headers::read(&parts.headers), Ok);
-        let lists = match judge(&self.policy, source, &bytes, held, payload, &self.required, seen) {
-            Ok(lists) => lists,
-            Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
-        };
+        let lists = judge(&self.policy, source, &bytes, held, payload, &self.required, seen)?;
         // The answer to a list request is filtered (`crate::forward::lists`): it must come
         // uncompressed, and the response side finds which ids to filter in the extensions.
         if !lists.is_empty() {

@@ -305,7 +305,13 @@ async fn exchange(
         Some(enforcer) => {
             // A replayed stream may carry list answers to requests the edge no longer knows.
             let replays = request.method() == Method::GET && request.headers().contains_key(LAST_EVENT_ID);
-            let inspected = Box::pin(enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref())).await;
+            let inspected = match enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref()) {
+                inspect::Step::Decided(decided) => decided,
+                // Boxed: the body's read would otherwise grow every exchange's future.
+                inspect::Step::Read(unread) => {
+                    Box::pin(enforcer.read_body(unread, claims.as_deref(), &gate.cors, origin.as_ref())).await
+                }
+            };
             match inspected {
                 // The body's list requests, if any: their answers are filtered below.
                 Ok(mut request) => {

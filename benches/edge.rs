@@ -556,6 +556,11 @@ fn mcp(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(name, |b| b.iter(|| jsonrpc::extract(black_box(bytes)).map(|b| b.messages().len())));
     }
+    // The same body read by serde alone: what the one-pass reader saves.
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("tools_call_1k_by_serde", |b| {
+        b.iter(|| jsonrpc::extract_by_serde(black_box(&body)).map(|b| b.messages().len()))
+    });
     group.finish();
 
     let extracted = jsonrpc::extract(&body).expect("the body is a tools/call");
@@ -570,7 +575,7 @@ fn mcp(c: &mut Criterion) {
     });
     group.finish();
 
-    // The streaming check on the same bodies, whole and in 1 KiB pieces as they arrive.
+    // The streaming check on the same bodies, fed whole and in 1 KiB pieces as they arrive.
     let Ok(headers::Source::Headers(announced)) = headers::read(&mirrored) else { panic!("from headers") };
     let mut group = c.benchmark_group("mcp_agreement");
     for (name, bytes, piece) in [
@@ -587,6 +592,11 @@ fn mcp(c: &mut Criterion) {
             })
         });
     }
+    // A body that arrives whole in one piece, as the edge checks it (one pass, no byte machine).
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("tools_call_1k_checked_whole", |b| {
+        b.iter(|| Agreement::new(Expected::new(&announced)).whole(black_box(&body)))
+    });
     group.finish();
 
     let mut rules: Vec<serde_json::Value> = (0..19)

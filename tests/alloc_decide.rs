@@ -1,7 +1,7 @@
 //! The MCP policy's allow path allocates nothing: a decision from the `Mcp-*` headers (reading
-//! them, deciding over the rules with scope implication and a claim condition, and checking the
-//! body agrees as it streams, counting the decision) runs per request, so it must cost no more
-//! than comparisons.
+//! them, deciding over the rules with scope implication and a claim condition, checking that the
+//! body agrees as it streams or, when it came whole, in one pass, and counting the decision)
+//! runs per request, so it must cost no more than comparisons.
 //!
 //! A counting global allocator sees every allocation in the process, so this file holds one
 //! test only.
@@ -41,6 +41,7 @@ fn deciding_from_headers_allocates_nothing_when_it_allows() {
     map.insert(headers::MCP_NAME, HeaderValue::from_static("search_issues"));
     let raw: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_issues","arguments":{"q":"is:open label:\"bug\""},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
     let body = jsonrpc::extract(raw).expect("a tools/call");
+    assert!(jsonrpc::read_plain(raw).is_some(), "the body is one the one-pass reader takes");
     // The decision is counted (no audit log: no line is built).
     let telemetry = Telemetry::counting();
     let decisions = Decisions::new(&telemetry, "https://mcp.example.com/mcp");
@@ -61,6 +62,9 @@ fn deciding_from_headers_allocates_nothing_when_it_allows() {
             assert!(agreement.feed(std::hint::black_box(piece)).is_ok());
         }
         assert!(agreement.finish().is_ok());
+        // And as it runs when the body came whole in one piece: the one-pass reading.
+        let mut whole = Agreement::new(Expected::new(&announced));
+        assert!(whole.whole(std::hint::black_box(raw)).is_ok());
         drop(pending);
     }
     assert_eq!(counting::allocations() - before, 0, "allocations on the allow path");

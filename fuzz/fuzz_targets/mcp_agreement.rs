@@ -2,6 +2,8 @@
 //! arrives in: a body the checker lets through is one `extract` + `agree` accept (the security
 //! direction), and one they accept the checker lets through (no false refusals), except for the
 //! two documented differences (a repeated member the edge does not read; nesting past the bound).
+//! A body checked whole (`Agreement::whole`, its one-pass reading of a plain message) gets
+//! exactly the verdict, and the request id, of the checker fed it in one piece.
 #![no_main]
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
@@ -45,6 +47,14 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|b| agree(&announced, b).map_err(|_| ExtractError::NotJsonRpc { why: "mismatch" }));
     let mut checker = Agreement::new(Expected::new(&announced));
     let mine = body.chunks(piece).try_for_each(|c| checker.feed(c)).and_then(|()| checker.finish());
+    let mut at_once = Agreement::new(Expected::new(&announced));
+    let whole = at_once.whole(body);
+    let mut fed = Agreement::new(Expected::new(&announced));
+    let one_piece = fed.feed(body).and_then(|()| fed.finish());
+    assert_eq!(whole, one_piece, "whole and fed disagree on {:?}", String::from_utf8_lossy(body));
+    if whole.is_err() {
+        assert_eq!(at_once.id(), fed.id());
+    }
     match (&reference, &mine) {
         (Ok(()), Ok(())) | (Err(_), Err(_)) => {}
         (Ok(()), Err(Disagreement::TooDeep)) => {}

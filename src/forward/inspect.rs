@@ -14,7 +14,9 @@
 //! Reading the body and sending the answer are the I/O; [`judge`] and the answers are pure.
 
 use std::fmt::Write as _;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -37,7 +39,7 @@ use crate::gate::dpop::SUPPORTED_ALGS;
 use crate::gate::jwt::Claims as TokenClaims;
 use crate::mcp::agreement::{Agreement, Expected};
 use crate::mcp::decide::{self, Claims, Denial, NoClaims, Verdict};
-use crate::mcp::headers::{self, ProtocolVersion, Source};
+use crate::mcp::headers::{self, HeaderError, ProtocolVersion, Source};
 use crate::mcp::jsonrpc::{self, Body, Id, Message};
 use crate::mcp::lists::{ListKind, Lists};
 use crate::telemetry::audit::From;
@@ -157,7 +159,11 @@ impl Enforcer {
                     Verdict::Deny { rule, reason } => Err((rule, reason, announced.version().tags_results())),
                 }
             }
-            Ok(_) => return self.inspect_body(parts, body, claims, cors, origin).await,
+            // What was read is passed on, so that the body's judge does not read it again.
+            Ok(Source::Body { version }) => {
+                return self.inspect_body(parts, body, Some(Source::Body { version }), claims, cors, origin).await
+            }
+            Ok(Source::Headers(_)) => return self.inspect_body(parts, body, None, claims, cors, origin).await,
         };
         match announced {
             // SECURITY: allowed from the headers; the body goes on only as far as it agrees.
@@ -185,11 +191,13 @@ impl Enforcer {
         }
     }
 
-    /// Decides a request from its body (clients before 2026-07-28), read whole.
+    /// Decides a request from its body (clients before 2026-07-28), read whole; `known` is what
+    /// the headers said, when it borrows nothing from them (otherwise they are read again).
     async fn inspect_body(
         &self,
         mut parts: http::request::Parts,
         body: Incoming,
+        known: Option<Source<'static>>,
         claims: Option<&TokenClaims>,
         cors: &Cors,
         origin: Option<&HeaderValue>,
@@ -217,7 +225,8 @@ impl Enforcer {
             Judged::Disagrees(body) => self.decisions.disagrees(asker, body),
             Judged::Unread(reason) => self.decisions.refused(asker, None, reason),
         };
-        let lists = match judge(&self.policy, &parts.headers, &bytes, held, payload, &self.required, seen) {
+        let source = known.map_or_else(|| headers::read(&parts.headers), Ok);
+        let lists = match judge(&self.policy, source, &bytes, held, payload, &self.required, seen) {
             Ok(lists) => lists,
             Err(refusal) => return Err(self.answer(&refusal, claims, cors, origin)),
         };
@@ -227,9 +236,17 @@ impl Enforcer {
             parts.headers.remove(header::ACCEPT_ENCODING);
             parts.extensions.insert(lists);
         }
-        // The bytes decided on go as one body of known length, whatever framing the client used.
-        parts.headers.remove(header::TRANSFER_ENCODING);
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
+        // The bytes decided on go as one body of known length, whatever framing the client used;
+        // a request that already says exactly that length, and nothing else, keeps its header.
+        let mut lengths = parts.headers.get_all(header::CONTENT_LENGTH).iter();
+        let said = match (lengths.next(), lengths.next()) {
+            (Some(value), None) => value.to_str().ok().and_then(|v| v.parse::<u64>().ok()),
+            _ => None,
+        };
+        if said != Some(bytes.len() as u64) || parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
+        }
         Ok(Request::from_parts(parts, Inbound::Inspected(Some(bytes))))
     }
 
@@ -384,11 +401,20 @@ pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Byt
     let mut out: Option<BytesMut> = None;
     let mut total = 0u64;
     loop {
-        let frame = match tokio::time::timeout(stall, body.frame()).await {
-            Err(_) => return Err(Refusal::Stalled),
-            Ok(None) => return Ok(out.map(BytesMut::freeze).or(first).unwrap_or_default()),
-            Ok(Some(Err(_))) => return Err(Refusal::Broken),
-            Ok(Some(Ok(frame))) => frame,
+        // A body whose length is reached is over: no round of polling for its end.
+        if http_body::Body::is_end_stream(&body) {
+            return Ok(out.map(BytesMut::freeze).or(first).unwrap_or_default());
+        }
+        // A piece already here is taken without arming the stall timer.
+        let polled = std::future::poll_fn(|cx| Poll::Ready(http_body::Body::poll_frame(Pin::new(&mut body), cx))).await;
+        let next = match polled {
+            Poll::Ready(next) => next,
+            Poll::Pending => tokio::time::timeout(stall, body.frame()).await.map_err(|_| Refusal::Stalled)?,
+        };
+        let frame = match next {
+            None => return Ok(out.map(BytesMut::freeze).or(first).unwrap_or_default()),
+            Some(Err(_)) => return Err(Refusal::Broken),
+            Some(Ok(frame)) => frame,
         };
         // Trailers carry no operation and are not forwarded.
         let Ok(data) = frame.into_data() else { continue };
@@ -410,18 +436,18 @@ pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Byt
 }
 
 /// Decides a request's body: its operations, read from it and, from 2026-07-28, checked
-/// against the `Mcp-*` headers, all allowed (a batch passes only whole). Pure: what it read and
-/// decided is shown to `seen`. On allow, the body's list requests, whose answers are filtered.
+/// against the `Mcp-*` headers (`source`, as read from them), all allowed (a batch passes only
+/// whole). Pure: what it read and decided is shown to `seen`. On allow, the body's list requests, whose answers are filtered.
 pub fn judge(
     policy: &Policy,
-    headers: &HeaderMap,
+    source: Result<Source<'_>, HeaderError>,
     body: &[u8],
     held: &[String],
     claims: &dyn Claims,
     required: &[String],
     seen: &mut dyn FnMut(Judged<'_, '_>),
 ) -> Result<Lists, Refusal> {
-    let source = headers::read(headers).map_err(|e| {
+    let source = source.map_err(|e| {
         seen(Judged::Unread("invalid_headers"));
         Refusal::Headers(e.answer())
     })?;
@@ -565,7 +591,7 @@ mod tests {
         let h = HeaderMap::new();
         let none = Map::new();
         let judge = |body: &str, scopes: &[&str]| {
-            judge(&p, &h, body.as_bytes(), &held(scopes), &none, &[], &mut |_| {}).map(|_| ())
+            judge(&p, headers::read(&h), body.as_bytes(), &held(scopes), &none, &[], &mut |_| {}).map(|_| ())
         };
         assert_eq!(judge(&call("read_x"), &["mcp:read"]), Ok(()));
         assert_eq!(judge(&call("write_x"), &["mcp:admin"]), Ok(()), "admin implies write");
@@ -593,8 +619,12 @@ mod tests {
         h.insert(headers::MCP_NAME, HeaderValue::from_static("read_x"));
         let none = Map::new();
         let scopes = held(&["mcp:admin", "mcp:read"]);
-        assert_eq!(judge(&p, &h, call("read_x").as_bytes(), &scopes, &none, &[], &mut |_| {}), Ok(Lists::default()));
-        let Err(Refusal::Headers(body)) = judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {})
+        assert_eq!(
+            judge(&p, headers::read(&h), call("read_x").as_bytes(), &scopes, &none, &[], &mut |_| {}),
+            Ok(Lists::default())
+        );
+        let Err(Refusal::Headers(body)) =
+            judge(&p, headers::read(&h), call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {})
         else {
             panic!("a mismatch")
         };
@@ -602,7 +632,10 @@ mod tests {
         assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(7), json!(-32020)));
         // Before 2026-07-28 the headers are not trusted, nor compared: the body decides.
         h.insert(headers::MCP_PROTOCOL_VERSION, HeaderValue::from_static("2025-11-25"));
-        assert_eq!(judge(&p, &h, call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {}), Ok(Lists::default()));
+        assert_eq!(
+            judge(&p, headers::read(&h), call("write_x").as_bytes(), &scopes, &none, &[], &mut |_| {}),
+            Ok(Lists::default())
+        );
     }
 
     #[test]

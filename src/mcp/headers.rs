@@ -226,7 +226,8 @@ impl fmt::Display for ValueError {
 
 /// Reads where the operation is to be taken from, and when from the headers, what it is.
 pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
-    let Some(version) = single(headers, &MCP_PROTOCOL_VERSION, "MCP-Protocol-Version")? else {
+    let found = Found::scan(headers);
+    let Some(version) = found.version.get("MCP-Protocol-Version")? else {
         return Ok(Source::Body { version: None });
     };
     let version = ProtocolVersion::parse(version.as_bytes())
@@ -236,7 +237,7 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     if !version.validates_headers() {
         return Ok(Source::Body { version: Some(version) });
     }
-    let Some(method_value) = single(headers, &MCP_METHOD, "Mcp-Method")? else {
+    let Some(method_value) = found.method.get("Mcp-Method")? else {
         return Ok(Source::Body { version: Some(version) });
     };
     let method = method_value
@@ -247,7 +248,7 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     let (target, name) = match TargetKind::of(method) {
         None => (None, None),
         Some(_) => {
-            let name = single(headers, &MCP_NAME, "Mcp-Name")?.ok_or(HeaderError::Missing("Mcp-Name"))?;
+            let name = found.name.get("Mcp-Name")?.ok_or(HeaderError::Missing("Mcp-Name"))?;
             let target =
                 decode_value(name.as_bytes()).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?;
             (Some(target), Some(name))
@@ -256,16 +257,57 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     Ok(Source::Headers(Announced { version, method, target, values: (method_value, name) }))
 }
 
-/// The one value of a header, if sent.
-fn single<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-    spelt: &'static str,
-) -> Result<Option<&'h HeaderValue>, HeaderError> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (first, None) => Ok(first),
-        (Some(_), Some(_)) | (None, Some(_)) => Err(HeaderError::Repeated(spelt)),
+/// The `Mcp-*` headers a request sent, found in one pass over its headers (three lookups by
+/// name cost several times as much on the policy's path).
+#[derive(Default)]
+struct Found<'h> {
+    version: One<'h>,
+    method: One<'h>,
+    name: One<'h>,
+}
+
+/// A header that may be sent once.
+#[derive(Default)]
+enum One<'h> {
+    #[default]
+    Absent,
+    Once(&'h HeaderValue),
+    Repeated,
+}
+
+impl<'h> One<'h> {
+    fn add(&mut self, value: &'h HeaderValue) {
+        *self = match self {
+            One::Absent => One::Once(value),
+            _ => One::Repeated,
+        };
+    }
+
+    /// The one value, if sent; `spelt` names the header in the error for a repeated one.
+    fn get(&self, spelt: &'static str) -> Result<Option<&'h HeaderValue>, HeaderError> {
+        match self {
+            One::Absent => Ok(None),
+            One::Once(value) => Ok(Some(value)),
+            One::Repeated => Err(HeaderError::Repeated(spelt)),
+        }
+    }
+}
+
+impl<'h> Found<'h> {
+    fn scan(headers: &'h HeaderMap) -> Found<'h> {
+        let mut found = Found::default();
+        for (name, value) in headers {
+            // Only names of these lengths are compared (`mcp-name`, `mcp-method`,
+            // `mcp-protocol-version`).
+            let one = match name.as_str().len() {
+                8 if name == MCP_NAME => &mut found.name,
+                10 if name == MCP_METHOD => &mut found.method,
+                20 if name == MCP_PROTOCOL_VERSION => &mut found.version,
+                _ => continue,
+            };
+            one.add(value);
+        }
+        found
     }
 }
 

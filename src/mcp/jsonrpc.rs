@@ -28,6 +28,8 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Vis
 use crate::config::policy::TargetKind;
 use crate::mcp::Call;
 
+mod fast;
+
 /// A request body's messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body<'a> {
@@ -168,6 +170,30 @@ pub fn extract(body: &[u8]) -> Result<Body<'_>, ExtractError> {
     // JSON-RPC messages in MCP are UTF-8 (transports.mdx). serde_json checks the strings it
     // reads but not those it skips; checking the whole body first leaves no byte unchecked.
     let body = std::str::from_utf8(body).map_err(|_| ExtractError::NotJson)?;
+    // The usual body, one plain message, is read in one pass; the rest by serde, which also
+    // says why a body is refused.
+    match fast::single(body) {
+        Some(raw) => Ok(Body::Single(finish(raw)?)),
+        None => by_serde(body),
+    }
+}
+
+/// The message of a body that is one plain message (see the fast reader), which MCP allows
+/// (a request, a notification or a response); `None` for any other body, including every one
+/// that [`extract`] refuses. Allocates nothing.
+pub fn read_plain(body: &[u8]) -> Option<Message<'_>> {
+    let body = std::str::from_utf8(body).ok()?;
+    finish(fast::single(body)?).ok()
+}
+
+/// [`extract`] with every body read by serde: the reference the fast reader is held to (the
+/// fuzz target `mcp_operation` compares the two).
+#[doc(hidden)]
+pub fn extract_by_serde(body: &[u8]) -> Result<Body<'_>, ExtractError> {
+    by_serde(std::str::from_utf8(body).map_err(|_| ExtractError::NotJson)?)
+}
+
+fn by_serde(body: &str) -> Result<Body<'_>, ExtractError> {
     let mut de = serde_json::Deserializer::from_str(body);
     let top = Top::deserialize(&mut de).map_err(from_json)?;
     de.end().map_err(|_| ExtractError::NotJson)?;

@@ -351,6 +351,42 @@ async fn the_first_sse_event_arrives_while_the_stream_is_open_over_http2() {
     first_event_before_the_end(response, stream).await;
 }
 
+/// A held stream's upstream connection reads through a 1 KiB buffer: an event several times that
+/// size still passes whole, and a call made meanwhile is answered.
+#[tokio::test]
+async fn an_event_larger_than_a_held_streams_read_buffer_passes_whole_beside_calls() {
+    let s = Setup::new(&[]).await;
+    let (mut sender, _connection) = h1::<Empty<Bytes>>(s.edge.addr).await;
+    let request = s.sse();
+    let pending = tokio::spawn(async move { sender.send_request(request).await });
+    let stream = s.mcp.next_stream().await;
+    assert!(stream.send(EVENT_1).await);
+    let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
+    let mut body = response.into_body();
+    assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes());
+    // A call while the stream is held: answered.
+    let (mut caller, _calls) = h1(s.edge.addr).await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let request = s
+        .request(Method::POST, "/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(Full::new(Bytes::from(call)))
+        .expect("a request");
+    let answer = within(PATIENCE, "the call's answer", caller.send_request(request)).await.expect("a response");
+    assert_eq!(answer.status(), StatusCode::OK);
+    // An event of 6,000 bytes, some 6 reads of the held connection's buffer.
+    let large = format!("data: {}\n\n", "x".repeat(6_000));
+    assert!(stream.send(&large).await, "the stream is still open");
+    let mut got = Vec::new();
+    while got.len() < large.len() {
+        got.extend_from_slice(&next_data(&mut body).await);
+    }
+    assert_eq!(got, large.as_bytes(), "the event whole and alone");
+    assert!(stream.send(EVENT_2).await, "the stream is still open");
+    assert_eq!(next_data(&mut body).await, EVENT_2.as_bytes());
+}
+
 #[tokio::test]
 async fn a_quiet_stream_outlives_the_upstream_timeout() {
     // The timeout bounds the wait for response headers only; streams have no total timeout.

@@ -22,17 +22,31 @@ where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
 {
+    Client::builder(TokioExecutor::new()).build(https_connector(connect_timeout))
+}
+
+/// The same client, its HTTP/1.1 connections reading through a buffer of `read_buf` bytes
+/// rather than hyper's 8 KiB, which also bounds an answer's head: for connections that mostly
+/// wait, such as held event streams.
+pub fn https_client_exact<B>(connect_timeout: Duration, read_buf: usize) -> HttpsClient<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
+    Client::builder(TokioExecutor::new()).http1_read_buf_exact_size(read_buf).build(https_connector(connect_timeout))
+}
+
+fn https_connector(connect_timeout: Duration) -> hyper_rustls::HttpsConnector<HttpConnector> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new()).build(https)
+        .wrap_connector(http)
 }
 
 /// Why a bounded exchange brought no answer.

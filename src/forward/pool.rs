@@ -30,6 +30,18 @@ const MAX_IDLE: usize = 64;
 /// An idle connection older than this is closed (the MCP server may have timed it out already).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How a pool's connections read from the MCP server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// hyper's default: an 8 KiB buffer at first, grown or shrunk with what comes. Fewest
+    /// system calls for answers read at once.
+    Adaptive,
+    /// A buffer of this many bytes, for connections that mostly wait (held event streams): an
+    /// 8 KiB buffer per waiting stream is memory held for nothing. It also bounds the answer's
+    /// head: one larger fails the request (hyper: "message head is too large").
+    Exact(usize),
+}
+
 /// Connections to one `http://` authority.
 pub struct Pool {
     host: String,
@@ -37,6 +49,7 @@ pub struct Pool {
     /// The `Host` field of every request (hyper's connections do not add one).
     host_header: HeaderValue,
     connect_timeout: Duration,
+    reads: Reads,
     /// Idle connections, most recently returned last.
     idle: Mutex<Vec<Idle>>,
     /// Set once the task that closes expired idle connections runs.
@@ -70,7 +83,7 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl Pool {
-    pub fn new(authority: &Authority, connect_timeout: Duration) -> Arc<Pool> {
+    pub fn new(authority: &Authority, connect_timeout: Duration, reads: Reads) -> Arc<Pool> {
         // `Authority::host` keeps an IPv6 literal's brackets; the resolver wants it bare.
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
         Arc::new(Pool {
@@ -79,6 +92,7 @@ impl Pool {
             // An `Authority` is valid header text.
             host_header: HeaderValue::from_str(authority.as_str()).unwrap_or(HeaderValue::from_static("")),
             connect_timeout,
+            reads,
             idle: Mutex::new(Vec::new()),
             reaping: AtomicBool::new(false),
         })
@@ -158,8 +172,11 @@ impl Pool {
             Err(_) => return Err(Error::ConnectTimeout),
         };
         stream.set_nodelay(true).map_err(Error::Connect)?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(Error::Http)?;
+        let mut builder = hyper::client::conn::http1::Builder::new();
+        if let Reads::Exact(size) = self.reads {
+            builder.read_buf_exact_size(Some(size));
+        }
+        let (mut sender, connection) = builder.handshake(TokioIo::new(stream)).await.map_err(Error::Http)?;
         tokio::spawn(async move {
             // Its failure reaches the request on it, which reports it.
             let _ = connection.await;

@@ -28,7 +28,7 @@ use crate::forward::expiry::{self, Expiring, Revocation, Streams};
 use crate::forward::inspect::{self, Enforcer};
 use crate::forward::lists;
 use crate::forward::upload::{Inbound, Progress, Upload};
-use crate::forward::upstream::UpstreamClient;
+use crate::forward::upstream::{Exchange, UpstreamClient};
 use crate::gate::credential::{self, Scheme};
 use crate::gate::dpop::DpopError;
 use crate::gate::jwt::{Claims, TokenError};
@@ -38,6 +38,7 @@ use crate::gate::replay::ReplayCache;
 use crate::gate::session::{self, Binding, MCP_SESSION_ID};
 use crate::gate::tokens::{self, Recheck, Rejection};
 use crate::gate::{Check, Gate, Presented};
+use crate::mcp::headers::MCP_METHOD;
 use crate::mcp::lists::Lists;
 use crate::telemetry::access::{self, Seen};
 use crate::telemetry::metrics::{Limit, Metrics, TokenRejection};
@@ -123,6 +124,8 @@ struct Found {
     request_ids: usize,
     /// How many `Mcp-Session-Id` lines the client sent.
     session_ids: usize,
+    /// Whether an `Mcp-Method` line names `subscriptions/listen`.
+    listen: bool,
     /// What the forwarding headers' rewrite needs to know.
     present: Present,
 }
@@ -148,11 +151,29 @@ impl Found {
                 first(&mut found.request_id, value);
             } else if name == MCP_SESSION_ID {
                 found.session_ids += 1;
+            } else if name == MCP_METHOD {
+                found.listen |= value.as_bytes() == LISTEN;
             } else {
                 found.present.note(name);
             }
         }
         found
+    }
+}
+
+/// The 2026-07-28 request that holds a stream open for notifications.
+const LISTEN: &[u8] = b"subscriptions/listen";
+
+/// What the exchange a request opens is expected to be: a stream held open (a `GET` that
+/// accepts events, or `subscriptions/listen` by its `Mcp-Method` line), or a call. Only which
+/// upstream connections carry it depends on this, never whether or how it is forwarded.
+fn exchange_of(method: &Method, headers: &HeaderMap, listen: bool) -> Exchange {
+    let events =
+        |value: &HeaderValue| value.as_bytes().windows(17).any(|w| w.eq_ignore_ascii_case(b"text/event-stream"));
+    if listen || (method == Method::GET && headers.get_all(header::ACCEPT).iter().any(events)) {
+        Exchange::Held
+    } else {
+        Exchange::Call
     }
 }
 
@@ -203,6 +224,7 @@ async fn exchange(
     // check, upload or MCP server must not look like a silent client to the idle watchdog.
     let streaming = Streaming::new(activity);
     let origin = found.origin;
+    let held = exchange_of(request.method(), request.headers(), found.listen);
     // A declared length over the limit is refused before anything else: it would never pass.
     if http_body::Body::size_hint(request.body()).lower() > endpoint.max_body_bytes {
         metrics.limit_hit(Limit::Body);
@@ -337,7 +359,7 @@ async fn exchange(
     // The upload's start is when the request goes to the MCP server: its clock reading serves
     // for the upstream latency too.
     let sent = progress.started.unwrap_or_else(Instant::now);
-    let send = std::pin::pin!(endpoint.client.send(&endpoint.upstream, request));
+    let send = std::pin::pin!(endpoint.client.send(&endpoint.upstream, request, held));
     match answer_within(endpoint.response_timeout, &progress, send).await {
         // SECURITY: a body that disagreed with its Mcp-* headers was cut off before its end; an
         // answer the MCP server gave anyway (before reading it all) is not passed on.
@@ -515,5 +537,31 @@ mod tests {
             h.insert(name.clone(), HeaderValue::from_static("x"));
             assert!(Found::scan(&h).present.to_strip, "{name}");
         }
+    }
+    #[test]
+    fn held_streams_are_told_from_calls_by_method_accept_and_mcp_method() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.append(*name, HeaderValue::from_static(value));
+            }
+            h
+        };
+        let of = |method: Method, h: &HeaderMap| exchange_of(&method, h, Found::scan(h).listen);
+        // 2025-11-25: the GET that opens the server's stream.
+        assert_eq!(of(Method::GET, &with(&[("accept", "Text/Event-Stream")])), Exchange::Held);
+        assert_eq!(
+            of(Method::GET, &with(&[("accept", "application/json"), ("accept", "text/event-stream")])),
+            Exchange::Held
+        );
+        assert_eq!(of(Method::GET, &with(&[("accept", "application/json")])), Exchange::Call);
+        assert_eq!(of(Method::GET, &with(&[])), Exchange::Call);
+        // A POST accepts events for its own answer: a call.
+        let post = [("accept", "application/json, text/event-stream"), ("mcp-method", "tools/call")];
+        assert_eq!(of(Method::POST, &with(&post)), Exchange::Call);
+        // 2026-07-28: the listen request.
+        let listen = [("accept", "application/json, text/event-stream"), ("mcp-method", "subscriptions/listen")];
+        assert_eq!(of(Method::POST, &with(&listen)), Exchange::Held);
+        assert_eq!(of(Method::POST, &with(&[("mcp-method", "subscriptions/listen2")])), Exchange::Call);
     }
 }

@@ -10,18 +10,35 @@ use http::{Request, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
-use crate::common::client::https_client;
+use crate::common::client::{https_client, https_client_exact};
 use crate::config::Upstream;
-use crate::forward::pool::{self, Pool, UpstreamBody};
+use crate::forward::pool::{self, Pool, Reads, UpstreamBody};
 use crate::forward::upload::Upload;
 
-/// The client for the MCP server.
+/// The read buffer of an upstream HTTP/1.1 connection that carries a held stream: room for
+/// any reasonable answer head (one larger fails the request), an eighth of hyper's 8 KiB.
+pub const STREAM_READ_BUF: usize = 1024;
+
+/// What an exchange with the MCP server is expected to be, from the request alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// A call answered at once (one JSON answer, or a short event stream).
+    Call,
+    /// A stream the client holds open for as long as it runs: a `GET` for events (2025-11-25)
+    /// or `subscriptions/listen` (2026-07-28).
+    Held,
+}
+
+type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Upload>;
+
+/// The client for the MCP server: one set of connections for calls, another for held streams,
+/// whose connections read through a small buffer since they mostly wait.
 pub enum UpstreamClient {
     /// `http://`: HTTP/1.1 connections of our own, cheaper per request than hyper-util's.
-    Plain(Arc<Pool>),
+    Plain { calls: Arc<Pool>, held: Arc<Pool> },
     /// `https://`: hyper-util's pooled client, which speaks HTTP/2 when ALPN picks it (boxed:
     /// it is many times the size of the other).
-    Tls(Box<Client<hyper_rustls::HttpsConnector<HttpConnector>, Upload>>),
+    Tls { calls: Box<Https>, held: Box<Https> },
 }
 
 /// Why the MCP server gave no response head.
@@ -43,21 +60,33 @@ impl std::fmt::Display for UpstreamError {
 impl UpstreamClient {
     pub fn new(upstream: &Upstream, connect_timeout: Duration) -> UpstreamClient {
         if upstream.scheme == http::uri::Scheme::HTTP {
-            UpstreamClient::Plain(Pool::new(&upstream.authority, connect_timeout))
+            UpstreamClient::Plain {
+                calls: Pool::new(&upstream.authority, connect_timeout, Reads::Adaptive),
+                held: Pool::new(&upstream.authority, connect_timeout, Reads::Exact(STREAM_READ_BUF)),
+            }
         } else {
-            UpstreamClient::Tls(Box::new(https_client(connect_timeout)))
+            UpstreamClient::Tls {
+                calls: Box::new(https_client(connect_timeout)),
+                held: Box::new(https_client_exact(connect_timeout, STREAM_READ_BUF)),
+            }
         }
     }
 
-    /// Sends `request`, its URI in origin-form, to `upstream`; the response head, or why not.
+    /// Sends `request`, its URI in origin-form, to `upstream` on a connection for `exchange`;
+    /// the response head, or why not.
     pub async fn send(
         &self,
         upstream: &Upstream,
         mut request: Request<Upload>,
+        exchange: Exchange,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match self {
-            UpstreamClient::Plain(pool) => pool.send(request).await.map_err(UpstreamError::Pool),
-            UpstreamClient::Tls(client) => {
+            UpstreamClient::Plain { calls, held } => {
+                let pool = if exchange == Exchange::Held { held } else { calls };
+                pool.send(request).await.map_err(UpstreamError::Pool)
+            }
+            UpstreamClient::Tls { calls, held } => {
+                let client = if exchange == Exchange::Held { held } else { calls };
                 // hyper-util's client takes the absolute form and sets `Host` from it, when
                 // the request has none (the pool replaces the client's instead).
                 request.headers_mut().remove(header::HOST);

@@ -351,8 +351,8 @@ async fn the_first_sse_event_arrives_while_the_stream_is_open_over_http2() {
     first_event_before_the_end(response, stream).await;
 }
 
-/// A held stream's upstream connection reads through a 1 KiB buffer: an event several times that
-/// size still passes whole, and a call made meanwhile is answered.
+/// A held stream's upstream connection reads through a small buffer (`STREAM_READ_BUF`): an event
+/// several times that size still passes whole, and a call made meanwhile is answered.
 #[tokio::test]
 async fn an_event_larger_than_a_held_streams_read_buffer_passes_whole_beside_calls() {
     let s = Setup::new(&[]).await;
@@ -375,8 +375,8 @@ async fn an_event_larger_than_a_held_streams_read_buffer_passes_whole_beside_cal
         .expect("a request");
     let answer = within(PATIENCE, "the call's answer", caller.send_request(request)).await.expect("a response");
     assert_eq!(answer.status(), StatusCode::OK);
-    // An event of 6,000 bytes, some 6 reads of the held connection's buffer.
-    let large = format!("data: {}\n\n", "x".repeat(6_000));
+    // An event some 6 reads of the held connection's buffer long.
+    let large = format!("data: {}\n\n", "x".repeat(6 * mcp_auth_edge::forward::upstream::STREAM_READ_BUF));
     assert!(stream.send(&large).await, "the stream is still open");
     let mut got = Vec::new();
     while got.len() < large.len() {

@@ -15,8 +15,11 @@ use crate::config::Upstream;
 use crate::forward::pool::{self, Pool, Reads, UpstreamBody};
 use crate::forward::upload::Upload;
 
-/// The read buffer of an upstream HTTP/1.1 connection that carries a held stream: room for
-/// any reasonable answer head (one larger fails the request), an eighth of hyper's 8 KiB.
+/// The read buffer of an upstream HTTP/1.1 connection that carries a held stream, an eighth of
+/// hyper's 8 KiB. It also bounds the answer's head (one larger fails the request: `502`), as
+/// nginx's 4 KiB `proxy_buffer_size` bounds its own; an event stream's head is a few hundred
+/// bytes. 2 KiB held 1 to 2 KiB more per stream (28.4 KiB over HTTP/1.1, 18.1 over h2c, 4,000
+/// streams).
 pub const STREAM_READ_BUF: usize = 1024;
 
 /// What an exchange with the MCP server is expected to be, from the request alone.

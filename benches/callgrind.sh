@@ -26,7 +26,7 @@
 #   bash benches/callgrind.sh                          # all four, this tree's release build
 #   KINDS=fwd N=2000 bash benches/callgrind.sh
 #   BASE_BIN=/tmp/old/release/mcp-auth-edge bash benches/callgrind.sh   # and another build beside it
-#   CHECK=1 KINDS="doc 401 fwd dpop" bash benches/callgrind.sh   # the regression guard .ci/run runs
+#   CHECK=1 KINDS="doc 401 fwd dpop pol pol25" bash benches/callgrind.sh   # the regression guard .ci/run runs
 #   UPDATE=1 bash benches/callgrind.sh                 # rewrite benches/callgrind.baseline
 #
 # After the table it prints the ratios the forwarding issue sets as bars (fwd ÷ ngx

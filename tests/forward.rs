@@ -117,6 +117,22 @@ impl Setup {
     }
 }
 
+/// Opens an event stream through the edge over HTTP/1.1 and reads its first event: the
+/// client's side of the held stream and the MCP server's.
+async fn held_stream(
+    s: &Setup,
+    mut sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+) -> (Incoming, EventStream) {
+    let request = s.sse();
+    let pending = tokio::spawn(async move { sender.send_request(request).await });
+    let stream = s.mcp.next_stream().await;
+    assert!(stream.send(EVENT_1).await);
+    let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
+    let mut body = response.into_body();
+    assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes());
+    (body, stream)
+}
+
 /// An HTTP/1.1 client connection; aborting the handle closes the socket.
 async fn h1<B>(addr: SocketAddr) -> (hyper::client::conn::http1::SendRequest<B>, JoinHandle<()>)
 where
@@ -356,14 +372,8 @@ async fn the_first_sse_event_arrives_while_the_stream_is_open_over_http2() {
 #[tokio::test]
 async fn an_event_larger_than_a_held_streams_read_buffer_passes_whole_beside_calls() {
     let s = Setup::new(&[]).await;
-    let (mut sender, _connection) = h1::<Empty<Bytes>>(s.edge.addr).await;
-    let request = s.sse();
-    let pending = tokio::spawn(async move { sender.send_request(request).await });
-    let stream = s.mcp.next_stream().await;
-    assert!(stream.send(EVENT_1).await);
-    let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
-    let mut body = response.into_body();
-    assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes());
+    let (sender, _connection) = h1(s.edge.addr).await;
+    let (mut body, stream) = held_stream(&s, sender).await;
     // A call while the stream is held: answered.
     let (mut caller, _calls) = h1(s.edge.addr).await;
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
@@ -391,14 +401,8 @@ async fn an_event_larger_than_a_held_streams_read_buffer_passes_whole_beside_cal
 async fn a_quiet_stream_outlives_the_upstream_timeout() {
     // The timeout bounds the wait for response headers only; streams have no total timeout.
     let s = Setup::new(&["--upstream-timeout", "0.3"]).await;
-    let (mut sender, _connection) = h1::<Empty<Bytes>>(s.edge.addr).await;
-    let request = s.sse();
-    let pending = tokio::spawn(async move { sender.send_request(request).await });
-    let stream = s.mcp.next_stream().await;
-    assert!(stream.send(EVENT_1).await);
-    let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
-    let mut body = response.into_body();
-    assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes());
+    let (sender, _connection) = h1(s.edge.addr).await;
+    let (mut body, stream) = held_stream(&s, sender).await;
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert!(stream.send(EVENT_2).await, "the stream is still open");
@@ -466,14 +470,8 @@ async fn an_event_under_way_at_expiry_is_finished_first() {
 #[tokio::test]
 async fn a_client_leaving_mid_stream_cancels_the_upstream_stream() {
     let s = Setup::new(&[]).await;
-    let (mut sender, connection) = h1::<Empty<Bytes>>(s.edge.addr).await;
-    let request = s.sse();
-    let pending = tokio::spawn(async move { sender.send_request(request).await });
-    let stream = s.mcp.next_stream().await;
-    assert!(stream.send(EVENT_1).await);
-    let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
-    let mut body = response.into_body();
-    assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes());
+    let (sender, connection) = h1(s.edge.addr).await;
+    let (body, stream) = held_stream(&s, sender).await;
     // The client goes away: its socket closes with the stream still open.
     connection.abort();
     drop(body);
@@ -595,14 +593,8 @@ async fn an_upstream_closing_without_an_answer_gets_502() {
 #[tokio::test]
 async fn an_upstream_breaking_off_mid_stream_is_not_passed_off_as_complete() {
     let s = Setup::new(&[]).await;
-    let (mut sender, _connection) = h1::<Empty<Bytes>>(s.edge.addr).await;
-    let request = s.sse();
-    let pending = tokio::spawn(async move { sender.send_request(request).await });
-    let stream = s.mcp.next_stream().await;
-    assert!(stream.send(EVENT_1).await);
-    let response = within(PATIENCE, "the response head", pending).await.expect("no panic").expect("a response");
-    let mut body = response.into_body();
-    assert_eq!(next_data(&mut body).await, EVENT_1.as_bytes());
+    let (sender, _connection) = h1(s.edge.addr).await;
+    let (mut body, stream) = held_stream(&s, sender).await;
     stream.fail().await;
     // The client must see an error, not the end of a complete response.
     let next = within(PATIENCE, "the stream's end", body.frame()).await;

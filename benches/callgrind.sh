@@ -16,6 +16,10 @@
 #         keep-alive connection; the default --dpop-iat-window (300 s) covers a run by far
 #   ngx   that forwarded POST through nginx proxy_pass instead (benches/nginx/proxy.conf.in, one
 #         process), the floor the forwarding bar is set against
+#   hfwd  that forwarded POST through the bare hyper forwarding floor instead (`hyper-floor
+#         proxy`, benches/floor_proxy.rs: hyper's server and client connection and nothing else),
+#         what hyper itself costs to forward, below which the edge cannot go while it stays on
+#         hyper
 #   call  a tools/call at MCP 2026-07-28 (Mcp-Method, Mcp-Name, a larger body), forwarded with no
 #         policy: what the pol kind costs without its policy
 #   call25 the same tools/call at 2025-11-25 (no method headers), forwarded with no policy
@@ -73,9 +77,9 @@ need curl "install it with: sudo apt-get install curl"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a whole number above 0, not '$N'"
 for kind in $KINDS; do
     case $kind in
-    doc | 401 | fwd | dpop | call | call25 | pol | pol25) ;;
+    doc | 401 | fwd | dpop | call | call25 | pol | pol25 | hfwd) ;;
     ngx) need nginx "install it with: sudo apt-get install nginx-light" ;;
-    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd dpop ngx call call25 pol pol25" ;;
+    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd dpop ngx hfwd call call25 pol pol25" ;;
     esac
 done
 build_binaries
@@ -132,6 +136,10 @@ measure() {
         start nginx "${under[@]}" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
         pid=$STARTED
         wait_ok "http://127.0.0.1:$EDGE_PORT/mcp" "$pid" nginx
+    elif [ "$kind" = hfwd ]; then
+        start hyper-floor "${under[@]}" "$bin" proxy "127.0.0.1:$EDGE_PORT" "127.0.0.1:$ECHO_PORT"
+        pid=$STARTED
+        wait_ok "http://127.0.0.1:$EDGE_PORT/mcp" "$pid" hyper-floor
     else
         local -a policy=() auth=(--auth-server "http://127.0.0.1:$AS_PORT")
         case $kind in pol | pol25) policy=(--config "$ROOT/benches/fixtures/policy.json") ;; esac
@@ -146,7 +154,7 @@ measure() {
     case $kind in
     doc) request=(-H 'accept: application/json' "http://127.0.0.1:$EDGE_PORT/.well-known/oauth-authorization-server") ;;
     401) request=(-d "$WORK/body.json" -H 'content-type: application/json' "$RESOURCE") ;;
-    fwd | ngx) request=(-d "$WORK/body.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$RESOURCE") ;;
+    fwd | ngx | hfwd) request=(-d "$WORK/body.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$RESOURCE") ;;
     call | pol) request=(-d "$WORK/call.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
         -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/call' -H 'mcp-name: read_file' "$RESOURCE") ;;
     call25 | pol25) request=(-d "$WORK/call25.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
@@ -204,9 +212,11 @@ fi
 for kind in $KINDS; do
     builds="${BASE_BIN:+base} edge"
     [ "$kind" = ngx ] && builds=nginx
+    [ "$kind" = hfwd ] && builds=hyper
     for build in $builds; do
         bin=$EDGE_BIN
         [ "$build" = base ] && bin=$BASE_BIN
+        [ "$build" = hyper ] && bin=$FLOOR_BIN
         i=$(slope callgrind "$bin" "$kind")
         i=${i%.*}
         if [ "$SYSCALLS" = 0 ]; then
@@ -234,6 +244,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 if [ -n "${INSTR[fwd]:-}" ] && [ -n "${INSTR[ngx]:-}" ]; then
     r=$(ratio "${INSTR[fwd]}" "${INSTR[ngx]}")
     bar "fwd ÷ ngx instructions per request $r (at most 0.90)" "$r" 0.90
+fi
+# hyper's own floor: what forwarding costs on hyper with nothing of the edge's, against nginx,
+# and what the edge adds above it.
+if [ -n "${INSTR[hfwd]:-}" ] && [ -n "${INSTR[ngx]:-}" ]; then
+    echo "hyper's floor: hfwd ÷ ngx instructions per request $(ratio "${INSTR[hfwd]}" "${INSTR[ngx]}")"
+fi
+if [ -n "${INSTR[hfwd]:-}" ] && [ -n "${INSTR[fwd]:-}" ]; then
+    echo "the edge above hyper's floor: fwd ÷ hfwd $(ratio "${INSTR[fwd]}" "${INSTR[hfwd]}") (the edge adds $((INSTR[fwd] - INSTR[hfwd])))"
 fi
 if [ -n "${CALLS[fwd]:-}" ] && [ -n "${CALLS[ngx]:-}" ]; then
     bar "fwd system calls per request ${CALLS[fwd]} against nginx's ${CALLS[ngx]} (at most nginx's)" "${CALLS[fwd]}" "${CALLS[ngx]}"

@@ -9,11 +9,15 @@
 //! - `hyper-floor echo ADDR`: the demo echo MCP server, the upstream behind the edge and nginx.
 //! - `hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT` and `hyper-floor dpop-send ADDR FILE
 //!   COUNT`: the DPoP requests of `benches/callgrind.sh`, made ahead and sent (`dpop_load.rs`).
+//! - `hyper-floor proxy ADDR UPSTREAM`: the bare hyper forwarding floor (`floor_proxy.rs`),
+//!   counted by `benches/callgrind.sh` as the `hfwd` kind.
 //! - `hyper-floor sse ADDR` and `hyper-floor hold key=value...`: the event-stream stand-in and
 //!   the stream holder of the held-streams benchmark (`benches/streams.sh`; `streams_hold.rs`).
 
 #[path = "dpop_load.rs"]
 mod dpop_load;
+#[path = "floor_proxy.rs"]
+mod floor_proxy;
 #[path = "floor_service.rs"]
 mod floor_service;
 #[path = "streams_hold.rs"]
@@ -23,7 +27,7 @@ use std::process::ExitCode;
 
 use mcp_auth_edge::shutdown::channel as shutdown_channel;
 
-const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR \
+const USAGE: &str = "usage: hyper-floor ADDR FILE | hyper-floor demo-as ADDR AUDIENCE | hyper-floor echo ADDR | hyper-floor proxy ADDR UPSTREAM \
                      | hyper-floor dpop-requests DIR ISSUER RESOURCE COUNT | hyper-floor dpop-send ADDR FILE COUNT \
                      | hyper-floor sse ADDR | hyper-floor hold key=value...";
 
@@ -68,6 +72,13 @@ fn main() -> ExitCode {
         ["demo-as", addr, audience] => (addr, Mode::AuthServer(audience.to_string())),
         ["echo", addr] => (addr, Mode::Echo),
         ["sse", addr] => (addr, Mode::Events),
+        ["proxy", addr, upstream] => match upstream.parse() {
+            Ok(upstream) => (addr, Mode::Proxy(upstream)),
+            Err(_) => {
+                eprintln!("hyper-floor proxy: UPSTREAM must be an address like 127.0.0.1:8080, not {upstream}");
+                return ExitCode::from(2);
+            }
+        },
         [addr, file] => match std::fs::read(file) {
             Ok(bytes) => (addr, Mode::Floor(bytes::Bytes::from(bytes))),
             Err(e) => {
@@ -105,6 +116,14 @@ fn main() -> ExitCode {
                 streams_hold::serve_events(listener).await;
                 Ok(())
             }
+            Mode::Proxy(upstream) => {
+                // Ends on SIGINT, so that a profiler running it writes its profile.
+                tokio::select! {
+                    () = floor_proxy::serve(listener, upstream) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                Ok(())
+            }
         };
         match served {
             Ok(()) => ExitCode::SUCCESS,
@@ -125,4 +144,5 @@ enum Mode {
     AuthServer(String),
     Echo,
     Events,
+    Proxy(std::net::SocketAddr),
 }

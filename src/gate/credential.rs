@@ -152,21 +152,55 @@ pub fn parse(value: &[u8], schemes: Schemes) -> Credential<'_> {
     }
 }
 
-/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )`, checked in one pass without
-/// early exit so that the compiler can vectorise it: tokens are hundreds of bytes, and this
-/// runs on every gated request.
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )`, checked with a table of the
+/// bytes allowed, eight at a time and without early exit: tokens are hundreds of bytes, and this
+/// runs on every gated request. Comparing each byte with the ranges and marks cost about five
+/// instructions a byte (2,000 for the bench's token); a table lookup costs two.
 fn b64token_body(bytes: &[u8]) -> bool {
-    bytes.iter().fold(true, |ok, &b| {
-        let alpha = (b | 0x20).wrapping_sub(b'a') < 26;
-        let digit = b.wrapping_sub(b'0') < 10;
-        let mark = (b == b'-') | (b == b'.') | (b == b'_') | (b == b'~') | (b == b'+') | (b == b'/');
-        ok & (alpha | digit | mark)
-    })
+    let allowed = |b: u8| B64TOKEN[usize::from(b)];
+    let mut chunks = bytes.chunks_exact(8);
+    let mut ok = true;
+    for c in &mut chunks {
+        ok &= allowed(c[0])
+            & allowed(c[1])
+            & allowed(c[2])
+            & allowed(c[3])
+            & allowed(c[4])
+            & allowed(c[5])
+            & allowed(c[6])
+            & allowed(c[7]);
+    }
+    chunks.remainder().iter().fold(ok, |ok, &b| ok & allowed(b))
 }
+
+/// Whether each byte value may appear in a b64token's body.
+static B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_table_allows_exactly_the_b64token_characters() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            // At every position of a chunk of eight and in the remainder after one.
+            for at in 0..11 {
+                let mut token = vec![b'a'; 11];
+                token[at] = b;
+                assert_eq!(b64token_body(&token), expected, "byte {b:#04x} at {at}");
+            }
+        }
+    }
 
     #[test]
     fn bearer_forms() {

@@ -110,7 +110,7 @@ impl Expected {
         let target = TargetKind::of(announced.method())
             .zip(announced.target())
             .map(|(kind, target)| (kind, Text::new(name_value, target)));
-        Expected { method, target, version: announced.version().to_bytes() }
+        Expected { method, target, version: announced.version_text() }
     }
 }
 

@@ -54,6 +54,29 @@ pub struct Policy {
     implied: Vec<ScopeSet>,
     /// Some rule matches on a resource URI; see `crate::mcp::decide` on ambiguous URIs.
     uri_rules: bool,
+    /// For each method a rule names exactly, the rules that select it; see [`Policy::select`].
+    by_method: Vec<Methods>,
+    /// The rules whose method is a pattern: the only ones that may select any other method.
+    by_pattern: Vec<usize>,
+}
+
+/// The rules whose method matches one method a rule names exactly (those naming it, and the
+/// patterns it matches), in the policy's order: a decision on that method compares targets
+/// only. Found by length and last bytes before the text is compared.
+#[derive(Clone, Debug, PartialEq)]
+struct Methods {
+    method: Box<str>,
+    tail: u64,
+    rules: Vec<usize>,
+}
+
+/// The last eight bytes of a method (all of a shorter one), as a word.
+fn tail(method: &str) -> u64 {
+    let bytes = method.as_bytes();
+    let last = &bytes[bytes.len().saturating_sub(8)..];
+    let mut word = [0u8; 8];
+    word[..last.len()].copy_from_slice(last);
+    u64::from_le_bytes(word)
 }
 
 /// What an operation no rule selects gets.
@@ -199,9 +222,11 @@ impl Rule {
     /// Whether the rule selects an operation: its method matches and, when the rule names a
     /// target, the operation's target (`params.name` or `params.uri`) matches too.
     pub fn selects(&self, method: &str, target: Option<&str>) -> bool {
-        if !self.method.matches(method) {
-            return false;
-        }
+        self.method.matches(method) && self.selects_target(target)
+    }
+
+    /// Whether the rule's target condition, if any, holds for an operation's target.
+    fn selects_target(&self, target: Option<&str>) -> bool {
         match (&self.target, target) {
             (TargetMatch::Any, _) => true,
             (_, None) => false,
@@ -413,12 +438,39 @@ impl Policy {
             }
         }
         let uri_rules = draft.rules.iter().any(|r| matches!(r.1, TargetMatch::Uri(_) | TargetMatch::UriPrefix(_)));
-        let rules = draft
+        let rules: Vec<Rule> = draft
             .rules
             .into_iter()
             .map(|(method, target, scopes, claims)| Rule { method, target, scope_set: set(&scopes), scopes, claims })
             .collect();
-        Ok(Policy { fallback: draft.fallback, rules, names, implied, uri_rules })
+        let mut by_method: Vec<Methods> = Vec::new();
+        for rule in &rules {
+            if let Pattern::Exact(method) = &rule.method {
+                if !by_method.iter().any(|m| *m.method == **method) {
+                    let selecting = (0..rules.len()).filter(|&i| rules[i].method.matches(method)).collect();
+                    by_method.push(Methods { method: method.as_str().into(), tail: tail(method), rules: selecting });
+                }
+            }
+        }
+        let by_pattern = (0..rules.len()).filter(|&i| matches!(rules[i].method, Pattern::Glob(_))).collect();
+        Ok(Policy { fallback: draft.fallback, rules, names, implied, uri_rules, by_method, by_pattern })
+    }
+
+    /// The first rule that selects an operation (its method and target match), with its index:
+    /// the rule that decides it. The method picks the rules to try, so that only their targets
+    /// are compared.
+    pub fn select(&self, method: &str, target: Option<&str>) -> Option<(usize, &Rule)> {
+        let word = tail(method);
+        let named =
+            self.by_method.iter().find(|m| m.method.len() == method.len() && m.tail == word && *m.method == *method);
+        let (tried, matched) = match named {
+            Some(named) => (&named.rules, true),
+            None => (&self.by_pattern, false),
+        };
+        tried
+            .iter()
+            .map(|&i| (i, &self.rules[i]))
+            .find(|(_, rule)| (matched || rule.method.matches(method)) && rule.selects_target(target))
     }
 
     pub fn fallback(&self) -> Fallback {
@@ -681,6 +733,36 @@ mod tests {
         assert!(p.rules()[1].selects("resources/read", Some("file:///public/a.txt")));
         assert!(!p.rules()[1].selects("resources/read", Some("file:///private/a.txt")));
         assert!(p.rules()[2].selects("notifications/initialized", None));
+    }
+
+    #[test]
+    fn the_method_index_selects_the_first_rule_as_a_scan_of_all_rules_would() {
+        let p = parse(json!({"default": "deny", "rules": [
+            {"method": "tools/call", "name": "admin_*"},
+            {"method": "tools/*"},
+            {"method": "tools/call"},
+            {"method": "ping"},
+            {"method": "*/list"},
+            {"method": "tools/list"}]}))
+        .unwrap();
+        let scan = |method: &str, target: Option<&str>| p.rules().iter().position(|r| r.selects(method, target));
+        for (method, target) in [
+            ("tools/call", Some("admin_x")),
+            ("tools/call", Some("read")),
+            ("tools/call", None),
+            ("tools/list", None),
+            ("prompts/list", None),
+            ("ping", None),
+            ("pong", None),
+            ("tools/lis", None),
+            ("xtools/list", None),
+            ("", None),
+        ] {
+            assert_eq!(p.select(method, target).map(|(i, _)| i), scan(method, target), "{method} {target:?}");
+        }
+        assert_eq!(p.select("tools/call", Some("read")).map(|(i, _)| i), Some(1));
+        assert_eq!(p.select("prompts/list", None).map(|(i, _)| i), Some(4));
+        assert_eq!(p.select("pong", None).map(|(i, _)| i), None);
     }
 
     #[test]

@@ -22,7 +22,9 @@ use http::header::HeaderValue;
 
 use crate::config::policy::TargetKind;
 use crate::mcp::headers::{jsonrpc_error, Announced, Mismatch, HEADER_MISMATCH};
-use crate::mcp::jsonrpc::{self, Id, Message};
+use crate::mcp::jsonrpc::Id;
+
+mod plain;
 
 /// Containers open at once, at most; deeper bodies are refused (serde_json, which MCP servers
 /// in Rust use, stops at 128 for the values it reads).
@@ -108,7 +110,7 @@ impl Expected {
         let target = TargetKind::of(announced.method())
             .zip(announced.target())
             .map(|(kind, target)| (kind, Text::new(name_value, target)));
-        Expected { method, target, version: announced.version().to_bytes() }
+        Expected { method, target, version: announced.version_text() }
     }
 }
 
@@ -398,25 +400,16 @@ impl Agreement {
 
     /// The verdict on a body that came whole, in one piece, before anything else was fed: the
     /// verdict [`Agreement::feed`] and [`Agreement::finish`] reach, at a fraction of their cost
-    /// when the body is one plain message ([`jsonrpc::read_plain`]). Any other body, and one
-    /// that disagrees, goes through the checker, which says why.
+    /// when the body is one plain message that agrees (compared in one pass that builds
+    /// nothing). Any other body, and one that disagrees, goes through the checker, which says why.
     pub fn whole(&mut self, body: &[u8]) -> Result<(), Disagreement> {
         let fresh = self.state == State::Value && self.depth == 0 && self.seen == 0 && self.failed.is_none();
-        if fresh && jsonrpc::read_plain(body).is_some_and(|message| self.agrees(&message)) {
+        if fresh && plain::agrees(body, &self.expected) {
             self.agreed = true;
             return Ok(());
         }
         self.feed(body)?;
         self.finish()
-    }
-
-    /// Whether a message read whole says what the headers announced, as the checker compares it.
-    fn agrees(&self, message: &Message<'_>) -> bool {
-        let Some(operation) = message.operation() else { return false };
-        let target = self.expected.target.as_ref().map(|(_, text)| text.bytes());
-        operation.method().as_bytes() == self.expected.method.bytes()
-            && operation.target().map(str::as_bytes) == target
-            && operation.protocol_version().is_none_or(|v| v.as_bytes() == self.expected.version)
     }
 
     /// The verdict on the whole body, once it has ended.
@@ -989,14 +982,14 @@ mod tests {
     #[test]
     fn a_plain_body_checked_whole_is_read_in_one_pass_and_a_refused_one_keeps_its_id() {
         let h = headers("2026-07-28", "tools/call", Some("read_file"));
-        assert!(jsonrpc::read_plain(CALL.as_bytes()).is_some());
+        let Ok(Source::Headers(announced)) = headers::read(&h) else { panic!("headers") };
+        assert!(plain::agrees(CALL.as_bytes(), &Expected::new(&announced)));
         assert_eq!(check_whole(&h, CALL.as_bytes()), (Ok(()), None));
         let other = CALL.replace("read_file", "delete_file");
         let (verdict, id) = check_whole(&h, other.as_bytes());
         assert_eq!(verdict, Err(Disagreement::Mismatch(Mismatch::Name)));
         assert_eq!(id, Some(Id::Number(7)));
         // A checker already fed a piece does not take the one-pass reading for the rest.
-        let Ok(Source::Headers(announced)) = headers::read(&h) else { panic!("headers") };
         let mut a = Agreement::new(Expected::new(&announced));
         a.feed(&CALL.as_bytes()[..10]).unwrap();
         assert_eq!(a.whole(&CALL.as_bytes()[10..]), Ok(()));

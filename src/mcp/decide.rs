@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::policy::{Fallback, Policy, TargetKind};
+use crate::config::policy::{Fallback, Policy, ScopeSet, TargetKind};
 use crate::mcp::Call;
 
 /// The token's claims, as the policy's claim conditions read them.
@@ -60,30 +60,45 @@ pub enum Denial {
 /// the resource's required scopes, which an operation that no rule selects needs under a
 /// default of allow.
 pub fn decide(policy: &Policy, call: Call<'_>, held: &[String], claims: &dyn Claims, required: &[String]) -> Verdict {
-    if let (Some(uri), Some(TargetKind::Uri)) = (call.target, TargetKind::of(call.method)) {
-        if policy.has_uri_rules() && ambiguous_uri(uri) {
+    if let (true, Some(uri)) = (policy.has_uri_rules(), call.target) {
+        if TargetKind::of(call.method) == Some(TargetKind::Uri) && ambiguous_uri(uri) {
             return Verdict::Deny { rule: None, reason: Denial::AmbiguousUri };
         }
     }
-    let effective = policy.effective(held);
-    let holds =
-        |scope: &str| held.iter().any(|h| h == scope) || policy.index(scope).is_some_and(|i| effective.contains(i));
-    let Some((index, rule)) = policy.rules().iter().enumerate().find(|(_, r)| r.selects(call.method, call.target))
-    else {
+    let Some((index, rule)) = policy.select(call.method, call.target) else {
         return match policy.fallback() {
             Fallback::Deny => Verdict::Deny { rule: None, reason: Denial::NoRule },
-            Fallback::Allow if required.iter().all(|s| holds(s.as_str())) => Verdict::Allow { rule: None },
-            Fallback::Allow => Verdict::Deny { rule: None, reason: shortfall(required, &holds) },
+            Fallback::Allow => {
+                let effective = policy.effective(held);
+                let holds = |scope: &str| holds(policy, held, effective, scope);
+                if required.iter().all(|s| holds(s.as_str())) {
+                    Verdict::Allow { rule: None }
+                } else {
+                    Verdict::Deny { rule: None, reason: shortfall(required, &holds) }
+                }
+            }
         };
     };
     if let Some(failed) = rule.claims().iter().find(|c| !c.holds(claims.claim(c.claim()))) {
         return Verdict::Deny { rule: Some(index), reason: Denial::Claim { claim: failed.claim().to_string() } };
     }
+    // Every scope the rule requires held as written (none, or the usual one or two) is enough;
+    // otherwise implications are consulted.
+    if rule.scopes().iter().all(|scope| held.iter().any(|h| h == scope)) {
+        return Verdict::Allow { rule: Some(index) };
+    }
+    let effective = policy.effective(held);
     if rule.scope_set().minus(effective).is_empty() {
         Verdict::Allow { rule: Some(index) }
     } else {
-        Verdict::Deny { rule: Some(index), reason: shortfall(rule.scopes(), &holds) }
+        Verdict::Deny { rule: Some(index), reason: shortfall(rule.scopes(), &|s| holds(policy, held, effective, s)) }
     }
+}
+
+/// Whether a token holding `held` (`effective` in the policy's terms) has `scope`: held as it
+/// is, or implied by one held.
+fn holds(policy: &Policy, held: &[String], effective: ScopeSet, scope: &str) -> bool {
+    held.iter().any(|h| h == scope) || policy.index(scope).is_some_and(|i| effective.contains(i))
 }
 
 fn shortfall(needed: &[String], holds: &dyn Fn(&str) -> bool) -> Denial {

@@ -137,6 +137,8 @@ impl Source<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Announced<'h> {
     version: ProtocolVersion,
+    /// `MCP-Protocol-Version` as sent, which is `version` as `YYYY-MM-DD`.
+    version_text: [u8; 10],
     method: &'h str,
     /// `Mcp-Name` decoded, for a method with a target; ignored for any other.
     target: Option<Cow<'h, str>>,
@@ -147,6 +149,11 @@ pub struct Announced<'h> {
 impl Announced<'_> {
     pub fn version(&self) -> ProtocolVersion {
         self.version
+    }
+
+    /// The revision as `YYYY-MM-DD`, as the body's `_meta` must state it.
+    pub fn version_text(&self) -> [u8; 10] {
+        self.version_text
     }
 
     pub fn method(&self) -> &str {
@@ -230,8 +237,10 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     let Some(version) = found.version.get("MCP-Protocol-Version")? else {
         return Ok(Source::Body { version: None });
     };
-    let version = ProtocolVersion::parse(version.as_bytes())
-        .ok_or(HeaderError::Malformed { header: "MCP-Protocol-Version", why: ValueError::NotADate })?;
+    let malformed = HeaderError::Malformed { header: "MCP-Protocol-Version", why: ValueError::NotADate };
+    // Exactly `YYYY-MM-DD`, which is what `parse` takes.
+    let version_text: [u8; 10] = version.as_bytes().try_into().map_err(|_| malformed)?;
+    let version = ProtocolVersion::parse(&version_text).ok_or(malformed)?;
     // SECURITY: before 2026-07-28 nothing checks these headers against the body; a client
     // could announce one tool and call another. Such requests are decided from the body.
     if !version.validates_headers() {
@@ -249,12 +258,11 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
         None => (None, None),
         Some(_) => {
             let name = found.name.get("Mcp-Name")?.ok_or(HeaderError::Missing("Mcp-Name"))?;
-            let target =
-                decode_value(name.as_bytes()).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?;
+            let target = decode_header(name).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?;
             (Some(target), Some(name))
         }
     };
-    Ok(Source::Headers(Announced { version, method, target, values: (method_value, name) }))
+    Ok(Source::Headers(Announced { version, version_text, method, target, values: (method_value, name) }))
 }
 
 /// The `Mcp-*` headers a request sent, found in one pass over its headers (three lookups by
@@ -323,6 +331,15 @@ pub fn decode_value(raw: &[u8]) -> Result<Cow<'_, str>, ValueError> {
     match std::str::from_utf8(raw) {
         Ok(text) if plain_safe(text) => Ok(Cow::Borrowed(text)),
         _ => Err(ValueError::Unsafe),
+    }
+}
+
+/// [`decode_value`] of a header value: a plain one is read as the header's own text, which
+/// `HeaderValue` finds ASCII more cheaply than a check of UTF-8 does.
+fn decode_header(value: &HeaderValue) -> Result<Cow<'_, str>, ValueError> {
+    match value.to_str() {
+        Ok(text) if plain_safe(text) && !text.as_bytes().starts_with(SENTINEL_START) => Ok(Cow::Borrowed(text)),
+        _ => decode_value(value.as_bytes()),
     }
 }
 
@@ -474,6 +491,27 @@ mod tests {
         serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name,
             "arguments": {}, "_meta": {"io.modelcontextprotocol/protocolVersion": version}}})
         .to_string()
+    }
+
+    #[test]
+    fn a_header_value_decodes_as_its_bytes_do() {
+        let values: [&[u8]; 9] = [
+            b"read_file",
+            b"a b",
+            b" lead",
+            b"trail ",
+            b"tab\there",
+            b"=?base64?w7xuw68=?=",
+            b"=?base64?not base64?=",
+            b"=?base64?",
+            "caf\u{e9}".as_bytes(),
+        ];
+        for raw in values {
+            let value = HeaderValue::from_bytes(raw).expect("a header value");
+            assert_eq!(decode_header(&value), decode_value(raw), "{raw:?}");
+        }
+        let map = headers(&[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "ping")]);
+        assert_eq!(&announced(&map).version_text(), b"2026-07-28");
     }
 
     #[test]

@@ -178,14 +178,6 @@ pub fn extract(body: &[u8]) -> Result<Body<'_>, ExtractError> {
     }
 }
 
-/// The message of a body that is one plain message (see the fast reader), which MCP allows
-/// (a request, a notification or a response); `None` for any other body, including every one
-/// that [`extract`] refuses. Allocates nothing.
-pub fn read_plain(body: &[u8]) -> Option<Message<'_>> {
-    let body = std::str::from_utf8(body).ok()?;
-    finish(fast::single(body)?).ok()
-}
-
 /// [`extract`] with every body read by serde: the reference the fast reader is held to (the
 /// fuzz target `mcp_operation` compares the two).
 #[doc(hidden)]

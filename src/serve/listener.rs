@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,41 +220,57 @@ impl Builders {
 }
 
 /// Serves one connection in `protocol` under its watchdog until it ends.
-async fn serve_io<I, S, B>(
+///
+/// Not an `async fn`: an async fn's future keeps its arguments for its whole life, beside
+/// what they were moved into, so `io` (a TLS stream is several KiB) would be held twice by
+/// every connection's task. Here it moves into the connection before the future is made, and
+/// the future holds the connection once, where it is polled.
+fn serve_io<'a, I, S, B>(
     io: I,
     service: S,
     protocol: Protocol,
-    builders: &Builders,
-    activity: &Activity,
+    builders: &'a Builders,
+    activity: &'a Activity,
     clock: Clock,
     stop: Shutdown,
-) -> Result<Result<(), ConnectionError>, Closed>
+) -> impl Future<Output = Result<Result<(), ConnectionError>, Closed>> + Send + 'a
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Unpin + Send + 'static,
     S::Future: Send + 'static,
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match protocol {
-        Protocol::Http1 => {
-            let connection = builders.h1.serve_connection(io, service);
-            let outcome = watchdog(connection, |c| c.graceful_shutdown(), activity, clock, stop).await;
-            outcome.map(|done| done.map_err(Into::into))
-        }
+    let mut connection = match protocol {
+        Protocol::Http1 => Serving::Http1(builders.h1.serve_connection(io, service)),
         // Boxed, so that the HTTP/1 connections' tasks are not as large as these.
-        Protocol::Http2 => {
-            let connection = Box::pin(builders.h2.serve_connection(io, service));
-            let outcome =
-                watchdog(connection, |c| c.get_mut().as_mut().graceful_shutdown(), activity, clock, stop).await;
-            outcome.map(|done| done.map_err(Into::into))
-        }
-        Protocol::Detect => {
-            let connection = Box::pin(builders.detect.serve_connection(io, service));
-            watchdog(connection, |c| c.get_mut().as_mut().graceful_shutdown(), activity, clock, stop).await
+        Protocol::Http2 => Serving::Http2(Box::pin(builders.h2.serve_connection(io, service))),
+        Protocol::Detect => Serving::Detect(Box::pin(builders.detect.serve_connection(io, service))),
+    };
+    async move {
+        match &mut connection {
+            Serving::Http1(c) => {
+                let outcome = watchdog(Pin::new(c), |c| c.graceful_shutdown(), activity, clock, stop).await;
+                outcome.map(|done| done.map_err(Into::into))
+            }
+            Serving::Http2(c) => {
+                let outcome =
+                    watchdog(Pin::new(c), |c| c.get_mut().as_mut().graceful_shutdown(), activity, clock, stop).await;
+                outcome.map(|done| done.map_err(Into::into))
+            }
+            Serving::Detect(c) => {
+                watchdog(Pin::new(c), |c| c.get_mut().as_mut().graceful_shutdown(), activity, clock, stop).await
+            }
         }
     }
+}
+
+/// A connection being served, in its protocol.
+enum Serving<H1, H2, D> {
+    Http1(H1),
+    Http2(H2),
+    Detect(D),
 }
 
 /// How long to wait between warnings that the connection limit was reached.
@@ -337,11 +354,13 @@ where
         let builders = Arc::clone(&builders);
         let mut stop = shutdown.clone();
         if let Some((acceptor, handshake_timeout)) = &tls {
-            let handshake = tokio::time::timeout(*handshake_timeout, acceptor.accept(stream));
+            // The handshake is made inside the task: a future the task took with it would stay
+            // in it, a TLS connection's worth of bytes, for as long as the connection lives.
+            let (acceptor, handshake_timeout) = (acceptor.clone(), *handshake_timeout);
             tokio::spawn(async move {
                 let stream = tokio::select! {
                     biased;
-                    done = handshake => match done {
+                    done = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => match done {
                         Ok(Ok(stream)) => stream,
                         // A failed handshake has had its alert sent; a slow one is dropped.
                         Ok(Err(_)) | Err(_) => return,

@@ -60,7 +60,7 @@ impl Clock {
 /// event streams end at their next event boundary, and the accept loop's drain timeout
 /// bounds the wait.
 pub async fn watchdog<C, G>(
-    connection: C,
+    mut connection: Pin<&mut C>,
     graceful: G,
     activity: &Activity,
     clock: Clock,
@@ -70,7 +70,6 @@ where
     C: Future,
     G: Fn(Pin<&mut C>),
 {
-    tokio::pin!(connection);
     let opened = Instant::now();
     let mut tick: u32 = 1;
     activity.tick.store(tick, Ordering::Relaxed);

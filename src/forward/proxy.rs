@@ -202,6 +202,17 @@ pub async fn forward(
     response
 }
 
+/// Moves `headers` into a map of their own size, with room for `more` fields. hyper reads the
+/// MCP server's answer into the map the request went out in, sized for the request's fields,
+/// and an HTTP/1.1 connection keeps the map of the last response it sent, emptied, for the
+/// next one: for a held stream, as long as it is held (1.2 KiB for a request's dozen fields).
+fn compact(headers: &mut HeaderMap, more: usize) {
+    let fields = std::mem::take(headers);
+    let mut own = HeaderMap::with_capacity(fields.len() + more);
+    own.extend(fields);
+    *headers = own;
+}
+
 /// One of the edge's own answers, as the main listener's body.
 fn own(answer: Answer) -> Response<Body> {
     answer.map(Body::Full)
@@ -225,6 +236,7 @@ async fn exchange(
     let streaming = Streaming::new(activity);
     let origin = found.origin;
     let held = exchange_of(request.method(), request.headers(), found.listen);
+    let client_h1 = request.version() < http::Version::HTTP_2;
     // A declared length over the limit is refused before anything else: it would never pass.
     if http_body::Body::size_hint(request.body()).lower() > endpoint.max_body_bytes {
         metrics.limit_hit(Limit::Body);
@@ -381,6 +393,10 @@ async fn exchange(
             }
             strip_hop_by_hop(response.headers_mut());
             gate.cors.forwarded(origin.as_ref(), response.headers_mut());
+            if held == Exchange::Held && client_h1 {
+                // `X-Request-Id` is added in `forward`.
+                compact(response.headers_mut(), 1);
+            }
             metrics.upstream(response.status(), sent.elapsed());
             // A streaming answer ends with the token that opened it, and an event stream at
             // shutdown too; a body of known length ends by itself and costs no clock read here.
@@ -512,6 +528,20 @@ async fn answer_within<F: std::future::Future>(
 mod tests {
     use super::*;
     use crate::common::forwarding::X_FORWARDED_FOR;
+
+    #[test]
+    fn a_compacted_head_keeps_every_field_in_a_map_of_its_size() {
+        let mut h = HeaderMap::with_capacity(24);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        let before = h.clone();
+        compact(&mut h, 1);
+        assert_eq!(h, before);
+        let cookies: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"], "repeated fields stay, in order");
+        assert!((4..24).contains(&h.capacity()), "room for the fields and one more, no more: {}", h.capacity());
+    }
 
     #[test]
     fn one_scan_finds_the_first_of_each_field() {

@@ -10,6 +10,7 @@
 pub mod agreement;
 pub mod decide;
 pub mod headers;
+pub mod json;
 pub mod jsonrpc;
 pub mod lists;
 

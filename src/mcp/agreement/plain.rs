@@ -7,14 +7,12 @@
 //! a body the byte-wise checker fed it whole accepts. It never refuses: anything it does not
 //! take as it is (a batch, an escape in a string it compares or in a member name where the edge
 //! reads names, a surrogate escape anywhere, a repeated member the edge reads, `result` or
-//! `error`, an id that is not a plain string or a small integer, nesting past [`MAX_DEPTH`],
+//! `error`, an id that is not a plain string or a small integer, nesting past [`MAX_DEPTH`](crate::mcp::json::MAX_DEPTH),
 //! any syntax error, any value that disagrees) is left to the checker, which says why.
 
 use super::Expected;
 use crate::config::policy::TargetKind;
-
-/// Containers skipped inside one another, at most (one bit each in a `u64`).
-const MAX_DEPTH: u32 = 64;
+use crate::mcp::json::{on_cursor, Cursor};
 
 /// The protocol version's member of `params._meta`.
 const VERSION_KEY: &[u8] = b"io.modelcontextprotocol/protocolVersion";
@@ -32,67 +30,19 @@ const VERSION: u16 = 1 << 7;
 /// Whether `body`, the whole of it, is one JSON-RPC request or notification that says what
 /// `expected` says, as the byte-wise checker would find; `false` says nothing either way.
 pub(super) fn agrees(body: &[u8], expected: &Expected) -> bool {
-    let mut scan = Scan { bytes: body, at: 0, seen: 0 };
+    let mut scan = Scan { cursor: Cursor::new(body, false), seen: 0 };
     scan.message(expected).is_some() && scan.at == body.len()
 }
 
-/// Where the first byte from `at` on that ends a run of plain string is (`"`, `\`, a control
-/// character or a byte of a UTF-8 sequence), eight bytes at a time: a word is read past the
-/// string's end when the body goes on, so a short string (most member names and values) costs
-/// one word.
-#[inline(always)]
-fn find_stop(bytes: &[u8], mut at: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let (quote, backslash) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
-        // A byte's high bit is set for a zero byte of `quote` or `backslash`, a byte of `w`
-        // below 0x20, or one at 0x80 and above; borrows only mark bytes above the first zero or
-        // control byte, so the lowest mark is exact.
-        let marks = (quote.wrapping_sub(ONES) & !quote
-            | backslash.wrapping_sub(ONES) & !backslash
-            | w.wrapping_sub(ONES * 0x20) & !w
-            | w)
-            & HIGH;
-        if marks != 0 {
-            return Some(at + (marks.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let rest = bytes.get(at..)?;
-    rest.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80).map(|p| at + p)
-}
-
 struct Scan<'a> {
-    bytes: &'a [u8],
-    at: usize,
+    cursor: Cursor<'a>,
     /// The members read so far.
     seen: u16,
 }
 
+on_cursor!(Scan);
+
 impl<'a> Scan<'a> {
-    #[inline(always)]
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<u8> {
-        let b = *self.bytes.get(self.at)?;
-        self.at += 1;
-        Some(b)
-    }
-
-    #[inline(always)]
-    fn eat(&mut self, b: u8) -> Option<()> {
-        (self.next()? == b).then_some(())
-    }
-
     /// Notes a member read; `None` when it was read before.
     fn once(&mut self, member: u16) -> Option<()> {
         let fresh = self.seen & member == 0;
@@ -220,184 +170,6 @@ impl<'a> Scan<'a> {
             _ => None,
         }
     }
-
-    /// The rest of a string free of escapes (its opening quote read), its bytes well-formed
-    /// UTF-8.
-    #[inline(always)]
-    fn plain(&mut self) -> Option<&'a [u8]> {
-        let start = self.at;
-        loop {
-            self.at = find_stop(self.bytes, self.at)?;
-            match self.bytes[self.at] {
-                b'"' => {
-                    self.at += 1;
-                    return self.bytes.get(start..self.at - 1);
-                }
-                0x80.. => self.utf8()?,
-                _ => return None,
-            }
-        }
-    }
-
-    /// The rest of a string not compared (its opening quote read).
-    fn skip_string(&mut self) -> Option<()> {
-        loop {
-            self.at = find_stop(self.bytes, self.at)?;
-            match self.bytes[self.at] {
-                b'"' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                b'\\' => self.escape()?,
-                0x80.. => self.utf8()?,
-                _ => return None,
-            }
-        }
-    }
-
-    /// An escape, at its `\`. A `\u` of a surrogate is left to the checker: whether it must be
-    /// paired depends on whether serde_json reads the string or skips it.
-    fn escape(&mut self) -> Option<()> {
-        match *self.bytes.get(self.at + 1)? {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 2,
-            b'u' => {
-                let hex = self.bytes.get(self.at + 2..self.at + 6)?;
-                let unit = hex.iter().try_fold(0u32, |unit, &h| Some(unit * 16 + char::from(h).to_digit(16)?))?;
-                if (0xd800..=0xdfff).contains(&unit) {
-                    return None;
-                }
-                self.at += 6;
-            }
-            _ => return None,
-        }
-        Some(())
-    }
-
-    /// A UTF-8 sequence at its lead byte (0x80 or above), well-formed as RFC 3629's table has it.
-    fn utf8(&mut self) -> Option<()> {
-        let (more, low, high) = match self.bytes[self.at] {
-            0xc2..=0xdf => (1, 0x80, 0xbf),
-            0xe0 => (2, 0xa0, 0xbf),
-            0xe1..=0xec | 0xee..=0xef => (2, 0x80, 0xbf),
-            0xed => (2, 0x80, 0x9f),
-            0xf0 => (3, 0x90, 0xbf),
-            0xf1..=0xf3 => (3, 0x80, 0xbf),
-            0xf4 => (3, 0x80, 0x8f),
-            _ => return None,
-        };
-        let rest = self.bytes.get(self.at + 1..self.at + 1 + more)?;
-        let well_formed = (low..=high).contains(&rest[0]) && rest[1..].iter().all(|&b| (0x80..=0xbf).contains(&b));
-        self.at += 1 + more;
-        well_formed.then_some(())
-    }
-
-    /// The grammar of a number not read, at its first byte.
-    fn skip_number(&mut self) -> Option<()> {
-        if self.bytes.get(self.at) == Some(&b'-') {
-            self.at += 1;
-        }
-        match self.next()? {
-            b'0' => {}
-            b'1'..=b'9' => self.digits(),
-            _ => return None,
-        }
-        if self.bytes.get(self.at) == Some(&b'.') {
-            self.at += 1;
-            self.some_digits()?;
-        }
-        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.bytes.get(self.at) {
-                self.at += 1;
-            }
-            self.some_digits()?;
-        }
-        Some(())
-    }
-
-    fn digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.bytes.get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    fn some_digits(&mut self) -> Option<()> {
-        let start = self.at;
-        self.digits();
-        (self.at > start).then_some(())
-    }
-
-    fn literal(&mut self, text: &[u8]) -> Option<()> {
-        let end = self.at + text.len();
-        (self.bytes.get(self.at..end)? == text).then(|| self.at = end)
-    }
-
-    /// One value not read, however nested (to [`MAX_DEPTH`]), checked as strict JSON.
-    fn skip(&mut self) -> Option<()> {
-        // One bit per open container, set for an array.
-        let mut arrays = 0u64;
-        let mut depth = 0u32;
-        'value: loop {
-            self.ws();
-            match *self.bytes.get(self.at)? {
-                b'"' => {
-                    self.at += 1;
-                    self.skip_string()?;
-                }
-                open @ (b'{' | b'[') => {
-                    self.at += 1;
-                    self.ws();
-                    let close = if open == b'{' { b'}' } else { b']' };
-                    if *self.bytes.get(self.at)? == close {
-                        self.at += 1;
-                    } else {
-                        if depth == MAX_DEPTH {
-                            return None;
-                        }
-                        if open == b'[' {
-                            arrays |= 1 << depth;
-                        } else {
-                            arrays &= !(1 << depth);
-                            self.skip_key()?;
-                        }
-                        depth += 1;
-                        continue 'value;
-                    }
-                }
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
-                b'-' | b'0'..=b'9' => self.skip_number()?,
-                _ => return None,
-            }
-            // A value ended: what follows it in its container, until one needs another value.
-            loop {
-                if depth == 0 {
-                    return Some(());
-                }
-                self.ws();
-                let array = arrays & (1 << (depth - 1)) != 0;
-                match (self.next()?, array) {
-                    (b',', true) => continue 'value,
-                    (b',', false) => {
-                        self.ws();
-                        self.skip_key()?;
-                        continue 'value;
-                    }
-                    (b']', true) | (b'}', false) => depth -= 1,
-                    _ => return None,
-                }
-            }
-        }
-    }
-
-    /// A member name not read and its `:`.
-    fn skip_key(&mut self) -> Option<()> {
-        self.eat(b'"')?;
-        self.skip_string()?;
-        self.ws();
-        self.eat(b':')
-    }
 }
 
 #[cfg(test)]
@@ -445,27 +217,6 @@ mod tests {
         let r = r#"{"jsonrpc":"2.0","id":0,"method":"resources/read","params":{"uri":"file:///a b/é"}}"#;
         assert!(agrees(r.as_bytes(), &expected("resources/read", Some("file:///a b/é"))));
         assert!(!agrees(r.as_bytes(), &expected("resources/read", Some("file:///a b/e"))));
-    }
-
-    #[test]
-    fn the_stop_byte_is_found_wherever_it_is() {
-        for len in 0..40 {
-            for at in 0..=len {
-                for stop in [b'"', b'\\', 0x00, 0x1f, 0x80, 0xff] {
-                    // Bytes around the stop values that must not be taken for one.
-                    let mut bytes: Vec<u8> =
-                        (0..len).map(|i| [b'!', b'#', b'[', b']', b' ', 0x7f, b'a'][i % 7]).collect();
-                    let expected = (at < len).then(|| {
-                        bytes[at] = stop;
-                        at
-                    });
-                    for from in 0..=at.min(len) {
-                        assert_eq!(super::find_stop(&bytes, from), expected, "{bytes:?} from {from}");
-                    }
-                }
-            }
-        }
-        assert_eq!(super::find_stop(b"ab", 3), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The common body read without serde: one JSON-RPC message object, with member names and the
-//! strings the edge reads free of escapes, nested at most [`MAX_DEPTH`] deep. Such a body is
+//! strings the edge reads free of escapes, nested at most [`MAX_DEPTH`](crate::mcp::json::MAX_DEPTH) deep. Such a body is
 //! most of what an MCP client sends, and a slice read in one pass with its state in locals costs
 //! a fraction of the visitor machinery.
 //!
@@ -12,62 +12,20 @@
 use std::borrow::Cow;
 
 use super::{Loose, Obj, Outcome, RawMessage, RawMeta, RawParams};
-
-/// Containers skipped inside one another, at most (one bit each in a `u64`).
-const MAX_DEPTH: u32 = 64;
+use crate::mcp::json::{on_cursor, Cursor};
 
 /// Member names one read object may have before the body is left to the serde reader.
 const MAX_MEMBERS: usize = 8;
 
-/// The bytes that end a run of plain string: `"`, `\` and the control characters.
-const STOP: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
 /// The message of a body that is one JSON-RPC object, read as the serde reader would; `None`
 /// when this reader gives up. `body` has been checked as UTF-8.
 pub(super) fn single(body: &str) -> Option<RawMessage<'_>> {
-    let mut reader = Reader { text: body, bytes: body.as_bytes(), at: 0 };
+    let mut reader = Reader { text: body, cursor: Cursor::new(body.as_bytes(), true) };
     reader.ws();
-    reader.expect(b'{')?;
+    reader.eat(b'{')?;
     let message = reader.message()?;
     reader.ws();
     (reader.at == reader.bytes.len()).then_some(message)
-}
-
-/// Where the first byte of [`STOP`] is, eight bytes at a time: strings (a tool's arguments
-/// above all) are most of a body.
-fn find_stop(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let (quote, backslash) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
-        // A byte's high bit is set for a zero byte of `quote` or `backslash` (the byte is `"`
-        // or `\`), or for a byte of `w` below 0x20; borrows can only mark bytes above the
-        // first such byte, so the lowest mark is exact.
-        let marks = (quote.wrapping_sub(ONES) & !quote
-            | backslash.wrapping_sub(ONES) & !backslash
-            | w.wrapping_sub(ONES * 0x20) & !w)
-            & HIGH;
-        if marks != 0 {
-            return Some(at + (marks.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks.remainder().iter().position(|&b| STOP[usize::from(b)]).map(|p| at + p)
 }
 
 /// A member name, with its bytes packed into a word when it is short (every name the edge
@@ -117,31 +75,12 @@ impl<'a> Name<'a> {
 
 struct Reader<'a> {
     text: &'a str,
-    bytes: &'a [u8],
-    at: usize,
+    cursor: Cursor<'a>,
 }
 
+on_cursor!(Reader);
+
 impl<'a> Reader<'a> {
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let b = self.peek()?;
-        self.at += 1;
-        Some(b)
-    }
-
-    fn expect(&mut self, b: u8) -> Option<()> {
-        (self.next()? == b).then_some(())
-    }
-
     /// The members of an object whose `{` was read, each handed to `read` with the reader at
     /// its value (which `read` must consume).
     fn members(&mut self, mut read: impl FnMut(Name<'a>, &mut Self) -> Option<()>) -> Option<()> {
@@ -153,7 +92,7 @@ impl<'a> Reader<'a> {
             return Some(());
         }
         loop {
-            self.expect(b'"')?;
+            self.eat(b'"')?;
             let key = Name::new(self.plain_string()?);
             // A repeated name refuses the body; the serde reader says which.
             if count == MAX_MEMBERS || seen[..count].iter().any(|s| s.same(key)) {
@@ -162,7 +101,7 @@ impl<'a> Reader<'a> {
             seen[count] = key;
             count += 1;
             self.ws();
-            self.expect(b':')?;
+            self.eat(b':')?;
             self.ws();
             read(key, self)?;
             self.ws();
@@ -238,23 +177,15 @@ impl<'a> Reader<'a> {
         match self.next()? {
             b'"' => self.plain_string().map(|s| Loose::Str(Cow::Borrowed(s))),
             b @ (b'-' | b'0'..=b'9') => self.integer(b),
-            b't' => self.literal(b"rue", Loose::Other),
-            b'f' => self.literal(b"alse", Loose::Other),
-            b'n' => self.literal(b"ull", Loose::Null),
+            b't' => self.literal(b"rue").map(|()| Loose::Other),
+            b'f' => self.literal(b"alse").map(|()| Loose::Other),
+            b'n' => self.literal(b"ull").map(|()| Loose::Null),
             b'[' | b'{' => {
                 self.at -= 1;
                 self.skip().map(|()| Loose::Other)
             }
             _ => None,
         }
-    }
-
-    fn literal(&mut self, rest: &[u8], value: Loose<'a>) -> Option<Loose<'a>> {
-        let end = self.at + rest.len();
-        (self.bytes.get(self.at..end)? == rest).then(|| {
-            self.at = end;
-            value
-        })
     }
 
     /// An integer, typed as serde_json types it: an `i64` when it is one, `Other` for a `u64`
@@ -288,132 +219,8 @@ impl<'a> Reader<'a> {
     /// The rest of a string with no escapes (its opening quote read), borrowed from the body.
     fn plain_string(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let len = find_stop(self.bytes.get(start..)?)?;
-        self.at = start + len + 1;
-        match self.bytes[start + len] {
-            b'"' => self.text.get(start..start + len),
-            _ => None,
-        }
-    }
-
-    /// The rest of a string not read (its opening quote read): escapes are checked as
-    /// serde_json checks a string it skips, which is without pairing surrogates.
-    fn skip_string(&mut self) -> Option<()> {
-        loop {
-            self.at += find_stop(self.bytes.get(self.at..)?)?;
-            match self.next()? {
-                b'"' => return Some(()),
-                b'\\' => match self.next()? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                    b'u' => {
-                        let hex = self.bytes.get(self.at..self.at + 4)?;
-                        if !hex.iter().all(u8::is_ascii_hexdigit) {
-                            return None;
-                        }
-                        self.at += 4;
-                    }
-                    _ => return None,
-                },
-                _ => return None,
-            }
-        }
-    }
-
-    /// The grammar of a number not read, its first byte read.
-    fn skip_number(&mut self, first: u8) -> Option<()> {
-        let lead = if first == b'-' { self.next()? } else { first };
-        match lead {
-            b'0' => {}
-            b'1'..=b'9' => self.digits(),
-            _ => return None,
-        }
-        if self.peek() == Some(b'.') {
-            self.at += 1;
-            self.some_digits()?;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.at += 1;
-            }
-            self.some_digits()?;
-        }
-        Some(())
-    }
-
-    fn digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.at += 1;
-        }
-    }
-
-    fn some_digits(&mut self) -> Option<()> {
-        let start = self.at;
-        self.digits();
-        (self.at > start).then_some(())
-    }
-
-    /// One value not read, however nested (to [`MAX_DEPTH`]), checked as strict JSON.
-    fn skip(&mut self) -> Option<()> {
-        // One bit per open container, set for an array.
-        let mut arrays = 0u64;
-        let mut depth = 0u32;
-        'value: loop {
-            self.ws();
-            match self.next()? {
-                b'"' => self.skip_string()?,
-                open @ (b'{' | b'[') => {
-                    self.ws();
-                    let close = if open == b'{' { b'}' } else { b']' };
-                    if self.peek()? == close {
-                        self.at += 1;
-                    } else {
-                        if depth == MAX_DEPTH {
-                            return None;
-                        }
-                        if open == b'[' {
-                            arrays |= 1 << depth;
-                        } else {
-                            arrays &= !(1 << depth);
-                            self.skip_key()?;
-                        }
-                        depth += 1;
-                        continue 'value;
-                    }
-                }
-                b't' => self.literal(b"rue", Loose::Other).map(drop)?,
-                b'f' => self.literal(b"alse", Loose::Other).map(drop)?,
-                b'n' => self.literal(b"ull", Loose::Null).map(drop)?,
-                b @ (b'-' | b'0'..=b'9') => self.skip_number(b)?,
-                _ => return None,
-            }
-            // A value ended: what follows it in its container, until one needs another value.
-            loop {
-                if depth == 0 {
-                    return Some(());
-                }
-                self.ws();
-                let array = arrays & (1 << (depth - 1)) != 0;
-                match (self.next()?, array) {
-                    (b',', true) => continue 'value,
-                    (b',', false) => {
-                        self.ws();
-                        self.skip_key()?;
-                        continue 'value;
-                    }
-                    (b']', true) | (b'}', false) => depth -= 1,
-                    _ => return None,
-                }
-            }
-        }
-    }
-
-    /// A member name not read and its `:`.
-    fn skip_key(&mut self) -> Option<()> {
-        self.expect(b'"')?;
-        self.skip_string()?;
-        self.ws();
-        self.expect(b':')
+        let bytes = self.plain()?;
+        self.text.get(start..start + bytes.len())
     }
 }
 
@@ -492,25 +299,6 @@ mod tests {
         // A name repeated, long or short, leaves the body to serde, which refuses it.
         for body in [r#"{"arguments":1,"arguments":2}"#, r#"{"params":{"name":"a","name":"b"}}"#] {
             assert!(single(body).is_none(), "{body}");
-        }
-    }
-
-    #[test]
-    fn the_stop_byte_is_found_wherever_it_is() {
-        for len in 0..40 {
-            for at in 0..=len {
-                for stop in [b'"', b'\\', 0x00, 0x1f] {
-                    // Bytes around the stop that must not be taken for it: the bytes next to
-                    // each stop value, and non-ASCII.
-                    let mut bytes: Vec<u8> =
-                        (0..len).map(|i| [b'!', b'#', b'[', b']', b' ', 0xc3, 0xff, b'a'][i % 8]).collect();
-                    let expected = (at < len).then(|| {
-                        bytes[at] = stop;
-                        at
-                    });
-                    assert_eq!(super::find_stop(&bytes), expected, "{bytes:?}");
-                }
-            }
         }
     }
 

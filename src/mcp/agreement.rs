@@ -22,6 +22,7 @@ use http::header::HeaderValue;
 
 use crate::config::policy::TargetKind;
 use crate::mcp::headers::{jsonrpc_error, Announced, Mismatch, HEADER_MISMATCH};
+use crate::mcp::json::utf8_lead;
 use crate::mcp::jsonrpc::Id;
 
 mod plain;
@@ -703,17 +704,7 @@ impl Agreement {
             }
             0..=0x1f => Err(Disagreement::NotJson),
             0x80..=0xff => {
-                // RFC 3629's table of well-formed sequences.
-                let (left, low, high) = match b {
-                    0xc2..=0xdf => (1, 0x80, 0xbf),
-                    0xe0 => (2, 0xa0, 0xbf),
-                    0xe1..=0xec | 0xee..=0xef => (2, 0x80, 0xbf),
-                    0xed => (2, 0x80, 0x9f),
-                    0xf0 => (3, 0x90, 0xbf),
-                    0xf1..=0xf3 => (3, 0x80, 0xbf),
-                    0xf4 => (3, 0x80, 0x8f),
-                    _ => return Err(Disagreement::NotJson),
-                };
+                let (left, low, high) = utf8_lead(b).ok_or(Disagreement::NotJson)?;
                 (self.utf8_left, self.utf8_low, self.utf8_high) = (left, low, high);
                 self.push(&[b]);
                 Ok(())

@@ -37,6 +37,23 @@ fn find_stop(bytes: &[u8], mut at: usize) -> Option<usize> {
     rest.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80).map(|p| at + p)
 }
 
+/// What a UTF-8 lead byte (0x80 or above) says of its sequence, from RFC 3629's table of
+/// well-formed ones: how many continuation bytes follow, and the range the first of them must
+/// lie in (the others lie in 0x80..=0xBF); `None` for a byte that starts no sequence.
+#[inline(always)]
+pub fn utf8_lead(b: u8) -> Option<(u8, u8, u8)> {
+    Some(match b {
+        0xc2..=0xdf => (1, 0x80, 0xbf),
+        0xe0 => (2, 0xa0, 0xbf),
+        0xe1..=0xec | 0xee..=0xef => (2, 0x80, 0xbf),
+        0xed => (2, 0x80, 0x9f),
+        0xf0 => (3, 0x90, 0xbf),
+        0xf1..=0xf3 => (3, 0x80, 0xbf),
+        0xf4 => (3, 0x80, 0x8f),
+        _ => return None,
+    })
+}
+
 /// A place in a body, and how strings are stepped over.
 pub struct Cursor<'a> {
     pub bytes: &'a [u8],
@@ -133,16 +150,8 @@ impl<'a> Cursor<'a> {
 
     /// A UTF-8 sequence at its lead byte (0x80 or above), well-formed as RFC 3629's table has it.
     fn utf8(&mut self) -> Option<()> {
-        let (more, low, high) = match self.bytes[self.at] {
-            0xc2..=0xdf => (1, 0x80, 0xbf),
-            0xe0 => (2, 0xa0, 0xbf),
-            0xe1..=0xec | 0xee..=0xef => (2, 0x80, 0xbf),
-            0xed => (2, 0x80, 0x9f),
-            0xf0 => (3, 0x90, 0xbf),
-            0xf1..=0xf3 => (3, 0x80, 0xbf),
-            0xf4 => (3, 0x80, 0x8f),
-            _ => return None,
-        };
+        let (more, low, high) = utf8_lead(self.bytes[self.at])?;
+        let more = usize::from(more);
         let rest = self.bytes.get(self.at + 1..self.at + 1 + more)?;
         let well_formed = (low..=high).contains(&rest[0]) && rest[1..].iter().all(|&b| (0x80..=0xbf).contains(&b));
         self.at += 1 + more;

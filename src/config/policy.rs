@@ -177,6 +177,12 @@ impl Pattern {
             Pattern::Exact(exact) => return exact == text,
             Pattern::Glob(pieces) => pieces,
         };
+        // `prefix*`, the usual glob of a tool name: one comparison.
+        if let [prefix, last] = pieces.as_slice() {
+            if last.is_empty() {
+                return text.starts_with(prefix.as_str());
+            }
+        }
         let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else { return false };
         if text.len() < first.len() + last.len() || !text.starts_with(first.as_str()) || !text.ends_with(last.as_str())
         {

@@ -78,10 +78,10 @@ enum Text {
 }
 
 impl Text {
-    /// `text` as read from `value`: the value itself when it is plain, a copy when decoded.
-    fn new(value: Option<&HeaderValue>, text: &str) -> Text {
+    /// `text` as read from `value`: the value itself unless `text` was decoded from it.
+    fn new(value: Option<&HeaderValue>, text: &str, decoded: bool) -> Text {
         match value {
-            Some(value) if value.as_bytes() == text.as_bytes() => Text::Header(value.clone()),
+            Some(value) if !decoded => Text::Header(value.clone()),
             _ => Text::Owned(text.as_bytes().into()),
         }
     }
@@ -101,17 +101,22 @@ pub struct Expected {
     /// With the field it is read from, for a method that has a target.
     target: Option<(TargetKind, Text)>,
     version: [u8; 10],
+    /// Whether `method` and `target` compare with a body's strings byte for byte
+    /// ([`Announced::direct`]).
+    direct: bool,
 }
 
 impl Expected {
     /// The header values are shared, not copied (unless decoded from Base64).
     pub fn new(announced: &Announced<'_>) -> Expected {
         let (method_value, name_value) = announced.values();
-        let method = Text::new(Some(method_value), announced.method());
-        let target = TargetKind::of(announced.method())
+        // `Mcp-Method` is never encoded: its text is the header's.
+        let method = Text::new(Some(method_value), announced.method(), false);
+        let target = announced
+            .kind()
             .zip(announced.target())
-            .map(|(kind, target)| (kind, Text::new(name_value, target)));
-        Expected { method, target, version: announced.version_text() }
+            .map(|(kind, target)| (kind, Text::new(name_value, target, announced.decoded())));
+        Expected { method, target, version: announced.version_text(), direct: announced.direct() }
     }
 }
 

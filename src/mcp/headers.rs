@@ -142,8 +142,14 @@ pub struct Announced<'h> {
     method: &'h str,
     /// `Mcp-Name` decoded, for a method with a target; ignored for any other.
     target: Option<Cow<'h, str>>,
+    /// What kind of target the method has, if any.
+    kind: Option<TargetKind>,
     /// The header values themselves, for a check that outlives the borrow.
     values: (&'h HeaderValue, Option<&'h HeaderValue>),
+    /// Whether the method and target hold no byte a JSON string holds only escaped (`"`, `\`,
+    /// a control character): a body's string equals such a text exactly when its bytes do,
+    /// followed by the closing `"`, which the agreement scan compares in place.
+    direct: bool,
 }
 
 impl Announced<'_> {
@@ -172,6 +178,21 @@ impl Announced<'_> {
     /// The `Mcp-Method` header value, and the `Mcp-Name` one when read.
     pub fn values(&self) -> (&HeaderValue, Option<&HeaderValue>) {
         self.values
+    }
+
+    /// The field of the body the target is read from, for a method that has one.
+    pub fn kind(&self) -> Option<TargetKind> {
+        self.kind
+    }
+
+    /// Whether the target was decoded from `=?base64?…?=` (otherwise it is `Mcp-Name` as sent).
+    pub fn decoded(&self) -> bool {
+        matches!(self.target, Some(Cow::Owned(_)))
+    }
+
+    /// Whether the method and target can be compared with a body's strings byte for byte.
+    pub fn direct(&self) -> bool {
+        self.direct
     }
 }
 
@@ -249,20 +270,61 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     let Some(method_value) = found.method.get("Mcp-Method")? else {
         return Ok(Source::Body { version: Some(version) });
     };
-    let method = method_value
-        .to_str()
-        .ok()
-        .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or(HeaderError::Malformed { header: "Mcp-Method", why: ValueError::Unsafe })?;
-    let (target, name) = match TargetKind::of(method) {
-        None => (None, None),
+    let unsafe_method = HeaderError::Malformed { header: "Mcp-Method", why: ValueError::Unsafe };
+    // One pass: every byte printable ASCII but the space, and whether one is `"` or `\`.
+    let classes = classes(method_value.as_bytes());
+    let method = match method_value.to_str() {
+        Ok(method) if classes & NOT_GRAPHIC == 0 && !method.is_empty() => method,
+        _ => return Err(unsafe_method),
+    };
+    let quoted = classes & QUOTED != 0;
+    let kind = TargetKind::of(method);
+    let (target, name, quoted) = match kind {
+        None => (None, None, quoted),
         Some(_) => {
             let name = found.name.get("Mcp-Name")?.ok_or(HeaderError::Missing("Mcp-Name"))?;
-            let target = decode_header(name).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?;
-            (Some(target), Some(name))
+            let (target, in_target) =
+                decode_header(name).map_err(|why| HeaderError::Malformed { header: "Mcp-Name", why })?;
+            (Some(target), Some(name), quoted | in_target)
         }
     };
-    Ok(Source::Headers(Announced { version, version_text, method, target, values: (method_value, name) }))
+    let values = (method_value, name);
+    Ok(Source::Headers(Announced { version, version_text, method, target, kind, values, direct: !quoted }))
+}
+
+// What a header value's bytes are, one bit each in `CLASSES`.
+/// Outside printable ASCII without the space (0x21..=0x7E).
+const NOT_GRAPHIC: u8 = 1;
+/// Outside printable ASCII (0x20..=0x7E).
+const NOT_PRINTABLE: u8 = 2;
+/// A byte a JSON string holds only escaped: `"`, `\`, a control character.
+const QUOTED: u8 = 4;
+
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        let mut class = 0;
+        if !(byte >= 0x21 && byte <= 0x7e) {
+            class |= NOT_GRAPHIC;
+        }
+        if !(byte >= 0x20 && byte <= 0x7e) {
+            class |= NOT_PRINTABLE;
+        }
+        if byte == b'"' || byte == b'\\' || byte < 0x20 {
+            class |= QUOTED;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+};
+
+/// The classes of all of `bytes` together, a table lookup a byte.
+#[inline(always)]
+fn classes(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0, |classes, &b| classes | CLASSES[usize::from(b)])
 }
 
 /// The `Mcp-*` headers a request sent, found in one pass over its headers (three lookups by
@@ -334,13 +396,21 @@ pub fn decode_value(raw: &[u8]) -> Result<Cow<'_, str>, ValueError> {
     }
 }
 
-/// [`decode_value`] of a header value: a plain one is read as the header's own text, which
-/// `HeaderValue` finds ASCII more cheaply than a check of UTF-8 does.
-fn decode_header(value: &HeaderValue) -> Result<Cow<'_, str>, ValueError> {
-    match value.to_str() {
-        Ok(text) if plain_safe(text) && !text.as_bytes().starts_with(SENTINEL_START) => Ok(Cow::Borrowed(text)),
-        _ => decode_value(value.as_bytes()),
+/// [`decode_value`] of a header value, and whether the text holds a byte a JSON string holds
+/// only escaped: a plain value is checked in one pass over its bytes.
+fn decode_header(value: &HeaderValue) -> Result<(Cow<'_, str>, bool), ValueError> {
+    let raw = value.as_bytes();
+    let classes = classes(raw);
+    let spaced = raw.first() == Some(&b' ') || raw.last() == Some(&b' ');
+    if classes & NOT_PRINTABLE == 0 && !spaced && !raw.starts_with(SENTINEL_START) {
+        // `HeaderValue` finds ASCII more cheaply than a check of UTF-8 does.
+        if let Ok(text) = value.to_str() {
+            return Ok((Cow::Borrowed(text), classes & QUOTED != 0));
+        }
     }
+    let text = decode_value(raw)?;
+    let quoted = text.bytes().any(|b| CLASSES[usize::from(b)] & QUOTED != 0);
+    Ok((text, quoted))
 }
 
 /// Encodes a value as a client must for `Mcp-Name` or `Mcp-Param-*`: plain when it can be,
@@ -508,7 +578,7 @@ mod tests {
         ];
         for raw in values {
             let value = HeaderValue::from_bytes(raw).expect("a header value");
-            assert_eq!(decode_header(&value), decode_value(raw), "{raw:?}");
+            assert_eq!(decode_header(&value).map(|(text, _)| text), decode_value(raw), "{raw:?}");
         }
         let map = headers(&[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "ping")]);
         assert_eq!(&announced(&map).version_text(), b"2026-07-28");

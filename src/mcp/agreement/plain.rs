@@ -27,6 +27,34 @@ const URI: u16 = 1 << 5;
 const META: u16 = 1 << 6;
 const VERSION: u16 = 1 << 7;
 
+/// A member name the scan reads, compared in place: the name and its closing `"` as the low
+/// bytes of a little-endian word (each is at most seven bytes), under a mask of their length.
+/// A name holds no `"` or `\`, so bytes that equal it and then `"` are exactly that string.
+struct Name {
+    text: &'static [u8],
+    word: u64,
+    mask: u64,
+}
+
+const fn name(text: &'static [u8]) -> Name {
+    assert!(text.len() < 8);
+    let mut word = 0u64;
+    let mut i = 0;
+    while i < text.len() {
+        word |= (text[i] as u64) << (8 * i);
+        i += 1;
+    }
+    word |= (b'"' as u64) << (8 * text.len());
+    let mask = if text.len() == 7 { u64::MAX } else { (1u64 << (8 * (text.len() + 1))) - 1 };
+    Name { text, word, mask }
+}
+
+const TOP: [Name; 6] =
+    [name(b"jsonrpc"), name(b"id"), name(b"method"), name(b"params"), name(b"result"), name(b"error")];
+const IN_PARAMS: [Name; 3] = [name(b"name"), name(b"uri"), name(b"_meta")];
+/// The version's member name and its closing `"`, compared whole.
+const VERSION_QUOTED: &[u8; 40] = b"io.modelcontextprotocol/protocolVersion\"";
+
 /// Whether `body`, the whole of it, is one JSON-RPC request or notification that says what
 /// `expected` says, as the byte-wise checker would find; `false` says nothing either way.
 pub(super) fn agrees(body: &[u8], expected: &Expected) -> bool {
@@ -55,10 +83,10 @@ impl<'a> Scan<'a> {
     fn message(&mut self, expected: &Expected) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
-        self.members(|scan, key| match key {
+        self.members(&TOP, |scan, key| match key {
             b"jsonrpc" => {
                 scan.once(JSONRPC)?;
-                scan.equal(b"2.0")
+                scan.equal(b"2.0", true)
             }
             b"id" => {
                 scan.once(ID)?;
@@ -66,7 +94,7 @@ impl<'a> Scan<'a> {
             }
             b"method" => {
                 scan.once(METHOD)?;
-                scan.equal(expected.method.bytes())
+                scan.equal(expected.method.bytes(), expected.direct)
             }
             b"params" => {
                 scan.once(PARAMS)?;
@@ -89,22 +117,23 @@ impl<'a> Scan<'a> {
     /// The members of `params` (its `{` read): the announced target compared, the other one
     /// stepped over as the checker does.
     fn params(&mut self, expected: &Expected) -> Option<()> {
-        self.members(|scan, key| match key {
+        self.members(&IN_PARAMS, |scan, key| match key {
             b"name" | b"uri" => {
                 let (member, kind) = if key == b"name" { (NAME, TargetKind::Name) } else { (URI, TargetKind::Uri) };
                 scan.once(member)?;
                 match &expected.target {
-                    Some((announced, text)) if *announced == kind => scan.equal(text.bytes()),
+                    Some((announced, text)) if *announced == kind => scan.equal(text.bytes(), expected.direct),
                     _ => scan.skip(),
                 }
             }
             b"_meta" => {
                 scan.once(META)?;
                 scan.eat(b'{')?;
-                scan.members(|scan, key| match key {
+                scan.members(&[], |scan, key| match key {
                     VERSION_KEY => {
                         scan.once(VERSION)?;
-                        scan.equal(&expected.version)
+                        // Digits and `-`, which compare in place.
+                        scan.equal(&expected.version, true)
                     }
                     _ => scan.skip(),
                 })
@@ -114,8 +143,10 @@ impl<'a> Scan<'a> {
     }
 
     /// The members of an object whose `{` was read, each name (free of escapes) handed to
-    /// `member` with the scan at its value, which `member` must consume.
-    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+    /// `member` with the scan at its value, which `member` must consume. A name among `known`
+    /// (or the version's) is compared in place; any other is read as a string.
+    #[inline(always)]
+    fn members(&mut self, known: &[Name], mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.ws();
         if self.bytes.get(self.at) == Some(&b'}') {
             self.at += 1;
@@ -123,14 +154,22 @@ impl<'a> Scan<'a> {
         }
         loop {
             self.eat(b'"')?;
-            let key = self.plain()?;
-            // Compact JSON has the `:` right after the name.
-            if self.bytes.get(self.at) != Some(&b':') {
-                self.ws();
-            }
-            self.eat(b':')?;
+            let key = match self.known(known) {
+                Some(key) => key,
+                None => self.plain()?,
+            };
+            self.eat_ws(b':')?;
             self.ws();
             member(self, key)?;
+            // Compact JSON has the `,` or `}` right after the value, and the next name's `"`
+            // right after the `,`.
+            if self.bytes.get(self.at) == Some(&b',') {
+                self.at += 1;
+                if self.bytes.get(self.at) != Some(&b'"') {
+                    self.ws();
+                }
+                continue;
+            }
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
@@ -140,10 +179,38 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// A string value free of escapes, equal to `expected`.
+    /// The member name at the scan (its `"` read) when it is one of `known` or the version's,
+    /// read past its closing `"`.
     #[inline(always)]
-    fn equal(&mut self, expected: &[u8]) -> Option<()> {
+    fn known(&mut self, known: &[Name]) -> Option<&'static [u8]> {
+        let rest = self.bytes.get(self.at..)?;
+        let chunk: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+        let word = u64::from_le_bytes(chunk);
+        if let Some(name) = known.iter().find(|name| word & name.mask == name.word) {
+            self.at += name.text.len() + 1;
+            return Some(name.text);
+        }
+        if known.is_empty() && rest.get(..VERSION_QUOTED.len()) == Some(&VERSION_QUOTED[..]) {
+            self.at += VERSION_QUOTED.len();
+            return Some(VERSION_KEY);
+        }
+        None
+    }
+
+    /// A string value free of escapes, equal to `expected`. With `direct` (`expected` holds
+    /// no `"`, `\` or control character, and is well-formed UTF-8), its bytes and the closing
+    /// `"` are compared in place: the string they start is then exactly `expected`, and any
+    /// other is not.
+    #[inline(always)]
+    fn equal(&mut self, expected: &[u8], direct: bool) -> Option<()> {
         self.eat(b'"')?;
+        if direct {
+            let end = self.at + expected.len();
+            let same = self.bytes.get(self.at..end).is_some_and(|text| same(text, expected))
+                && self.bytes.get(end) == Some(&b'"');
+            self.at = end + 1;
+            return same.then_some(());
+        }
         (self.plain()? == expected).then_some(())
     }
 
@@ -169,6 +236,20 @@ impl<'a> Scan<'a> {
             }
             _ => None,
         }
+    }
+}
+
+/// `a == b` for slices of one length, a text of 8 to 16 bytes (a method, a tool name, a
+/// version) compared as two words that overlap, without a call.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let word = |bytes: &[u8], at: usize| bytes.get(at..at + 8).and_then(|w| w.try_into().ok()).map(u64::from_ne_bytes);
+    match a.len() {
+        8..=16 if b.len() == a.len() => {
+            let last = a.len() - 8;
+            word(a, 0) == word(b, 0) && word(a, last) == word(b, last)
+        }
+        _ => a == b,
     }
 }
 
@@ -217,6 +298,46 @@ mod tests {
         let r = r#"{"jsonrpc":"2.0","id":0,"method":"resources/read","params":{"uri":"file:///a b/é"}}"#;
         assert!(agrees(r.as_bytes(), &expected("resources/read", Some("file:///a b/é"))));
         assert!(!agrees(r.as_bytes(), &expected("resources/read", Some("file:///a b/e"))));
+        // Names near the ones compared in place are read as strings, and stepped over.
+        let near = r#"{"jsonrpc":"2.0","ids":1,"i":2,"methods":"x","method":"tools/call","params":{"names":1,"name":"read_file","_met":{},"_meta":{"io.modelcontextprotocol/protocolVersio":1,"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        assert!(agrees(near.as_bytes(), &call) && checker(&call, near));
+        // The same names at the very end of a body, too short for a word, are read as strings.
+        let short = r#"{"method":"ping","jsonrpc":"2.0","id":1}"#;
+        assert!(agrees(short.as_bytes(), &expected("ping", None)));
+    }
+
+    #[test]
+    fn texts_compare_as_slices_do() {
+        let text = b"0123456789abcdefghij";
+        for len in 0..=20 {
+            for at in 0..len {
+                let mut other = text[..len].to_vec();
+                other[at] ^= 1;
+                assert!(!super::same(&text[..len], &other), "{len} {at}");
+            }
+            assert!(super::same(&text[..len], &text[..len]));
+        }
+        assert!(!super::same(b"01234567", b"012345678"));
+    }
+
+    #[test]
+    fn a_target_a_string_holds_only_escaped_is_never_compared_in_place() {
+        // `Mcp-Name` of `a"b` (sent Base64-encoded): only the escaped string says it, and that is
+        // the checker's to judge; the bytes `a"b` followed by `"` are not that string.
+        let quoted = expected("tools/call", Some("a\"b"));
+        let escaped = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\"b"}}"#;
+        assert!(!agrees(escaped.as_bytes(), &quoted));
+        assert!(checker(&quoted, escaped));
+        let raw = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"b"}}"#;
+        assert!(!agrees(raw.as_bytes(), &quoted));
+        assert!(!checker(&quoted, raw));
+        let slash = expected("tools/call", Some("a\\b"));
+        let raw = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\b"}}"#;
+        assert!(!agrees(raw.as_bytes(), &slash));
+        // A longer string that starts with the expected text is another string.
+        let call = expected("tools/call", Some("read_file"));
+        assert!(!agrees(CALL.replace("read_file", "read_files").as_bytes(), &call));
+        assert!(!agrees(CALL.replace("tools/call", "tools/calls").as_bytes(), &call));
     }
 
     #[test]

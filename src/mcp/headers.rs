@@ -367,13 +367,17 @@ impl<'h> Found<'h> {
     fn scan(headers: &'h HeaderMap) -> Found<'h> {
         let mut found = Found::default();
         for (name, value) in headers {
-            // Only names of these lengths are compared (`mcp-name`, `mcp-method`,
-            // `mcp-protocol-version`).
-            let one = match name.as_str().len() {
-                8 if name == MCP_NAME => &mut found.name,
-                10 if name == MCP_METHOD => &mut found.method,
-                20 if name == MCP_PROTOCOL_VERSION => &mut found.version,
-                _ => continue,
+            // `HeaderName`'s equality tells a standard name from these custom ones by its kind
+            // before any byte, and compares bytes only at equal lengths: cheaper than spelling
+            // each standard name out to look at its length.
+            let one = if name == MCP_NAME {
+                &mut found.name
+            } else if name == MCP_METHOD {
+                &mut found.method
+            } else if name == MCP_PROTOCOL_VERSION {
+                &mut found.version
+            } else {
+                continue;
             };
             one.add(value);
         }

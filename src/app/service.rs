@@ -17,7 +17,7 @@ use crate::common::answer::{self, Answer};
 use crate::common::route::{self, Doc, Route};
 use crate::discovery::respond;
 use crate::forward::body::Body;
-use crate::forward::proxy::{self, Endpoint};
+use crate::forward::proxy::{self, Endpoint, Forwarding};
 use crate::gate::{Admission, Presented};
 use crate::serve::Connection;
 use crate::telemetry::access::{self, Seen};
@@ -67,7 +67,7 @@ pub fn dispatch<B>(state: &State, request: &Request<B>) -> Decision {
 /// the discovery path), boxed only for requests forwarded upstream.
 pub enum Reply {
     Ready(Option<Response<Body>>),
-    Forward(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+    Forward(Forwarding),
 }
 
 impl Future for Reply {
@@ -82,7 +82,7 @@ impl Future for Reply {
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 response
             }))),
-            Reply::Forward(future) => future.as_mut().poll(cx).map(Ok),
+            Reply::Forward(forwarding) => Pin::new(forwarding).poll(cx).map(Ok),
         }
     }
 }
@@ -106,7 +106,7 @@ pub fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply
                 access::answered(&state.telemetry, route, response.status(), started, seen, &connection.peer_ip, None);
                 Reply::Ready(Some(response.map(Body::Full)))
             }
-            Decision::Forward { endpoint, token } => Reply::Forward(Box::pin(proxy::forward(
+            Decision::Forward { endpoint, token } => Reply::Forward(proxy::forward(
                 endpoint,
                 Arc::clone(&state.telemetry),
                 token,
@@ -114,7 +114,7 @@ pub fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply
                 connection.peer_ip.clone(),
                 Arc::clone(&connection.activity),
                 started,
-            ))),
+            )),
         }
     }
 }

@@ -67,7 +67,7 @@ pub fn dispatch<B>(state: &State, request: &Request<B>) -> Decision {
 /// the discovery path), boxed only for requests forwarded upstream.
 pub enum Reply {
     Ready(Option<Response<Body>>),
-    Forward(Forwarding),
+    Forward(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
 }
 
 impl Future for Reply {
@@ -82,7 +82,7 @@ impl Future for Reply {
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 response
             }))),
-            Reply::Forward(forwarding) => Pin::new(forwarding).poll(cx).map(Ok),
+            Reply::Forward(future) => future.as_mut().poll(cx).map(Ok),
         }
     }
 }
@@ -106,7 +106,7 @@ pub fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply
                 access::answered(&state.telemetry, route, response.status(), started, seen, &connection.peer_ip, None);
                 Reply::Ready(Some(response.map(Body::Full)))
             }
-            Decision::Forward { endpoint, token } => Reply::Forward(proxy::forward(
+            Decision::Forward { endpoint, token } => match proxy::forward(
                 endpoint,
                 Arc::clone(&state.telemetry),
                 token,
@@ -114,7 +114,10 @@ pub fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply
                 connection.peer_ip.clone(),
                 Arc::clone(&connection.activity),
                 started,
-            )),
+            ) {
+                Forwarding::Answered(response) => Reply::Ready(Some(response)),
+                Forwarding::Exchange(future) => Reply::Forward(future),
+            },
         }
     }
 }

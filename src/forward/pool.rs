@@ -116,10 +116,10 @@ impl Pool {
     }
 
     /// Puts the `Host` field on `request` and sends it, at once, on the most recently returned
-    /// idle connection that is ready.
-    pub fn send_idle(&self, mut request: Request<Upload>) -> Taken<impl Future<Output = Tried> + Send> {
+    /// idle connection that is ready; `now` (the caller's clock reading) tells which are too old.
+    pub fn send_idle(&self, mut request: Request<Upload>, now: Instant) -> Taken<impl Future<Output = Tried> + Send> {
         request.headers_mut().insert(header::HOST, self.host_header.clone());
-        match self.checkout() {
+        match self.checkout(now) {
             Some(mut sender) => Taken::Sent { answer: sender.try_send_request(request), sender },
             None => Taken::NoneIdle(request),
         }
@@ -149,9 +149,8 @@ impl Pool {
 
     /// The most recently returned connection that is ready for a request. Closed or expired
     /// ones met on the way are dropped; busy ones (still finishing an upload) stay.
-    fn checkout(&self) -> Option<SendRequest<Upload>> {
+    fn checkout(&self, now: Instant) -> Option<SendRequest<Upload>> {
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
         let mut i = idle.len();
         while i > 0 {
             i -= 1;

@@ -181,39 +181,18 @@ fn exchange_of(method: &Method, headers: &HeaderMap, listen: bool) -> Exchange {
     }
 }
 
-/// A forwarded request's answer, as the main listener's service waits for it: the edge's own
+/// A forwarded request's answer, as the main listener's service takes it: the edge's own
 /// answer at once (a refused token, a body too large), or the exchange with the MCP server.
 /// Everything before the request goes upstream is done before this is made, so on the common
 /// path (a cached token, no body to read first) the boxed future holds only the wait for the
 /// answer and what handling it needs: small enough for the allocator's per-thread cache, and
 /// cheap to move.
 pub enum Forwarding {
-    Answered(Option<Response<Body>>),
+    Answered(Response<Body>),
     Exchange(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
 }
 
-impl Future for Forwarding {
-    type Output = Response<Body>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
-        let this = self.get_mut();
-        match this {
-            // Polled once more after its answer (hyper does not): a 500 rather than a panic.
-            Forwarding::Answered(response) => Poll::Ready(response.take().unwrap_or_else(|| {
-                let mut response = Response::new(Body::full(bytes::Bytes::new()));
-                *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                response
-            })),
-            Forwarding::Exchange(future) => {
-                let response = ready!(future.as_mut().poll(cx));
-                *this = Forwarding::Answered(None);
-                Poll::Ready(response)
-            }
-        }
-    }
-}
-
-/// Forwards `request`, which the gate let through with its token as `token` says, to the upstream
+/// Forwards `request`, which the gate let through with its token as `presented` says, to the upstream
 /// and streams its answer back. The request id (the client's or a new one) goes upstream and
 /// back to the client; the answer is counted, timed from `started` to its head, and logged.
 /// The checks, the headers' rewrite and the send happen now; only the waits are left to the
@@ -221,7 +200,7 @@ impl Future for Forwarding {
 pub fn forward(
     endpoint: Arc<Endpoint>,
     telemetry: Arc<Telemetry>,
-    token: Presented,
+    presented: Presented,
     mut request: Request<Incoming>,
     peer_ip: HeaderValue,
     activity: Arc<Activity>,
@@ -235,14 +214,28 @@ pub fn forward(
     }
     let seen = Seen::of(&telemetry, &request);
     let answering = Answering { telemetry, id, seen, peer_ip, started };
-    let admitted = match admit(&endpoint, &answering.telemetry.metrics, token, request, found, activity) {
+    // A token the cache holds is answered without a wait; the full check, which may fetch
+    // keys or introspect, is boxed apart with all that follows it.
+    let gate = &endpoint.gate;
+    let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, presented.span.clone()));
+    let cached = match (&gate.check, token) {
+        (Check::Tokens(checker), Some(token)) => checker.check_cached(token),
+        _ => None,
+    };
+    // SECURITY: the gate located the token without checking its form. A token the cache holds
+    // was checked when it was accepted, and is this one byte for byte; any other is checked
+    // now, before anything else is done with it, and refused as the gate would have.
+    if cached.is_none() && !token.is_some_and(credential::well_formed) {
+        return answering.unforwarded(own(gate.challenged(true, found.origin.as_ref())));
+    }
+    let admitted = match admit(&endpoint, &answering.telemetry.metrics, presented, request, found, activity) {
         Ok(admitted) => admitted,
         Err(response) => return answering.now(response),
     };
-    // A token the cache holds is answered without a wait; the full check, which may fetch
-    // keys or introspect, is boxed apart with all that follows it.
-    let Some(verdict) = cached_verdict(&endpoint.gate, &admitted) else {
-        return Forwarding::Exchange(Box::pin(checking(endpoint, answering, admitted)));
+    let verdict = match (&endpoint.gate.check, cached) {
+        (Check::Presence, _) => None,
+        (Check::Tokens(_), Some(verdict)) => Some(verdict),
+        (Check::Tokens(_), None) => return Forwarding::Exchange(Box::pin(checking(endpoint, answering, admitted))),
     };
     match authorized(&endpoint, &answering, admitted, verdict) {
         Err(response) => answering.now(response),
@@ -267,16 +260,29 @@ struct Answering {
 
 impl Answering {
     /// The answer, with the request id, counted and logged.
-    fn done(self, mut response: Response<Body>) -> Response<Body> {
+    fn done(self, response: Response<Body>) -> Response<Body> {
+        self.done_at(response, Instant::now())
+    }
+
+    /// [`Answering::done`], the clock read at `now` already.
+    fn done_at(self, mut response: Response<Body>, now: Instant) -> Response<Body> {
         response.headers_mut().insert(X_REQUEST_ID, self.id.clone());
-        let status = response.status();
-        access::answered(&self.telemetry, Route::Gate, status, self.started, self.seen, &self.peer_ip, Some(self.id));
+        let (status, elapsed) = (response.status(), now.saturating_duration_since(self.started));
+        access::answered_after(&self.telemetry, Route::Gate, status, elapsed, self.seen, &self.peer_ip, Some(self.id));
         response
     }
 
     /// The edge's own answer, given at once.
     fn now(self, response: Response<Body>) -> Forwarding {
-        Forwarding::Answered(Some(self.done(response)))
+        Forwarding::Answered(self.done(response))
+    }
+
+    /// The gate's answer to a token of the wrong form, given at once as the gate gives it:
+    /// without a request id, since nothing was forwarded.
+    fn unforwarded(self, response: Response<Body>) -> Forwarding {
+        let status = response.status();
+        access::answered(&self.telemetry, Route::Gate, status, self.started, self.seen, &self.peer_ip, None);
+        Forwarding::Answered(response)
     }
 }
 
@@ -360,20 +366,12 @@ fn admit(
     })
 }
 
-/// The token's verdict when it is known without a wait; `None` when it takes the full check.
-fn cached_verdict(gate: &Gate, admitted: &Admitted) -> Option<Verdict> {
-    match (&gate.check, admitted.token()) {
-        (Check::Presence, _) => Some(None),
-        (Check::Tokens(checker), Some(token)) => checker.check_cached(token).map(Some),
-        (Check::Tokens(_), None) => Some(Some(Err(Rejection::Invalid(TokenError::Malformed("no bearer token"))))),
-    }
-}
-
 /// The exchange of a request whose token the cache does not hold: the full check first.
 async fn checking(endpoint: Arc<Endpoint>, answering: Answering, admitted: Admitted) -> Response<Body> {
     let verdict = match (&endpoint.gate.check, admitted.token()) {
         (Check::Tokens(checker), Some(token)) => Some(checker.check(token).await),
-        _ => cached_verdict(&endpoint.gate, &admitted).flatten(),
+        (Check::Tokens(_), None) => Some(Err(Rejection::Invalid(TokenError::Malformed("no bearer token")))),
+        (Check::Presence, _) => None,
     };
     match authorized(&endpoint, &answering, admitted, verdict) {
         Err(response) => answering.done(response),
@@ -553,7 +551,7 @@ fn launch(
     // The upload's start is when the request goes to the MCP server: its clock reading serves
     // for the upstream latency and the answer's deadline too.
     let sent = progress.started.unwrap_or_else(Instant::now);
-    let sending = endpoint.client.send(&endpoint.upstream, request, prepared.held);
+    let sending = endpoint.client.send(&endpoint.upstream, request, prepared.held, sent);
     let deadline = tokio::time::sleep_until((sent + endpoint.response_timeout).into());
     Exchanging {
         sending,
@@ -613,12 +611,24 @@ impl<F: Future<Output = Sent>> Future for Exchanging<F> {
             },
         };
         let (Some(prepared), Some(answering)) = (this.prepared.take(), this.answering.as_ref()) else {
-            // Polled again after its answer (`Forwarding` does not).
+            // Polled again after its answer (hyper does not).
             return Poll::Ready(own(answer::bad_gateway()));
         };
         let metrics = &answering.telemetry.metrics;
-        match settle(this.endpoint, metrics, prepared, this.progress, *this.sent, outcome) {
-            Settled::Now(response) => Poll::Ready(done(this.answering.take(), response)),
+        // One clock reading for the upstream's time and the request's.
+        let now = Instant::now();
+        match settle(
+            this.endpoint,
+            metrics,
+            prepared,
+            this.progress,
+            now.saturating_duration_since(*this.sent),
+            outcome,
+        ) {
+            Settled::Now(response) => Poll::Ready(match this.answering.take() {
+                Some(answering) => answering.done_at(response, now),
+                None => response,
+            }),
             Settled::Listing(mut listing) => match listing.as_mut().poll(cx) {
                 Poll::Ready(response) => Poll::Ready(done(this.answering.take(), response)),
                 Poll::Pending => {
@@ -645,13 +655,14 @@ enum Settled {
     Listing(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
 }
 
-/// The client's answer from the MCP server's (`None`: it did not come in time).
+/// The client's answer from the MCP server's (`None`: it did not come in time), which took
+/// `upstream_time` from the send.
 fn settle(
     endpoint: &Endpoint,
     metrics: &Arc<Metrics>,
     prepared: Prepared,
     progress: &Progress,
-    sent: Instant,
+    upstream_time: Duration,
     outcome: Option<Sent>,
 ) -> Settled {
     let gate = &endpoint.gate;
@@ -682,7 +693,7 @@ fn settle(
                 // `X-Request-Id` is added by `Answering::done`.
                 compact(response.headers_mut(), 1);
             }
-            metrics.upstream(response.status(), sent.elapsed());
+            metrics.upstream(response.status(), upstream_time);
             // A streaming answer ends with the token that opened it, and an event stream at
             // shutdown too; a body of known length ends by itself and costs no clock read here.
             let exact = http_body::Body::size_hint(response.body()).exact();

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header;
 use http::uri::PathAndQuery;
@@ -83,16 +83,18 @@ impl UpstreamClient {
     /// On an idle pooled connection the request is handed to it now and the future only waits
     /// for the answer's head; a new connection, and the `https://` client, are boxed, so that the
     /// common case's future stays small.
+    /// `now`: the caller's clock reading, for the pool's idle connections.
     pub fn send(
         &self,
         upstream: &Upstream,
         mut request: Request<Upload>,
         exchange: Exchange,
+        now: Instant,
     ) -> Sending<impl Future<Output = Tried> + Send> {
         match self {
             UpstreamClient::Plain { calls, held } => {
                 let pool = if exchange == Exchange::Held { held } else { calls };
-                match pool.send_idle(request) {
+                match pool.send_idle(request, now) {
                     Taken::Sent { answer, sender } => {
                         Sending::Idle { answer, sender: Some(sender), pool: Arc::clone(pool) }
                     }

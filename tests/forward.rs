@@ -256,8 +256,11 @@ async fn a_verified_call_reaches_the_mcp_server_as_specified() {
 
     assert_eq!(headers["mcp-session-id"], "session-1");
     assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["access-control-allow-origin"], "*");
-    assert_eq!(headers["access-control-expose-headers"], "Mcp-Session-Id, WWW-Authenticate");
+    // No Origin, so no browser reads this across origins: no CORS fields, and caches are told
+    // that an answer to a request with one differs.
+    assert!(headers.get("access-control-allow-origin").is_none(), "{headers:?}");
+    assert!(headers.get("access-control-expose-headers").is_none(), "{headers:?}");
+    assert_eq!(headers["vary"], "Origin");
     for name in ["x-upstream-hop", "keep-alive"] {
         assert!(headers.get(name).is_none(), "the MCP server's {name} must not reach the client: {headers:?}");
     }

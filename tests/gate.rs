@@ -203,9 +203,10 @@ async fn a_bearer_request_is_forwarded_with_proxy_headers() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["mcp-session-id"], "session-1");
     assert!(response.headers().get("x-upstream-hop").is_none(), "the upstream's hop-by-hop field is removed");
-    // Browser clients can read the forwarded answer and its session id.
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
-    assert_eq!(response.headers()["access-control-expose-headers"], "Mcp-Session-Id, WWW-Authenticate");
+    // No Origin: no browser reads it across origins, so no CORS fields (the test below
+    // sends one).
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(response.headers()["vary"], "Origin");
     let bytes = response.into_body().collect().await.expect("a body").to_bytes();
     let reply: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
     assert_eq!(reply["id"], 7);
@@ -219,6 +220,12 @@ async fn a_bearer_request_is_forwarded_with_proxy_headers() {
     assert_eq!(seen["path"], "/mcp?x=1");
     let metrics = edge.metrics().await;
     assert!(metrics.contains("mcp_auth_edge_upstream_responses_total{class=\"2xx\"} 1"), "{metrics}");
+    // From a browser (with Origin), the answer and its session id can be read.
+    let headers = [("origin", "https://app.example"), ("authorization", TOKEN)];
+    let from_app = support::request(edge.addr, Method::POST, "/mcp", &headers).await;
+    assert_eq!(from_app.status, StatusCode::OK);
+    assert_eq!(from_app.header("access-control-allow-origin"), "*");
+    assert_eq!(from_app.header("access-control-expose-headers"), "Mcp-Session-Id, WWW-Authenticate");
 }
 
 #[tokio::test]

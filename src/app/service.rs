@@ -17,7 +17,7 @@ use crate::common::answer::{self, Answer};
 use crate::common::route::{self, Doc, Route};
 use crate::discovery::respond;
 use crate::forward::body::Body;
-use crate::forward::proxy::{self, Endpoint};
+use crate::forward::proxy::{self, Endpoint, Forwarding};
 use crate::gate::{Admission, Presented};
 use crate::serve::Connection;
 use crate::telemetry::access::{self, Seen};
@@ -106,7 +106,7 @@ pub fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply
                 access::answered(&state.telemetry, route, response.status(), started, seen, &connection.peer_ip, None);
                 Reply::Ready(Some(response.map(Body::Full)))
             }
-            Decision::Forward { endpoint, token } => Reply::Forward(Box::pin(proxy::forward(
+            Decision::Forward { endpoint, token } => match proxy::forward(
                 endpoint,
                 Arc::clone(&state.telemetry),
                 token,
@@ -114,7 +114,10 @@ pub fn edge(live: Arc<Live>) -> impl Fn(Request<Incoming>, &Connection) -> Reply
                 connection.peer_ip.clone(),
                 Arc::clone(&connection.activity),
                 started,
-            ))),
+            ) {
+                Forwarding::Answered(response) => Reply::Ready(Some(response)),
+                Forwarding::Exchange(future) => Reply::Forward(future),
+            },
         }
     }
 }

@@ -8,6 +8,7 @@
 //! half-way is never given back: hyper closes it, which is how the MCP server learns that the
 //! client went away.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -20,6 +21,7 @@ use http::{Request, Response};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::TrySendError;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -61,6 +63,21 @@ struct Idle {
     since: Instant,
 }
 
+/// What hyper's wait for an answer on an idle connection gives: the answer's head, or the
+/// request back unsent when the connection closed just as it was taken.
+pub type Tried = Result<Response<Incoming>, TrySendError<Request<Upload>>>;
+
+/// What [`Pool::send_idle`] did with a request.
+// The lint cannot see that `F`, hyper's future, holds the request too.
+#[allow(clippy::large_enum_variant)]
+pub enum Taken<F> {
+    /// Sent on an idle connection: hyper's wait for its answer (a type named only through
+    /// `send_idle`'s signature), and the connection, to go back with the answer's body.
+    Sent { answer: F, sender: SendRequest<Upload> },
+    /// No idle connection was ready: the request, with its `Host` set.
+    NoneIdle(Request<Upload>),
+}
+
 /// Why a request got no response head.
 #[derive(Debug)]
 pub enum Error {
@@ -98,31 +115,33 @@ impl Pool {
         })
     }
 
-    /// Sends `request` (its URI in origin-form) on an idle connection, or a new one, and waits
-    /// for the response head. Dropping the future drops the connection with it.
-    pub async fn send(self: &Arc<Self>, mut request: Request<Upload>) -> Result<Response<UpstreamBody>, Error> {
+    /// Puts the `Host` field on `request` and sends it, at once, on the most recently returned
+    /// idle connection that is ready; `now` (the caller's clock reading) tells which are too old.
+    pub fn send_idle(&self, mut request: Request<Upload>, now: Instant) -> Taken<impl Future<Output = Tried> + Send> {
         request.headers_mut().insert(header::HOST, self.host_header.clone());
-        // An idle connection the MCP server closed just as it was taken hands the request
-        // back unsent; it then goes on a new connection, as hyper-util's client does.
-        if let Some(mut sender) = self.checkout() {
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.attach(response, sender)),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(Error::Http(e.into_error())),
-                },
-            }
+        match self.checkout(now) {
+            Some(mut sender) => Taken::Sent { answer: sender.try_send_request(request), sender },
+            None => Taken::NoneIdle(request),
         }
+    }
+
+    /// Sends `request` (its URI in origin-form, its `Host` set) on a new connection and waits
+    /// for the response head. Dropping the future drops the connection with it.
+    pub async fn send_new(self: Arc<Self>, request: Request<Upload>) -> Result<Response<UpstreamBody>, Error> {
         let mut sender = self.connect().await?;
         match sender.send_request(request).await {
-            Ok(response) => Ok(self.attach(response, sender)),
+            Ok(response) => Ok(self.attach(response, Some(sender))),
             Err(e) => Err(Error::Http(e)),
         }
     }
 
     /// The response with its connection attached, to come back here when the body ends.
-    fn attach(self: &Arc<Self>, response: Response<Incoming>, sender: SendRequest<Upload>) -> Response<UpstreamBody> {
-        let mut attached = response.map(|body| UpstreamBody { body, checkin: Some((Arc::clone(self), sender)) });
+    pub fn attach(
+        self: &Arc<Self>,
+        response: Response<Incoming>,
+        sender: Option<SendRequest<Upload>>,
+    ) -> Response<UpstreamBody> {
+        let mut attached = response.map(|body| UpstreamBody { body, checkin: sender.map(|s| (Arc::clone(self), s)) });
         // An empty body (a 202 to a notification) may never be polled.
         attached.body_mut().check_end();
         attached
@@ -130,9 +149,8 @@ impl Pool {
 
     /// The most recently returned connection that is ready for a request. Closed or expired
     /// ones met on the way are dropped; busy ones (still finishing an upload) stay.
-    fn checkout(&self) -> Option<SendRequest<Upload>> {
+    fn checkout(&self, now: Instant) -> Option<SendRequest<Upload>> {
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
         let mut i = idle.len();
         while i > 0 {
             i -= 1;

@@ -4,15 +4,19 @@
 //! reaches the client as soon as the upstream sends it and a large upload passes with flat
 //! memory. Dropping the client's side (it went away) drops the upstream request with it.
 
+use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
+use tokio::time::Sleep;
 
 use crate::common::activity::{Activity, Streaming};
 use crate::common::answer::{self, Answer};
@@ -22,13 +26,13 @@ use crate::common::forwarding::{
 };
 use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
-use crate::forward::audit::Decisions;
+use crate::forward::audit::{Decisions, Pending};
 use crate::forward::body::Body;
 use crate::forward::expiry::{self, Expiring, Revocation, Streams};
 use crate::forward::inspect::{self, Enforcer};
-use crate::forward::lists;
+use crate::forward::lists::{self, Lister};
 use crate::forward::upload::{Inbound, Progress, Upload};
-use crate::forward::upstream::{Exchange, UpstreamClient};
+use crate::forward::upstream::{Exchange, Sent, UpstreamClient};
 use crate::gate::credential::{self, Scheme};
 use crate::gate::dpop::DpopError;
 use crate::gate::jwt::{Claims, TokenError};
@@ -177,18 +181,31 @@ fn exchange_of(method: &Method, headers: &HeaderMap, listen: bool) -> Exchange {
     }
 }
 
-/// Forwards `request`, which the gate let through with its token as `token` says, to the upstream
+/// A forwarded request's answer, as the main listener's service takes it: the edge's own
+/// answer at once (a refused token, a body too large), or the exchange with the MCP server.
+/// Everything before the request goes upstream is done before this is made, so on the common
+/// path (a cached token, no body to read first) the boxed future holds only the wait for the
+/// answer and what handling it needs: small enough for the allocator's per-thread cache, and
+/// cheap to move.
+pub enum Forwarding {
+    Answered(Response<Body>),
+    Exchange(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+/// Forwards `request`, which the gate let through with its token as `presented` says, to the upstream
 /// and streams its answer back. The request id (the client's or a new one) goes upstream and
 /// back to the client; the answer is counted, timed from `started` to its head, and logged.
-pub async fn forward(
+/// The checks, the headers' rewrite and the send happen now; only the waits are left to the
+/// future (a token the cache does not hold and a body a policy reads first are boxed apart).
+pub fn forward(
     endpoint: Arc<Endpoint>,
     telemetry: Arc<Telemetry>,
-    token: Presented,
+    presented: Presented,
     mut request: Request<Incoming>,
     peer_ip: HeaderValue,
     activity: Arc<Activity>,
     started: Instant,
-) -> Response<Body> {
+) -> Forwarding {
     let found = Found::scan(request.headers());
     let id = request_id::request_id(found.request_id.as_ref());
     // The client's one id, kept, is in place already.
@@ -196,81 +213,230 @@ pub async fn forward(
         request.headers_mut().insert(X_REQUEST_ID, id.clone());
     }
     let seen = Seen::of(&telemetry, &request);
-    let mut response = exchange(&endpoint, &telemetry, token, request, found, &peer_ip, activity).await;
-    response.headers_mut().insert(X_REQUEST_ID, id.clone());
-    access::answered(&telemetry, Route::Gate, response.status(), started, seen, &peer_ip, Some(id));
-    response
-}
-
-/// Moves `headers` into a map of their own size, with room for `more` fields. hyper reads the
-/// MCP server's answer into the map the request went out in, sized for the request's fields,
-/// and an HTTP/1.1 connection keeps the map of the last response it sent, emptied, for the
-/// next one: for a held stream, as long as it is held (1.2 KiB for a request's dozen fields).
-fn compact(headers: &mut HeaderMap, more: usize) {
-    let fields = std::mem::take(headers);
-    let mut own = HeaderMap::with_capacity(fields.len() + more);
-    own.extend(fields);
-    *headers = own;
-}
-
-/// One of the edge's own answers, as the main listener's body.
-fn own(answer: Answer) -> Response<Body> {
-    answer.map(Body::Full)
-}
-
-/// The gate's token check, then the exchange with the MCP server.
-async fn exchange(
-    endpoint: &Endpoint,
-    telemetry: &Arc<Telemetry>,
-    presented: Presented,
-    mut request: Request<Incoming>,
-    found: Found,
-    peer_ip: &HeaderValue,
-    activity: Arc<Activity>,
-) -> Response<Body> {
+    let answering = Answering { telemetry, id, seen, peer_ip, started };
+    // A token the cache holds is answered without a wait; the full check, which may fetch
+    // keys or introspect, is boxed apart with all that follows it.
     let gate = &endpoint.gate;
-    let metrics = &telemetry.metrics;
-    let span = presented.span.clone();
+    let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, presented.span.clone()));
+    let cached = match (&gate.check, token) {
+        (Check::Tokens(checker), Some(token)) => checker.check_cached(token),
+        _ => None,
+    };
+    // SECURITY: the gate located the token without checking its form. A token the cache holds
+    // was checked when it was accepted, and is this one byte for byte; any other is checked
+    // now, before anything else is done with it, and refused as the gate would have.
+    if cached.is_none() && !token.is_some_and(credential::well_formed) {
+        return answering.unforwarded(own(gate.challenged(true, found.origin.as_ref())));
+    }
+    let admitted = match admit(&endpoint, &answering.telemetry.metrics, presented, request, found, activity) {
+        Ok(admitted) => admitted,
+        Err(response) => return answering.now(response),
+    };
+    let verdict = match (&endpoint.gate.check, cached) {
+        (Check::Presence, _) => None,
+        (Check::Tokens(_), Some(verdict)) => Some(verdict),
+        (Check::Tokens(_), None) => return Forwarding::Exchange(Box::pin(checking(endpoint, answering, admitted))),
+    };
+    match authorized(&endpoint, &answering, admitted, verdict) {
+        Err(response) => answering.now(response),
+        Ok(Authorized::Ready(request, prepared)) => {
+            Forwarding::Exchange(Box::pin(launch(endpoint, answering, prepared, request)))
+        }
+        // Boxed apart: the body's read would otherwise grow every exchange's future.
+        Ok(Authorized::Read(unread, prepared, replays)) => {
+            Forwarding::Exchange(Box::pin(reading(endpoint, answering, prepared, unread, replays)))
+        }
+    }
+}
+
+/// What the answer's count, access log line and request id need, from the request's arrival.
+struct Answering {
+    telemetry: Arc<Telemetry>,
+    id: HeaderValue,
+    seen: Option<Seen>,
+    peer_ip: HeaderValue,
+    started: Instant,
+}
+
+impl Answering {
+    /// The answer, with the request id, counted and logged.
+    fn done(self, response: Response<Body>) -> Response<Body> {
+        self.done_at(response, Instant::now())
+    }
+
+    /// [`Answering::done`], the clock read at `now` already.
+    fn done_at(self, mut response: Response<Body>, now: Instant) -> Response<Body> {
+        response.headers_mut().insert(X_REQUEST_ID, self.id.clone());
+        let (status, elapsed) = (response.status(), now.saturating_duration_since(self.started));
+        access::answered_after(&self.telemetry, Route::Gate, status, elapsed, self.seen, &self.peer_ip, Some(self.id));
+        response
+    }
+
+    /// The edge's own answer, given at once.
+    fn now(self, response: Response<Body>) -> Forwarding {
+        Forwarding::Answered(self.done(response))
+    }
+
+    /// The gate's answer to a token of the wrong form, given at once as the gate gives it:
+    /// without a request id, since nothing was forwarded.
+    fn unforwarded(self, response: Response<Body>) -> Forwarding {
+        let status = response.status();
+        access::answered(&self.telemetry, Route::Gate, status, self.started, self.seen, &self.peer_ip, None);
+        Forwarding::Answered(response)
+    }
+}
+
+/// What handling the MCP server's answer needs of the request, kept from before it went.
+struct Prepared {
+    /// The connection is busy, not idle, until the response body ends.
+    streaming: Streaming,
+    origin: Option<HeaderValue>,
+    held: Exchange,
+    client_h1: bool,
+    claims: Option<Arc<Claims>>,
+    /// The `Authorization` value and where its token is, for rechecks of a stream's token.
+    authorization: Option<HeaderValue>,
+    span: Range<usize>,
+    /// The body's list requests: their answers are filtered.
+    lists: Option<Box<Lister>>,
+    /// A body allowed from its headers may yet disagree with them: the record of that, readied
+    /// while the request is at hand.
+    pending: Option<Pending>,
+}
+
+/// A request past the first checks, before its token's.
+struct Admitted {
+    request: Request<Incoming>,
+    prepared: Prepared,
+    used: Scheme,
+    host: Option<HeaderValue>,
+    session_ids: usize,
+    present: Present,
+}
+
+impl Admitted {
+    /// The gate read the token and said where it is; it is taken, not parsed, again.
+    fn token(&self) -> Option<&[u8]> {
+        let span = self.prepared.span.clone();
+        self.prepared.authorization.as_ref().and_then(|value| credential::token_in(value, span))
+    }
+}
+
+/// The token check's outcome: `None` when the gate only asks that one be present.
+type Verdict = Option<Result<Arc<Claims>, Rejection>>;
+
+/// The first checks: the connection marked busy, and a declared length over the limit refused.
+// The edge's own answer is smaller than what goes on; boxing it would allocate for every
+// refusal.
+#[allow(clippy::result_large_err)]
+fn admit(
+    endpoint: &Endpoint,
+    metrics: &Metrics,
+    presented: Presented,
+    request: Request<Incoming>,
+    found: Found,
+    activity: Arc<Activity>,
+) -> Result<Admitted, Response<Body>> {
     // From here until the response body ends, the connection is busy, not idle: a slow token
     // check, upload or MCP server must not look like a silent client to the idle watchdog.
     let streaming = Streaming::new(activity);
-    let origin = found.origin;
-    let held = exchange_of(request.method(), request.headers(), found.listen);
-    let client_h1 = request.version() < http::Version::HTTP_2;
     // A declared length over the limit is refused before anything else: it would never pass.
     if http_body::Body::size_hint(request.body()).lower() > endpoint.max_body_bytes {
         metrics.limit_hit(Limit::Body);
-        return too_large(gate, origin.as_ref());
+        return Err(too_large(&endpoint.gate, found.origin.as_ref()));
     }
-    let used = presented.scheme;
-    // The gate read the token and said where it is; it is taken, not parsed, again.
-    let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, presented.span));
-    let claims = match &gate.check {
-        Check::Tokens(checker) => {
-            let checked = match token {
-                // A token the cache holds is answered without a wait; the full check, which
-                // may fetch keys or introspect, is boxed so that its large future is not part
-                // of every forwarded request's.
-                Some(token) => match checker.check_cached(token) {
-                    Some(verdict) => verdict,
-                    None => Box::pin(checker.check(token)).await,
-                },
-                None => Err(Rejection::Invalid(TokenError::Malformed("no bearer token"))),
-            };
-            match checked {
-                Ok(claims) => Some(claims),
-                Err(rejection) => {
-                    metrics.token_rejected(match rejection {
-                        Rejection::Invalid(_) => TokenRejection::Invalid,
-                        Rejection::InsufficientScope => TokenRejection::InsufficientScope,
-                        Rejection::NoKeys => TokenRejection::NoKeys,
-                        Rejection::IntrospectionFailed => TokenRejection::IntrospectionFailed,
-                    });
-                    return own(gate.refuse(origin.as_ref(), used, &rejection));
-                }
-            }
+    let prepared = Prepared {
+        streaming,
+        held: exchange_of(request.method(), request.headers(), found.listen),
+        client_h1: request.version() < http::Version::HTTP_2,
+        origin: found.origin,
+        claims: None,
+        authorization: found.authorization,
+        span: presented.span,
+        lists: None,
+        pending: None,
+    };
+    Ok(Admitted {
+        request,
+        prepared,
+        used: presented.scheme,
+        host: found.host,
+        session_ids: found.session_ids,
+        present: found.present,
+    })
+}
+
+/// The exchange of a request whose token the cache does not hold: the full check first.
+async fn checking(endpoint: Arc<Endpoint>, answering: Answering, admitted: Admitted) -> Response<Body> {
+    let verdict = match (&endpoint.gate.check, admitted.token()) {
+        (Check::Tokens(checker), Some(token)) => Some(checker.check(token).await),
+        (Check::Tokens(_), None) => Some(Err(Rejection::Invalid(TokenError::Malformed("no bearer token")))),
+        (Check::Presence, _) => None,
+    };
+    match authorized(&endpoint, &answering, admitted, verdict) {
+        Err(response) => answering.done(response),
+        Ok(Authorized::Ready(request, prepared)) => launch(endpoint, answering, prepared, request).await,
+        Ok(Authorized::Read(unread, prepared, replays)) => {
+            reading(endpoint, answering, prepared, unread, replays).await
         }
-        Check::Presence => None,
+    }
+}
+
+/// The exchange of a request whose body the policy reads before deciding.
+async fn reading(
+    endpoint: Arc<Endpoint>,
+    answering: Answering,
+    prepared: Prepared,
+    unread: inspect::Unread,
+    replays: bool,
+) -> Response<Body> {
+    let Some(enforcer) = &endpoint.enforcer else {
+        return answering.done(own(answer::bad_gateway()));
+    };
+    let (cors, origin) = (&endpoint.gate.cors, prepared.origin.as_ref());
+    let inspected = enforcer.read_body(unread, prepared.claims.as_deref(), cors, origin).await;
+    let mut prepared = prepared;
+    match decided(enforcer, &mut prepared, inspected, replays) {
+        Ok(request) => launch(endpoint, answering, prepared, request).await,
+        Err(response) => answering.done(response),
+    }
+}
+
+/// Where a request stands once its token is taken.
+enum Authorized {
+    /// Ready to go upstream.
+    Ready(Request<Inbound>, Prepared),
+    /// The policy reads its body first; whether it may resume a stream.
+    Read(inspect::Unread, Prepared, bool),
+}
+
+/// The token's verdict taken, then DPoP, the session binding, the headers' rewrite and the
+/// policy, up to the request as it goes upstream.
+// The edge's own answer is smaller than what goes on; boxing it would allocate for every
+// refusal.
+#[allow(clippy::result_large_err)]
+fn authorized(
+    endpoint: &Endpoint,
+    answering: &Answering,
+    admitted: Admitted,
+    verdict: Verdict,
+) -> Result<Authorized, Response<Body>> {
+    let gate = &endpoint.gate;
+    let metrics = &answering.telemetry.metrics;
+    let Admitted { mut request, mut prepared, used, host, session_ids, present } = admitted;
+    let origin = prepared.origin.as_ref();
+    let claims = match verdict {
+        Some(Ok(claims)) => Some(claims),
+        Some(Err(rejection)) => {
+            metrics.token_rejected(match rejection {
+                Rejection::Invalid(_) => TokenRejection::Invalid,
+                Rejection::InsufficientScope => TokenRejection::InsufficientScope,
+                Rejection::NoKeys => TokenRejection::NoKeys,
+                Rejection::IntrospectionFailed => TokenRejection::IntrospectionFailed,
+            });
+            return Err(own(gate.refuse(origin, used, &rejection)));
+        }
+        None => None,
     };
     // RFC 9449: a bound token only with a proof of its key, and a DPoP token only with one.
     // What is kept is the thumbprint's header value alone: nothing of the proof is held across
@@ -280,35 +446,38 @@ async fn exchange(
         // (§7.2); refused whatever the mode.
         (Scheme::Bearer, Some(claims)) if claims.jkt.is_some() => {
             metrics.token_rejected(TokenRejection::Invalid);
-            return own(gate.refuse(origin.as_ref(), used, &Rejection::Invalid(TokenError::BoundToKey)));
+            return Err(own(gate.refuse(origin, used, &Rejection::Invalid(TokenError::BoundToKey))));
         }
         (Scheme::Bearer, _) => None,
-        (Scheme::Dpop, claims) => match prove(gate, metrics, origin.as_ref(), &request, (token, claims.as_deref())) {
-            Proven::Key(jkt) => Some(jkt),
-            Proven::Refused(answer) => return own(answer),
-        },
+        (Scheme::Dpop, claims) => {
+            let token = prepared.authorization.as_ref().and_then(|v| credential::token_in(v, prepared.span.clone()));
+            match prove(gate, metrics, origin, &request, (token, claims.as_deref())) {
+                Proven::Key(jkt) => Some(jkt),
+                Proven::Refused(answer) => return Err(own(answer)),
+            }
+        }
     };
     // SECURITY: a session id reaches the MCP server only from the caller it was given to.
     if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
         let (subject, client) = (claims.subject.as_deref(), claims.client_id.as_deref());
-        if let Err(refused) = binding.admit(request.headers_mut(), found.session_ids, subject, client) {
+        if let Err(refused) = binding.admit(request.headers_mut(), session_ids, subject, client) {
             let answer = match refused {
                 session::Refused::Repeated => answer::json_error(http::StatusCode::BAD_REQUEST, BODY_SESSION_400, 3),
                 session::Refused::Unknown(_) => answer::json_error(http::StatusCode::NOT_FOUND, BODY_SESSION_404, 3),
             };
-            return own(gate.cors.on_error(origin.as_ref(), answer));
+            return Err(own(gate.cors.on_error(origin, answer)));
         }
     }
     // The host the client asked for, as the gate's screen read it: the target's authority (HTTP/2
     // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
     let authority = request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
-    let host = authority.or(found.host);
+    let host = authority.or(host);
     let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     *request.uri_mut() = Uri::from(path);
     // The client's HTTP version is its business with the edge; the pool picks the upstream's.
     *request.version_mut() = http::Version::HTTP_11;
     let headers = request.headers_mut();
-    rewrite(headers, found.present, peer_ip, &endpoint.forwarded_proto, host);
+    rewrite(headers, present, &answering.peer_ip, &endpoint.forwarded_proto, host);
     if gate.possession.is_some() {
         // The proof names the edge's URI and was used up here; the MCP server is told that
         // possession was shown, and of which key, instead. `Authorization: DPoP <token>` goes
@@ -330,49 +499,176 @@ async fn exchange(
         }
         headers.insert(X_AUTH_SCOPES, identity_list(&claims.scopes));
     }
+    prepared.claims = claims;
 
     // SECURITY: with a policy, the body is read and decided (with the headers as they will be
     // forwarded) before anything goes upstream, and exactly the bytes decided on are sent.
-    // Boxed, and before the upload's clock starts; without a policy the body is not touched.
-    let (request, lists) = match &endpoint.enforcer {
-        None => (request.map(Inbound::Client), None),
-        Some(enforcer) => {
-            // A replayed stream may carry list answers to requests the edge no longer knows.
-            let replays = request.method() == Method::GET && request.headers().contains_key(LAST_EVENT_ID);
-            let inspected = match enforcer.inspect(request, claims.as_deref(), &gate.cors, origin.as_ref()) {
-                inspect::Step::Decided(decided) => decided,
-                // Boxed: the body's read would otherwise grow every exchange's future.
-                inspect::Step::Read(unread) => {
-                    Box::pin(enforcer.read_body(unread, claims.as_deref(), &gate.cors, origin.as_ref())).await
-                }
-            };
-            match inspected {
-                // The body's list requests, if any: their answers are filtered below.
-                Ok(mut request) => {
-                    let lists = request.extensions_mut().remove::<Lists>().or_else(|| replays.then(Lists::by_shape));
-                    (request, lists.map(|lists| Box::new(enforcer.lister(lists, claims.clone()))))
-                }
-                Err(answer) => return own(answer),
-            }
-        }
+    // Before the upload's clock starts; without a policy the body is not touched.
+    let Some(enforcer) = &endpoint.enforcer else {
+        return Ok(Authorized::Ready(request.map(Inbound::Client), prepared));
     };
-    // A body allowed from its headers may yet disagree with them: the record of that is
-    // readied now, while the request is at hand.
-    let pending = match (&endpoint.enforcer, request.body()) {
-        (Some(enforcer), Inbound::Checked(checked)) => {
-            Some(enforcer.pending(request.headers(), checked, claims.as_deref()))
+    // A replayed stream may carry list answers to requests the edge no longer knows.
+    let replays = request.method() == Method::GET && request.headers().contains_key(LAST_EVENT_ID);
+    match enforcer.inspect(request, prepared.claims.as_deref(), &gate.cors, prepared.origin.as_ref()) {
+        inspect::Step::Decided(inspected) => {
+            decided(enforcer, &mut prepared, inspected, replays).map(|request| Authorized::Ready(request, prepared))
         }
-        _ => None,
-    };
+        inspect::Step::Read(unread) => Ok(Authorized::Read(unread, prepared, replays)),
+    }
+}
+
+/// The policy's decision taken: the request to forward, with what its answer's handling needs
+/// of it noted, or the policy's answer.
+// The edge's own answer is smaller than what goes on; boxing it would allocate for every
+// refusal.
+#[allow(clippy::result_large_err)]
+fn decided(
+    enforcer: &Enforcer,
+    prepared: &mut Prepared,
+    inspected: Result<Request<Inbound>, Answer>,
+    replays: bool,
+) -> Result<Request<Inbound>, Response<Body>> {
+    let mut request = inspected.map_err(own)?;
+    // The body's list requests, if any: their answers are filtered below.
+    let lists = request.extensions_mut().remove::<Lists>().or_else(|| replays.then(Lists::by_shape));
+    prepared.lists = lists.map(|lists| Box::new(enforcer.lister(lists, prepared.claims.clone())));
+    if let Inbound::Checked(checked) = request.body() {
+        prepared.pending = Some(enforcer.pending(request.headers(), checked, prepared.claims.as_deref()));
+    }
+    Ok(request)
+}
+
+/// Sends the request upstream, now, and makes the future that waits for its answer.
+fn launch(
+    endpoint: Arc<Endpoint>,
+    answering: Answering,
+    prepared: Prepared,
+    request: Request<Inbound>,
+) -> Exchanging<impl Future<Output = Sent> + Send> {
     let progress = Arc::new(Progress::starting());
-    let left = endpoint.max_body_bytes;
-    let upload = |body| Upload::new(body, Arc::clone(&progress), left, Arc::clone(metrics));
-    let request = request.map(upload);
+    let (left, metrics) = (endpoint.max_body_bytes, &answering.telemetry.metrics);
+    let request = request.map(|body| Upload::new(body, Arc::clone(&progress), left, Arc::clone(metrics)));
     // The upload's start is when the request goes to the MCP server: its clock reading serves
-    // for the upstream latency too.
+    // for the upstream latency and the answer's deadline too.
     let sent = progress.started.unwrap_or_else(Instant::now);
-    let send = std::pin::pin!(endpoint.client.send(&endpoint.upstream, request, held));
-    match answer_within(endpoint.response_timeout, &progress, send).await {
+    let sending = endpoint.client.send(&endpoint.upstream, request, prepared.held, sent);
+    let deadline = tokio::time::sleep_until((sent + endpoint.response_timeout).into());
+    Exchanging {
+        sending,
+        deadline,
+        last: 0,
+        endpoint,
+        progress,
+        sent,
+        answering: Some(answering),
+        prepared: Some(prepared),
+        listing: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The wait for the MCP server's answer head, until `--upstream-timeout` has passed since
+    /// the upload last moved (or ended), then the answer handed on. Written out rather than
+    /// `async` so that each part is held once, in place. Dropping it cancels the upstream
+    /// request.
+    struct Exchanging<F> {
+        #[pin]
+        sending: F,
+        #[pin]
+        deadline: Sleep,
+        // The upload's mark (milliseconds from `sent`) the deadline was last set from.
+        last: u64,
+        endpoint: Arc<Endpoint>,
+        progress: Arc<Progress>,
+        sent: Instant,
+        answering: Option<Answering>,
+        prepared: Option<Prepared>,
+        // A list answer being filtered (boxed: only list answers wait for this).
+        listing: Option<Pin<Box<dyn Future<Output = Response<Body>> + Send>>>,
+    }
+}
+
+impl<F: Future<Output = Sent>> Future for Exchanging<F> {
+    type Output = Response<Body>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        let mut this = self.project();
+        if let Some(listing) = this.listing {
+            let response = ready!(listing.as_mut().poll(cx));
+            return Poll::Ready(done(this.answering.take(), response));
+        }
+        let outcome = match this.sending.poll(cx) {
+            Poll::Ready(outcome) => Some(outcome),
+            Poll::Pending => loop {
+                ready!(this.deadline.as_mut().poll(cx));
+                let last = this.progress.last();
+                if last == *this.last {
+                    break None;
+                }
+                *this.last = last;
+                let deadline = *this.sent + Duration::from_millis(last) + this.endpoint.response_timeout;
+                this.deadline.as_mut().reset(deadline.into());
+            },
+        };
+        let (Some(prepared), Some(answering)) = (this.prepared.take(), this.answering.as_ref()) else {
+            // Polled again after its answer (hyper does not).
+            return Poll::Ready(own(answer::bad_gateway()));
+        };
+        let metrics = &answering.telemetry.metrics;
+        // One clock reading for the upstream's time and the request's.
+        let now = Instant::now();
+        match settle(
+            this.endpoint,
+            metrics,
+            prepared,
+            this.progress,
+            now.saturating_duration_since(*this.sent),
+            outcome,
+        ) {
+            Settled::Now(response) => Poll::Ready(match this.answering.take() {
+                Some(answering) => answering.done_at(response, now),
+                None => response,
+            }),
+            Settled::Listing(mut listing) => match listing.as_mut().poll(cx) {
+                Poll::Ready(response) => Poll::Ready(done(this.answering.take(), response)),
+                Poll::Pending => {
+                    *this.listing = Some(listing);
+                    Poll::Pending
+                }
+            },
+        }
+    }
+}
+
+/// The answer, with the request id, counted and logged (once).
+fn done(answering: Option<Answering>, response: Response<Body>) -> Response<Body> {
+    match answering {
+        Some(answering) => answering.done(response),
+        None => response,
+    }
+}
+
+/// What the MCP server's answer (or its absence) becomes.
+enum Settled {
+    Now(Response<Body>),
+    /// A list answer, filtered as it is read.
+    Listing(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+/// The client's answer from the MCP server's (`None`: it did not come in time), which took
+/// `upstream_time` from the send.
+fn settle(
+    endpoint: &Endpoint,
+    metrics: &Arc<Metrics>,
+    prepared: Prepared,
+    progress: &Progress,
+    upstream_time: Duration,
+    outcome: Option<Sent>,
+) -> Settled {
+    let gate = &endpoint.gate;
+    let Prepared { streaming, origin, held, client_h1, claims, authorization, span, lists, pending } = prepared;
+    let origin = origin.as_ref();
+    let response = match outcome {
         // SECURITY: a body that disagreed with its Mcp-* headers was cut off before its end; an
         // answer the MCP server gave anyway (before reading it all) is not passed on.
         Some(_) if progress.disagreed().is_some() => {
@@ -380,7 +676,7 @@ async fn exchange(
                 enforcer.disagreed(pending);
             }
             let body = progress.disagreed().cloned().unwrap_or_default();
-            own(inspect::disagreed(body, &gate.cors, origin.as_ref()))
+            own(inspect::disagreed(body, &gate.cors, origin))
         }
         Some(Ok(mut response)) => {
             if let (Some(binding), Some(claims)) = (&endpoint.sessions, &claims) {
@@ -388,16 +684,16 @@ async fn exchange(
                 if let Err(e) = binding.give(response.headers_mut(), subject, client) {
                     metrics.upstream_failed(false);
                     crate::warn!("upstream answer refused: {e}");
-                    return own(gate.cors.on_error(origin.as_ref(), answer::bad_gateway()));
+                    return Settled::Now(own(gate.cors.on_error(origin, answer::bad_gateway())));
                 }
             }
             strip_hop_by_hop(response.headers_mut());
-            gate.cors.forwarded(origin.as_ref(), response.headers_mut());
+            gate.cors.forwarded(origin, response.headers_mut());
             if held == Exchange::Held && client_h1 {
-                // `X-Request-Id` is added in `forward`.
+                // `X-Request-Id` is added by `Answering::done`.
                 compact(response.headers_mut(), 1);
             }
-            metrics.upstream(response.status(), sent.elapsed());
+            metrics.upstream(response.status(), upstream_time);
             // A streaming answer ends with the token that opened it, and an event stream at
             // shutdown too; a body of known length ends by itself and costs no clock read here.
             let exact = http_body::Body::size_hint(response.body()).exact();
@@ -405,7 +701,7 @@ async fn exchange(
                 (Some(kind), Some(claims)) => {
                     let left =
                         expiry::time_left(claims.expires_at, endpoint.token_leeway, std::time::SystemTime::now());
-                    let token = found.authorization.as_ref().and_then(|value| credential::token_in(value, span));
+                    let token = authorization.as_ref().and_then(|value| credential::token_in(value, span));
                     let revocation = match (&gate.check, endpoint.recheck_every, token) {
                         (Check::Tokens(checker), Some(every), Some(token)) if checker.can_recheck() => {
                             let (checker, token) = (Arc::clone(checker), Arc::<[u8]>::from(token));
@@ -430,25 +726,45 @@ async fn exchange(
                 None => Body::Upstream(body, streaming),
             });
             match lists {
-                // Boxed: only list answers wait for this future.
-                Some(lister) => Box::pin(lists::answer(response, *lister)).await.map(|b| Body::Listed(Box::new(b))),
+                Some(lister) => {
+                    return Settled::Listing(Box::pin(async move {
+                        lists::answer(response, *lister).await.map(|b| Body::Listed(Box::new(b)))
+                    }))
+                }
                 None => response,
             }
         }
         // The upload went over the limit before the MCP server answered: the upstream request
         // was aborted (and the limit counted), and the client is told why. Had the MCP server
         // answered first, its response breaks off with the upload.
-        Some(Err(_)) if progress.too_large.load(Ordering::Relaxed) => too_large(gate, origin.as_ref()),
+        Some(Err(_)) if progress.too_large.load(Ordering::Relaxed) => too_large(gate, origin),
         Some(Err(e)) => {
             metrics.upstream_failed(false);
             crate::warn!("upstream request failed: {e}");
-            own(gate.cors.on_error(origin.as_ref(), answer::bad_gateway()))
+            own(gate.cors.on_error(origin, answer::bad_gateway()))
         }
         None => {
             metrics.upstream_failed(true);
-            own(gate.cors.on_error(origin.as_ref(), answer::gateway_timeout()))
+            own(gate.cors.on_error(origin, answer::gateway_timeout()))
         }
-    }
+    };
+    Settled::Now(response)
+}
+
+/// Moves `headers` into a map of their own size, with room for `more` fields. hyper reads the
+/// MCP server's answer into the map the request went out in, sized for the request's fields,
+/// and an HTTP/1.1 connection keeps the map of the last response it sent, emptied, for the
+/// next one: for a held stream, as long as it is held (1.2 KiB for a request's dozen fields).
+fn compact(headers: &mut HeaderMap, more: usize) {
+    let fields = std::mem::take(headers);
+    let mut own = HeaderMap::with_capacity(fields.len() + more);
+    own.extend(fields);
+    *headers = own;
+}
+
+/// One of the edge's own answers, as the main listener's body.
+fn own(answer: Answer) -> Response<Body> {
+    answer.map(Body::Full)
 }
 
 /// The DPoP checks of a request presented with `Authorization: DPoP` whose token was accepted:
@@ -502,26 +818,6 @@ enum Proven {
 /// The 413 for a body over `--max-body-bytes`.
 fn too_large(gate: &Gate, origin: Option<&HeaderValue>) -> Response<Body> {
     own(gate.cors.on_error(origin, answer::content_too_large()))
-}
-
-/// Waits for the MCP server's response head until `timeout` has passed since the upload last
-/// moved (or ended); `None` when it has. Dropping the exchange cancels the upstream request.
-/// (The exchange is pinned by the caller: moved in, it would be one more copy of a large future.)
-async fn answer_within<F: std::future::Future>(
-    timeout: Duration,
-    progress: &Progress,
-    mut exchange: Pin<&mut F>,
-) -> Option<F::Output> {
-    let started = progress.started.unwrap_or_else(Instant::now);
-    loop {
-        let last = progress.last();
-        let deadline = started + Duration::from_millis(last) + timeout;
-        match tokio::time::timeout_at(deadline.into(), exchange.as_mut()).await {
-            Ok(output) => return Some(output),
-            Err(_) if progress.last() == last => return None,
-            Err(_) => {}
-        }
-    }
 }
 
 #[cfg(test)]

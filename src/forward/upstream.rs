@@ -1,18 +1,22 @@
 //! The client for the MCP server: connections of our own for `http://`, hyper-util's pooled
 //! client for `https://`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use http::header;
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 
 use crate::common::client::{https_client, https_client_exact};
 use crate::config::Upstream;
-use crate::forward::pool::{self, Pool, Reads, UpstreamBody};
+use crate::forward::pool::{self, Pool, Reads, Taken, Tried, UpstreamBody};
 use crate::forward::upload::Upload;
 
 /// The read buffer of an upstream HTTP/1.1 connection that carries a held stream, an eighth of
@@ -75,18 +79,27 @@ impl UpstreamClient {
         }
     }
 
-    /// Sends `request`, its URI in origin-form, to `upstream` on a connection for `exchange`;
-    /// the response head, or why not.
-    pub async fn send(
+    /// Sends `request`, its URI in origin-form, to `upstream` on a connection for `exchange`.
+    /// On an idle pooled connection the request is handed to it now and the future only waits
+    /// for the answer's head; a new connection, and the `https://` client, are boxed, so that the
+    /// common case's future stays small.
+    /// `now`: the caller's clock reading, for the pool's idle connections.
+    pub fn send(
         &self,
         upstream: &Upstream,
         mut request: Request<Upload>,
         exchange: Exchange,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        now: Instant,
+    ) -> Sending<impl Future<Output = Tried> + Send> {
         match self {
             UpstreamClient::Plain { calls, held } => {
                 let pool = if exchange == Exchange::Held { held } else { calls };
-                pool.send(request).await.map_err(UpstreamError::Pool)
+                match pool.send_idle(request, now) {
+                    Taken::Sent { answer, sender } => {
+                        Sending::Idle { answer, sender: Some(sender), pool: Arc::clone(pool) }
+                    }
+                    Taken::NoneIdle(request) => Sending::new_connection(Arc::clone(pool), request),
+                }
             }
             UpstreamClient::Tls { calls, held } => {
                 let client = if exchange == Exchange::Held { held } else { calls };
@@ -103,9 +116,59 @@ impl UpstreamClient {
                 if let Ok(uri) = uri {
                     *request.uri_mut() = uri;
                 }
-                let response = client.request(request).await.map_err(UpstreamError::Client)?;
-                Ok(response.map(UpstreamBody::unpooled))
+                Sending::Tls { future: client.request(request) }
             }
         }
+    }
+}
+
+/// What [`Sending`] gives: the answer's head, or why there is none.
+pub type Sent = Result<Response<UpstreamBody>, UpstreamError>;
+
+pin_project_lite::pin_project! {
+    /// A request on its way to the MCP server, until its answer's head. Dropping it drops the
+    /// request, and the connection it is on.
+    #[project = SendingProj]
+    pub enum Sending<F> {
+        /// On an idle pooled connection: hyper's wait for the answer, held in place.
+        Idle { #[pin] answer: F, sender: Option<SendRequest<Upload>>, pool: Arc<Pool> },
+        /// On a new connection (boxed: connecting is a large future, and rare).
+        New { future: Pin<Box<dyn Future<Output = Sent> + Send>> },
+        /// Through hyper-util's client (`https://`), whose future is boxed already.
+        Tls { future: ResponseFuture },
+    }
+}
+
+impl<F> Sending<F> {
+    fn new_connection(pool: Arc<Pool>, request: Request<Upload>) -> Sending<F> {
+        Sending::New { future: Box::pin(async move { pool.send_new(request).await.map_err(UpstreamError::Pool) }) }
+    }
+}
+
+impl<F> Future for Sending<F>
+where
+    F: Future<Output = Tried>,
+{
+    type Output = Sent;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Sent> {
+        let unsent = match self.as_mut().project() {
+            SendingProj::New { future } => return future.as_mut().poll(cx),
+            SendingProj::Tls { future } => {
+                let response = ready!(Pin::new(future).poll(cx)).map_err(UpstreamError::Client)?;
+                return Poll::Ready(Ok(response.map(UpstreamBody::unpooled)));
+            }
+            SendingProj::Idle { answer, sender, pool } => match ready!(answer.poll(cx)) {
+                Ok(response) => return Poll::Ready(Ok(pool.attach(response, sender.take()))),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => (Arc::clone(pool), unsent),
+                    None => return Poll::Ready(Err(UpstreamError::Pool(pool::Error::Http(e.into_error())))),
+                },
+            },
+        };
+        // An idle connection the MCP server closed just as it was taken hands the request
+        // back unsent; it then goes on a new connection, as hyper-util's client does.
+        self.set(Sending::new_connection(unsent.0, unsent.1));
+        self.poll(cx)
     }
 }

@@ -137,7 +137,15 @@ impl Cors {
     /// Lets browser clients read a forwarded response (the edge answered their preflight, so
     /// the actual response must carry the same policy): the allowed origin, and
     /// `Mcp-Session-Id` and `WWW-Authenticate` exposed, unless the MCP server set its own.
+    /// A request without `Origin` gets no CORS fields: a browser sends `Origin` on every
+    /// cross-origin request, so no one would read them (and writing them was about 600
+    /// instructions of every forwarded call). Its answer says `Vary: Origin` instead, so that a
+    /// cache keeping it does not hand it to a browser's cross-origin request, which needs them.
     pub fn forwarded(&self, origin: Option<&HeaderValue>, response: &mut HeaderMap) {
+        if origin.is_none() {
+            response.append(header::VARY, VARY_ORIGIN);
+            return;
+        }
         self.apply(origin, response);
         if !response.contains_key(header::ACCESS_CONTROL_EXPOSE_HEADERS) {
             response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, MCP_EXPOSE_HEADERS);
@@ -221,5 +229,24 @@ mod tests {
         any.apply(Some(&app), &mut upstream_set);
         assert!(any.allows(&evil) && listed.allows(&app) && !listed.allows(&evil));
         assert_eq!(upstream_set[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://own.example");
+    }
+
+    #[test]
+    fn a_forwarded_answer_has_cors_fields_only_for_a_request_with_origin() {
+        let app = HeaderValue::from_static("https://app.example");
+        for cors in [Cors::any(), Cors::listing(&["https://app.example"])] {
+            let mut response = HeaderMap::new();
+            response.insert(header::VARY, HeaderValue::from_static("Accept"));
+            cors.forwarded(None, &mut response);
+            assert!(response.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "{cors:?}");
+            assert!(response.get(header::ACCESS_CONTROL_EXPOSE_HEADERS).is_none(), "{cors:?}");
+            let vary: Vec<_> = response.get_all(header::VARY).iter().collect();
+            assert_eq!(vary, ["Accept", "Origin"], "the server's own Vary is kept: {cors:?}");
+            let mut response = HeaderMap::new();
+            cors.forwarded(Some(&app), &mut response);
+            let allowed = if cors.allows_any() { "*" } else { "https://app.example" };
+            assert_eq!(response[header::ACCESS_CONTROL_ALLOW_ORIGIN], allowed);
+            assert_eq!(response[header::ACCESS_CONTROL_EXPOSE_HEADERS], "Mcp-Session-Id, WWW-Authenticate");
+        }
     }
 }

@@ -69,6 +69,45 @@ pub fn located_in(
     }
 }
 
+/// [`located_in`] with the token's form left unchecked (a `Bearer` or `DPoP` credential of any
+/// non-empty token): for the gate, whose caller checks the form with [`well_formed`] unless the
+/// verdict cache holds the token byte for byte, which it does only for tokens accepted, and so
+/// checked, before. The check is linear in the token (hundreds of bytes) and was the largest
+/// piece of a forwarded call's token handling.
+pub fn located_unchecked(
+    first: Option<&HeaderValue>,
+    lines: usize,
+    schemes: Schemes,
+) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
+    match (first, lines) {
+        (None, _) => (Credential::Missing, None),
+        (Some(_), 2..) => (Credential::Malformed, None),
+        (Some(value), _) => {
+            let credential = parse_form(value.as_bytes(), schemes, Form::Unchecked);
+            let span = match credential {
+                Credential::Bearer(token) | Credential::Dpop(token) => offset(value.as_bytes(), token),
+                _ => None,
+            };
+            (credential, span)
+        }
+    }
+}
+
+/// Whether a token as [`located_unchecked`] found it has the form of RFC 6750 §2.1: what
+/// [`bearer`] checks.
+pub fn well_formed(token: &[u8]) -> bool {
+    let padding = token.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = &token[..token.len() - padding];
+    !body.is_empty() && b64token_body(body)
+}
+
+/// Whether [`parse`] checks the token's form.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Checked,
+    Unchecked,
+}
+
 /// The credential, and the one `Authorization` value it was read from.
 fn read(headers: &HeaderMap) -> (Credential<'_>, Option<&HeaderValue>) {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
@@ -116,6 +155,11 @@ pub fn bearer(value: &[u8]) -> Credential<'_> {
 /// [`bearer`], with `DPoP` read too where `schemes` says so (RFC 9449 §7.1 gives it the same
 /// token form). Bearer is compared first: the usual credential costs what it did.
 pub fn parse(value: &[u8], schemes: Schemes) -> Credential<'_> {
+    parse_form(value, schemes, Form::Checked)
+}
+
+/// [`parse`], the token's form checked or not.
+fn parse_form(value: &[u8], schemes: Schemes, form: Form) -> Credential<'_> {
     #[derive(Clone, Copy)]
     enum Kind {
         Bearer,
@@ -141,9 +185,11 @@ pub fn parse(value: &[u8], schemes: Schemes) -> Credential<'_> {
     let end = rest.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |last| (last + 1).max(start));
     // A tab right after the spaces stays in the token, which then fails the form check below.
     let token = &rest[start..end];
-    let padding = token.iter().rev().take_while(|&&b| b == b'=').count();
-    let body = &token[..token.len() - padding];
-    if body.is_empty() || !b64token_body(body) {
+    let malformed = match form {
+        Form::Checked => !well_formed(token),
+        Form::Unchecked => token.is_empty(),
+    };
+    if malformed {
         return Credential::Malformed;
     }
     match kind {
@@ -188,6 +234,35 @@ static B64TOKEN: [bool; 256] = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_located_unchecked_then_checked_reads_as_a_checked_parse() {
+        let both = Schemes::BearerAndDpop;
+        let values: [&[u8]; 12] = [
+            b"Bearer abc.def-_~+/==",
+            b"Bearer a b",
+            b"Bearer a\"b",
+            b"Bearer ===",
+            b"Bearer a=b",
+            b"DPoP tok",
+            b"DPoP t\xffk",
+            b"Bearer",
+            b"Bearer   ",
+            b"Basic x",
+            b"Bearer \ttok",
+            b"bearer  tok  ",
+        ];
+        for value in values {
+            let read = match parse_form(value, both, Form::Unchecked) {
+                Credential::Bearer(t) | Credential::Dpop(t) if !well_formed(t) => Credential::Malformed,
+                other => other,
+            };
+            assert_eq!(read, parse(value, both), "{:?}", String::from_utf8_lossy(value));
+        }
+        let value = HeaderValue::from_static("Bearer a b");
+        assert_eq!(located_unchecked(Some(&value), 1, both), (Credential::Bearer(b"a b"), Some(7..10)));
+        assert_eq!(located_unchecked(Some(&value), 2, both), (Credential::Malformed, None));
+    }
 
     #[test]
     fn the_token_table_allows_exactly_the_b64token_characters() {

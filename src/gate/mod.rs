@@ -1,7 +1,8 @@
 //! The gate in front of the MCP endpoint: the bearer credential, the challenges, CORS for the
 //! endpoint, and the token check (JWT against the JWKS, or introspection). [`Gate::admit`]
 //! answers what needs no token check (preflights, missing or malformed credentials); the
-//! token itself is checked when the request is forwarded, by [`Gate::check`]'s checker.
+//! token itself is checked when the request is forwarded, by [`Gate::check`]'s checker, and so
+//! is its form (RFC 6750 §2.1) unless the verdict cache holds it.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -88,7 +89,9 @@ struct Fixed {
     malformed: HeaderMap,
 }
 
-/// A token the gate let through: where it lies in `Authorization`, and its scheme.
+/// A token the gate let through: where it lies in `Authorization`, and its scheme. SECURITY: its
+/// form is not checked yet; forwarding checks it ([`credential::well_formed`]) before any use,
+/// unless the verdict cache holds it byte for byte (it holds only tokens accepted before).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Presented {
     pub span: Range<usize>,
@@ -148,35 +151,43 @@ impl Gate {
             let requested = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS);
             return Admission::Answered(self.cors.preflight(origin, requested));
         }
+        // The token's form is checked by forwarding, unless the verdict cache holds it (see
+        // `credential::located_unchecked`).
+        let malformed = match credential::located_unchecked(fields.authorization, fields.authorizations, self.schemes) {
+            // The token itself is checked (jwt, introspect) when the request is forwarded,
+            // and so is a DPoP proof.
+            (Credential::Bearer(_), Some(span)) if !self.requires_dpop() => {
+                return Admission::Through(Presented { span, scheme: Scheme::Bearer })
+            }
+            (Credential::Dpop(_), Some(span)) => return Admission::Through(Presented { span, scheme: Scheme::Dpop }),
+            (Credential::Bearer(_) | Credential::Dpop(_), None) | (Credential::Malformed, _) => true,
+            // `--dpop require`: a bearer token is no credential here (a malformed one is still
+            // malformed).
+            (Credential::Bearer(token), _) => !credential::well_formed(token),
+            (Credential::Missing, _) => false,
+        };
+        Admission::Answered(self.challenged(malformed, origin))
+    }
+
+    /// The challenge to a request with no usable credential: `malformed`, a 400 for an
+    /// `Authorization` value that is not one (RFC 6750 §3.1 `invalid_request`), else the 401.
+    pub fn challenged(&self, malformed: bool, origin: Option<&HeaderValue>) -> Answer {
         let c = &self.challenges;
         // The prebuilt fields hold for a request without Origin, or for any when all may read.
         let fixed = (origin.is_none() || self.cors.allows_any()).then_some(&self.fixed);
-        let (status, challenge, body, headers) =
-            match credential::located_in(fields.authorization, fields.authorizations, self.schemes) {
-                // The token itself is checked (jwt, introspect) when the request is forwarded,
-                // and so is a DPoP proof.
-                (Credential::Bearer(_), Some(span)) if !self.requires_dpop() => {
-                    return Admission::Through(Presented { span, scheme: Scheme::Bearer })
-                }
-                (Credential::Dpop(_), Some(span)) => {
-                    return Admission::Through(Presented { span, scheme: Scheme::Dpop })
-                }
-                (Credential::Bearer(_) | Credential::Dpop(_), None) | (Credential::Malformed, _) => {
-                    (StatusCode::BAD_REQUEST, &c.malformed, &c.malformed_body, fixed.map(|f| &f.malformed))
-                }
-                // `--dpop require`: a bearer token is no credential here.
-                (Credential::Missing | Credential::Bearer(_), _) => {
-                    (StatusCode::UNAUTHORIZED, &c.missing, &c.missing_body, fixed.map(|f| &f.missing))
-                }
-            };
+        let (status, challenge, body, headers) = if malformed {
+            (StatusCode::BAD_REQUEST, &c.malformed, &c.malformed_body, fixed.map(|f| &f.malformed))
+        } else {
+            (StatusCode::UNAUTHORIZED, &c.missing, &c.missing_body, fixed.map(|f| &f.missing))
+        };
         match headers {
             Some(headers) => {
                 let mut response = Response::new(Full::new(body.clone()));
                 *response.status_mut() = status;
                 *response.headers_mut() = headers.clone();
-                Admission::Answered(response)
+                response
             }
-            None => Admission::Answered(challenge::answer(status, challenge, body.clone(), &self.cors, origin)),
+            None => challenge::answer(status, challenge, body.clone(), &self.cors, origin),
         }
     }
 

@@ -55,7 +55,19 @@ pub fn answered(
     peer: &HeaderValue,
     id: Option<HeaderValue>,
 ) {
-    let elapsed = started.elapsed();
+    answered_after(telemetry, route, status, started.elapsed(), seen, peer, id);
+}
+
+/// [`answered`], `elapsed` after the request came (the caller read the clock already).
+pub fn answered_after(
+    telemetry: &Telemetry,
+    route: Route,
+    status: StatusCode,
+    elapsed: std::time::Duration,
+    seen: Option<Seen>,
+    peer: &HeaderValue,
+    id: Option<HeaderValue>,
+) {
     telemetry.metrics.request(route, status, elapsed);
     if let (Some(log), Some(seen)) = (&telemetry.access, seen) {
         log.record(Entry {

@@ -101,6 +101,12 @@ pub struct Unread {
     why: Why,
 }
 
+/// A request whose body is being read: the rest of it, for [`Enforcer::judge_read`].
+pub struct Waiting {
+    parts: http::request::Parts,
+    why: Why,
+}
+
 enum Why {
     /// Decided from the body; what the headers said when it borrows nothing from them.
     Decide(Option<Source<'static>>),
@@ -211,18 +217,31 @@ impl Enforcer {
         }
     }
 
-    /// Reads the body of a request [`Enforcer::inspect`] handed back, and decides it. The read
-    /// is the one wait, boxed apart: this future and the read's each stay small enough for
-    /// malloc's per-thread cache, which serves them at a fraction of a larger box's cost.
-    pub async fn read_body(
+    /// Starts reading the body of a request [`Enforcer::inspect`] handed back: the read, boxed
+    /// apart (it holds hyper's body and a timer), and the rest of the request for
+    /// [`Enforcer::judge_read`]. Not an `async fn`: the caller's future then holds the rest once
+    /// and a pointer to the read, and stays small enough for malloc's per-thread cache.
+    pub fn start_read(
         &self,
         unread: Unread,
+    ) -> (Pin<Box<impl std::future::Future<Output = Result<Bytes, Refusal>> + Send>>, Waiting) {
+        let Unread { parts, body, why } = unread;
+        (Box::pin(read(body, self.max_inspect_bytes, self.stall)), Waiting { parts, why })
+    }
+
+    /// Decides a request whose body [`Enforcer::start_read`] read (or failed to).
+    // The answer is smaller than the request that goes on; boxing it would allocate for every
+    // refusal.
+    #[allow(clippy::result_large_err)]
+    pub fn judge_read(
+        &self,
+        waiting: Waiting,
+        bytes: Result<Bytes, Refusal>,
         claims: Option<&TokenClaims>,
         cors: &Cors,
         origin: Option<&HeaderValue>,
     ) -> Result<Request<Inbound>, Answer> {
-        let Unread { parts, body, why } = unread;
-        let bytes = Box::pin(read(body, self.max_inspect_bytes, self.stall)).await;
+        let Waiting { parts, why } = waiting;
         match why {
             Why::Decide(known) => self
                 .decide_body(parts, bytes, known, claims)

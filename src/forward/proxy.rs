@@ -382,23 +382,29 @@ async fn checking(endpoint: Arc<Endpoint>, answering: Answering, admitted: Admit
     }
 }
 
-/// The exchange of a request whose body the policy reads before deciding.
-async fn reading(
+/// The exchange of a request whose body the policy reads before deciding. The read is started
+/// here and the future holds only what deciding and sending need beside it (an `async fn`
+/// would hold its arguments too, past 1 KiB, which malloc serves at several times the cost).
+fn reading(
     endpoint: Arc<Endpoint>,
     answering: Answering,
-    prepared: Prepared,
+    mut prepared: Prepared,
     unread: inspect::Unread,
     replays: bool,
-) -> Response<Body> {
-    let Some(enforcer) = &endpoint.enforcer else {
-        return answering.done(own(answer::bad_gateway()));
-    };
-    let (cors, origin) = (&endpoint.gate.cors, prepared.origin.as_ref());
-    let inspected = enforcer.read_body(unread, prepared.claims.as_deref(), cors, origin).await;
-    let mut prepared = prepared;
-    match decided(enforcer, &mut prepared, inspected, replays) {
-        Ok(request) => launch(endpoint, answering, prepared, request).await,
-        Err(response) => answering.done(response),
+) -> impl Future<Output = Response<Body>> + Send {
+    let started = endpoint.enforcer.as_ref().map(|enforcer| enforcer.start_read(unread));
+    async move {
+        let (Some(enforcer), Some((read, waiting))) = (&endpoint.enforcer, started) else {
+            return answering.done(own(answer::bad_gateway()));
+        };
+        let bytes = read.await;
+        let (cors, origin) = (&endpoint.gate.cors, prepared.origin.as_ref());
+        let inspected = enforcer.judge_read(waiting, bytes, prepared.claims.as_deref(), cors, origin);
+        match decided(enforcer, &mut prepared, inspected, replays) {
+            // Boxed: its wait for the answer would otherwise sit beside the read's here.
+            Ok(request) => Box::pin(launch(endpoint, answering, prepared, request)).await,
+            Err(response) => answering.done(response),
+        }
     }
 }
 

@@ -55,18 +55,7 @@ pub fn located_in(
     lines: usize,
     schemes: Schemes,
 ) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
-    match (first, lines) {
-        (None, _) => (Credential::Missing, None),
-        (Some(_), 2..) => (Credential::Malformed, None),
-        (Some(value), _) => {
-            let credential = parse(value.as_bytes(), schemes);
-            let span = match credential {
-                Credential::Bearer(token) | Credential::Dpop(token) => offset(value.as_bytes(), token),
-                _ => None,
-            };
-            (credential, span)
-        }
-    }
+    locate(first, lines, schemes, Form::Checked)
 }
 
 /// [`located_in`] with the token's form left unchecked (a `Bearer` or `DPoP` credential of any
@@ -79,11 +68,21 @@ pub fn located_unchecked(
     lines: usize,
     schemes: Schemes,
 ) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
+    locate(first, lines, schemes, Form::Unchecked)
+}
+
+/// [`located_in`] and [`located_unchecked`], the token's form checked or not.
+fn locate(
+    first: Option<&HeaderValue>,
+    lines: usize,
+    schemes: Schemes,
+    form: Form,
+) -> (Credential<'_>, Option<std::ops::Range<usize>>) {
     match (first, lines) {
         (None, _) => (Credential::Missing, None),
         (Some(_), 2..) => (Credential::Malformed, None),
         (Some(value), _) => {
-            let credential = parse_form(value.as_bytes(), schemes, Form::Unchecked);
+            let credential = parse_form(value.as_bytes(), schemes, form);
             let span = match credential {
                 Credential::Bearer(token) | Credential::Dpop(token) => offset(value.as_bytes(), token),
                 _ => None,

@@ -382,28 +382,80 @@ async fn checking(endpoint: Arc<Endpoint>, answering: Answering, admitted: Admit
     }
 }
 
-/// The exchange of a request whose body the policy reads before deciding. The read is started
-/// here and the future holds only what deciding and sending need beside it (an `async fn`
-/// would hold its arguments too, past 1 KiB, which malloc serves at several times the cost).
+/// The exchange of a request whose body the policy reads before deciding: the read started
+/// now, then the decision and the wait for the answer, in one allocation (see [`Reading`]).
 fn reading(
     endpoint: Arc<Endpoint>,
     answering: Answering,
-    mut prepared: Prepared,
+    prepared: Prepared,
     unread: inspect::Unread,
     replays: bool,
 ) -> impl Future<Output = Response<Body>> + Send {
-    let started = endpoint.enforcer.as_ref().map(|enforcer| enforcer.start_read(unread));
-    async move {
-        let (Some(enforcer), Some((read, waiting))) = (&endpoint.enforcer, started) else {
-            return answering.done(own(answer::bad_gateway()));
+    match endpoint.enforcer.as_ref().map(|enforcer| enforcer.start_read(unread)) {
+        Some((read, waiting)) => {
+            Reading::Read { read, launch, replays, rest: Some(Rest { endpoint, answering, prepared, waiting }) }
+        }
+        // Only an endpoint with a policy asks for a read.
+        None => Reading::Answered { response: Some(answering.done(own(answer::bad_gateway()))) },
+    }
+}
+
+/// What a [`Reading`] holds beside the read until the body is there.
+struct Rest {
+    endpoint: Arc<Endpoint>,
+    answering: Answering,
+    prepared: Prepared,
+    waiting: inspect::Waiting,
+}
+
+pin_project_lite::pin_project! {
+    /// A request's body being read for the policy, then (allowed) its exchange with the MCP
+    /// server, one after the other in the same place: one allocation for both, and the exchange
+    /// made where it stays rather than moved into a box of its own. `launch` is [`launch`],
+    /// whose future's type can only be named through it.
+    #[project = ReadingProj]
+    enum Reading<R, L, F> {
+        Read { #[pin] read: R, launch: L, replays: bool, rest: Option<Rest> },
+        Exchange { #[pin] exchange: Exchanging<F> },
+        // The edge's own answer, given on the first poll.
+        Answered { response: Option<Response<Body>> },
+    }
+}
+
+impl<R, L, F> Future for Reading<R, L, F>
+where
+    R: Future<Output = Result<bytes::Bytes, inspect::Refusal>>,
+    L: Fn(Arc<Endpoint>, Answering, Prepared, Request<Inbound>) -> Exchanging<F> + Copy,
+    F: Future<Output = Sent>,
+{
+    type Output = Response<Body>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        let (bytes, launch, replays, rest) = match self.as_mut().project() {
+            ReadingProj::Exchange { exchange } => return exchange.poll(cx),
+            ReadingProj::Answered { response } => {
+                return Poll::Ready(response.take().unwrap_or_else(|| own(answer::bad_gateway())))
+            }
+            ReadingProj::Read { read, launch, replays, rest } => {
+                (ready!(read.poll(cx)), *launch, *replays, rest.take())
+            }
         };
-        let bytes = read.await;
+        // Polled again after its answer (hyper does not).
+        let Some(Rest { endpoint, answering, mut prepared, waiting }) = rest else {
+            return Poll::Ready(own(answer::bad_gateway()));
+        };
+        let Some(enforcer) = &endpoint.enforcer else {
+            return Poll::Ready(answering.done(own(answer::bad_gateway())));
+        };
         let (cors, origin) = (&endpoint.gate.cors, prepared.origin.as_ref());
         let inspected = enforcer.judge_read(waiting, bytes, prepared.claims.as_deref(), cors, origin);
         match decided(enforcer, &mut prepared, inspected, replays) {
-            // Boxed: its wait for the answer would otherwise sit beside the read's here.
-            Ok(request) => Box::pin(launch(endpoint, answering, prepared, request)).await,
-            Err(response) => answering.done(response),
+            Ok(request) => {
+                let exchange = launch(endpoint, answering, prepared, request);
+                self.set(Reading::Exchange { exchange });
+                self.poll(cx)
+            }
+            Err(response) => Poll::Ready(answering.done(response)),
         }
     }
 }

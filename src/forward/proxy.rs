@@ -568,9 +568,11 @@ fn authorized(
     // A replayed stream may carry list answers to requests the edge no longer knows.
     let replays = request.method() == Method::GET && request.headers().contains_key(LAST_EVENT_ID);
     match enforcer.inspect(request, prepared.claims.as_deref(), &gate.cors, prepared.origin.as_ref()) {
-        inspect::Step::Decided(inspected) => {
-            decided(enforcer, &mut prepared, inspected, replays).map(|request| Authorized::Ready(request, prepared))
+        inspect::Step::Decided(Ok(mut request)) => {
+            noted(enforcer, &mut prepared, &mut request, replays);
+            Ok(Authorized::Ready(request, prepared))
         }
+        inspect::Step::Decided(Err(answer)) => Err(own(answer)),
         inspect::Step::Read(unread) => Ok(Authorized::Read(unread, prepared, replays)),
     }
 }
@@ -587,13 +589,19 @@ fn decided(
     replays: bool,
 ) -> Result<Request<Inbound>, Response<Body>> {
     let mut request = inspected.map_err(own)?;
+    noted(enforcer, prepared, &mut request, replays);
+    Ok(request)
+}
+
+/// What the answer's handling needs of a request the policy allowed, noted in `prepared`; the
+/// request is borrowed, not moved, so that it is not copied on its way.
+fn noted(enforcer: &Enforcer, prepared: &mut Prepared, request: &mut Request<Inbound>, replays: bool) {
     // The body's list requests, if any: their answers are filtered below.
     let lists = request.extensions_mut().remove::<Lists>().or_else(|| replays.then(Lists::by_shape));
     prepared.lists = lists.map(|lists| Box::new(enforcer.lister(lists, prepared.claims.clone())));
     if let Inbound::Checked(checked) = request.body() {
         prepared.pending = Some(enforcer.pending(request.headers(), checked, prepared.claims.as_deref()));
     }
-    Ok(request)
 }
 
 /// Sends the request upstream, now, and makes the future that waits for its answer.

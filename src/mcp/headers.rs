@@ -252,6 +252,9 @@ impl fmt::Display for ValueError {
     }
 }
 
+/// [`ProtocolVersion::HEADER_VALIDATION`] as a client sends it.
+const CURRENT: [u8; 10] = *b"2026-07-28";
+
 /// Reads where the operation is to be taken from, and when from the headers, what it is.
 pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     let found = Found::scan(headers);
@@ -261,7 +264,11 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     let malformed = HeaderError::Malformed { header: "MCP-Protocol-Version", why: ValueError::NotADate };
     // Exactly `YYYY-MM-DD`, which is what `parse` takes.
     let version_text: [u8; 10] = version.as_bytes().try_into().map_err(|_| malformed)?;
-    let version = ProtocolVersion::parse(&version_text).ok_or(malformed)?;
+    // The revision current clients send is known without parsing it.
+    let version = match version_text {
+        CURRENT => ProtocolVersion::HEADER_VALIDATION,
+        text => ProtocolVersion::parse(&text).ok_or(malformed)?,
+    };
     // SECURITY: before 2026-07-28 nothing checks these headers against the body; a client
     // could announce one tool and call another. Such requests are decided from the body.
     if !version.validates_headers() {
@@ -592,6 +599,7 @@ mod tests {
     fn protocol_versions_parse_and_order() {
         let v = |s: &str| ProtocolVersion::parse(s.as_bytes());
         assert_eq!(v("2026-07-28"), Some(ProtocolVersion::HEADER_VALIDATION));
+        assert_eq!(ProtocolVersion::parse(&CURRENT), Some(ProtocolVersion::HEADER_VALIDATION), "the shortcut");
         assert_eq!(v("2026-07-28").map(|v| v.to_string()).as_deref(), Some("2026-07-28"));
         assert!(v("2025-11-25") < v("2026-07-28") && v("2026-07-28") < v("2027-01-01"));
         assert!(!v("2025-11-25").expect("valid").validates_headers());

@@ -14,9 +14,6 @@ use super::Expected;
 use crate::config::policy::TargetKind;
 use crate::mcp::json::{on_cursor, Cursor};
 
-/// The protocol version's member of `params._meta`.
-const VERSION_KEY: &[u8] = b"io.modelcontextprotocol/protocolVersion";
-
 // The members read, one bit each: a second one leaves the body to the checker, which refuses it.
 const JSONRPC: u16 = 1;
 const ID: u16 = 1 << 1;
@@ -26,17 +23,22 @@ const NAME: u16 = 1 << 4;
 const URI: u16 = 1 << 5;
 const META: u16 = 1 << 6;
 const VERSION: u16 = 1 << 7;
+/// `result` or `error`: never in a request, so the body is the checker's.
+const ANSWER: u16 = 1 << 8;
+/// A member the scan does not read.
+const OTHER: u16 = 0;
 
 /// A member name the scan reads, compared in place: the name and its closing `"` as the low
 /// bytes of a little-endian word (each is at most seven bytes), under a mask of their length.
 /// A name holds no `"` or `\`, so bytes that equal it and then `"` are exactly that string.
 struct Name {
-    text: &'static [u8],
+    len: usize,
     word: u64,
     mask: u64,
+    member: u16,
 }
 
-const fn name(text: &'static [u8]) -> Name {
+const fn name(text: &'static [u8], member: u16) -> Name {
     assert!(text.len() < 8);
     let mut word = 0u64;
     let mut i = 0;
@@ -46,14 +48,22 @@ const fn name(text: &'static [u8]) -> Name {
     }
     word |= (b'"' as u64) << (8 * text.len());
     let mask = if text.len() == 7 { u64::MAX } else { (1u64 << (8 * (text.len() + 1))) - 1 };
-    Name { text, word, mask }
+    Name { len: text.len(), word, mask, member }
 }
 
-const TOP: [Name; 6] =
-    [name(b"jsonrpc"), name(b"id"), name(b"method"), name(b"params"), name(b"result"), name(b"error")];
-const IN_PARAMS: [Name; 3] = [name(b"name"), name(b"uri"), name(b"_meta")];
-/// The version's member name and its closing `"`, compared whole.
+const TOP: [Name; 6] = [
+    name(b"jsonrpc", JSONRPC),
+    name(b"id", ID),
+    name(b"method", METHOD),
+    name(b"params", PARAMS),
+    name(b"result", ANSWER),
+    name(b"error", ANSWER),
+];
+const IN_PARAMS: [Name; 3] = [name(b"name", NAME), name(b"uri", URI), name(b"_meta", META)];
+/// The version's member name and its closing `"`, compared whole, as five words.
 const VERSION_QUOTED: &[u8; 40] = b"io.modelcontextprotocol/protocolVersion\"";
+/// `2.0` and its closing `"`, as the low bytes of a word.
+const V2_QUOTED: u32 = u32::from_le_bytes(*b"2.0\"");
 
 /// Whether `body`, the whole of it, is one JSON-RPC request or notification that says what
 /// `expected` says, as the byte-wise checker would find; `false` says nothing either way.
@@ -72,6 +82,7 @@ on_cursor!(Scan);
 
 impl<'a> Scan<'a> {
     /// Notes a member read; `None` when it was read before.
+    #[inline(always)]
     fn once(&mut self, member: u16) -> Option<()> {
         let fresh = self.seen & member == 0;
         self.seen |= member;
@@ -83,26 +94,26 @@ impl<'a> Scan<'a> {
     fn message(&mut self, expected: &Expected) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
-        self.members(&TOP, |scan, key| match key {
-            b"jsonrpc" => {
+        self.members(&TOP, |scan, member| match member {
+            JSONRPC => {
                 scan.once(JSONRPC)?;
-                scan.equal(b"2.0", true)
+                scan.two_point_o()
             }
-            b"id" => {
+            ID => {
                 scan.once(ID)?;
                 scan.id()
             }
-            b"method" => {
+            METHOD => {
                 scan.once(METHOD)?;
                 scan.equal(expected.method.bytes(), expected.direct)
             }
-            b"params" => {
+            PARAMS => {
                 scan.once(PARAMS)?;
                 scan.eat(b'{')?;
                 scan.params(expected)
             }
-            b"result" | b"error" => None,
-            _ => scan.skip(),
+            OTHER => scan.skip(),
+            _ => None,
         })?;
         self.ws();
         let target = match &expected.target {
@@ -117,20 +128,20 @@ impl<'a> Scan<'a> {
     /// The members of `params` (its `{` read): the announced target compared, the other one
     /// stepped over as the checker does.
     fn params(&mut self, expected: &Expected) -> Option<()> {
-        self.members(&IN_PARAMS, |scan, key| match key {
-            b"name" | b"uri" => {
-                let (member, kind) = if key == b"name" { (NAME, TargetKind::Name) } else { (URI, TargetKind::Uri) };
+        self.members(&IN_PARAMS, |scan, member| match member {
+            NAME | URI => {
+                let kind = if member == NAME { TargetKind::Name } else { TargetKind::Uri };
                 scan.once(member)?;
                 match &expected.target {
                     Some((announced, text)) if *announced == kind => scan.equal(text.bytes(), expected.direct),
                     _ => scan.skip(),
                 }
             }
-            b"_meta" => {
+            META => {
                 scan.once(META)?;
                 scan.eat(b'{')?;
-                scan.members(&[], |scan, key| match key {
-                    VERSION_KEY => {
+                scan.members(&[], |scan, member| match member {
+                    VERSION => {
                         scan.once(VERSION)?;
                         // Digits and `-`, which compare in place.
                         scan.equal(&expected.version, true)
@@ -142,11 +153,12 @@ impl<'a> Scan<'a> {
         })
     }
 
-    /// The members of an object whose `{` was read, each name (free of escapes) handed to
-    /// `member` with the scan at its value, which `member` must consume. A name among `known`
-    /// (or the version's) is compared in place; any other is read as a string.
+    /// The members of an object whose `{` was read, each handed to `member` as the bit of a
+    /// name among `known` (or the version's, where `known` is empty), or [`OTHER`], with the
+    /// scan at its value, which `member` must consume. Names among `known` are compared in
+    /// place; any other is read as a string free of escapes.
     #[inline(always)]
-    fn members(&mut self, known: &[Name], mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+    fn members(&mut self, known: &[Name], mut member: impl FnMut(&mut Self, u16) -> Option<()>) -> Option<()> {
         self.ws();
         if self.bytes.get(self.at) == Some(&b'}') {
             self.at += 1;
@@ -154,13 +166,16 @@ impl<'a> Scan<'a> {
         }
         loop {
             self.eat(b'"')?;
-            let key = match self.known(known) {
-                Some(key) => key,
-                None => self.plain()?,
+            let bit = match self.known(known) {
+                Some(bit) => bit,
+                None => {
+                    self.plain()?;
+                    OTHER
+                }
             };
             self.eat_ws(b':')?;
             self.ws();
-            member(self, key)?;
+            member(self, bit)?;
             // Compact JSON has the `,` or `}` right after the value, and the next name's `"`
             // right after the `,`.
             if self.bytes.get(self.at) == Some(&b',') {
@@ -179,22 +194,30 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// The member name at the scan (its `"` read) when it is one of `known` or the version's,
-    /// read past its closing `"`.
+    /// The bit of the member name at the scan (its `"` read) when it is one of `known` or,
+    /// where `known` is empty, the version's, read past its closing `"`.
     #[inline(always)]
-    fn known(&mut self, known: &[Name]) -> Option<&'static [u8]> {
+    fn known(&mut self, known: &[Name]) -> Option<u16> {
         let rest = self.bytes.get(self.at..)?;
-        let chunk: [u8; 8] = rest.get(..8)?.try_into().ok()?;
-        let word = u64::from_le_bytes(chunk);
+        let word = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
         if let Some(name) = known.iter().find(|name| word & name.mask == name.word) {
-            self.at += name.text.len() + 1;
-            return Some(name.text);
+            self.at += name.len + 1;
+            return Some(name.member);
         }
-        if known.is_empty() && rest.get(..VERSION_QUOTED.len()) == Some(&VERSION_QUOTED[..]) {
+        if known.is_empty() && same(rest.get(..VERSION_QUOTED.len())?, VERSION_QUOTED) {
             self.at += VERSION_QUOTED.len();
-            return Some(VERSION_KEY);
+            return Some(VERSION);
         }
         None
+    }
+
+    /// The string `"2.0"`, as one word.
+    #[inline(always)]
+    fn two_point_o(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        let text: [u8; 4] = self.bytes.get(self.at..self.at + 4)?.try_into().ok()?;
+        self.at += 4;
+        (u32::from_le_bytes(text) == V2_QUOTED).then_some(())
     }
 
     /// A string value free of escapes, equal to `expected`. With `direct` (`expected` holds
@@ -239,18 +262,23 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// `a == b` for slices of one length, a text of 8 to 16 bytes (a method, a tool name, a
-/// version) compared as two words that overlap, without a call.
+/// `a == b`, a text of 8 bytes or more (a method, a tool name, a version, the version's member
+/// name) compared a word at a time, the last word overlapping the one before it, without a call.
 #[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
     let word = |bytes: &[u8], at: usize| bytes.get(at..at + 8).and_then(|w| w.try_into().ok()).map(u64::from_ne_bytes);
-    match a.len() {
-        8..=16 if b.len() == a.len() => {
-            let last = a.len() - 8;
-            word(a, 0) == word(b, 0) && word(a, last) == word(b, last)
-        }
-        _ => a == b,
+    if a.len() != b.len() || a.len() < 8 {
+        return a == b;
     }
+    let last = a.len() - 8;
+    let mut at = 0;
+    while at < last {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, last) == word(b, last)
 }
 
 #[cfg(test)]
@@ -308,8 +336,8 @@ mod tests {
 
     #[test]
     fn texts_compare_as_slices_do() {
-        let text = b"0123456789abcdefghij";
-        for len in 0..=20 {
+        let text = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN";
+        for len in 0..=text.len() {
             for at in 0..len {
                 let mut other = text[..len].to_vec();
                 other[at] ^= 1;

@@ -53,8 +53,8 @@ fn deciding_from_headers_allocates_nothing_when_it_allows() {
         let verdict = decide(&policy, announced.call(), std::hint::black_box(&held), &claims, &[]);
         assert!(matches!(verdict, Verdict::Allow { rule: Some(2) }));
         let asker = Asker { claims: None, headers: &map, source: From::Headers };
-        decisions.decided(asker, announced.call(), &verdict, &applied);
-        let pending = decisions.pending(asker, announced.method().as_bytes());
+        let label = decisions.decided(asker, announced.call(), &verdict, &applied);
+        let pending = decisions.pending(asker, label);
         // What forwarding runs on the allow path: the body checked as it streams, in pieces.
         let mut agreement = Agreement::new(Expected::new(&announced));
         for piece in raw.chunks(40) {

@@ -59,16 +59,18 @@ impl Decisions {
         }
     }
 
-    /// One operation decided.
-    pub fn decided(&self, asker: Asker<'_>, call: Call<'_>, verdict: &Verdict, applied: &Applied<'_>) {
+    /// One operation decided; the label it was counted under, for [`Decisions::pending`].
+    pub fn decided(&self, asker: Asker<'_>, call: Call<'_>, verdict: &Verdict, applied: &Applied<'_>) -> MethodLabel {
         let decision = match verdict {
             Verdict::Allow { .. } => Decision::Allow,
             Verdict::Deny { .. } => Decision::Deny,
         };
-        self.metrics.policy_decision(label(call), decision);
+        let method = label(call);
+        self.metrics.policy_decision(method, decision);
         if let Some(log) = &self.log {
             log.record(self.entry(asker, call, verdict, applied, None));
         }
+        method
     }
 
     /// The operations of a body, decided together as `verdict`. A batch has a line per
@@ -87,7 +89,7 @@ impl Decisions {
             (Body::Batch(_), Some(log)) => log,
             _ => {
                 for operation in body.messages().iter().filter_map(Message::operation) {
-                    self.decided(asker, operation.call(), verdict, applied);
+                    let _counted = self.decided(asker, operation.call(), verdict, applied);
                 }
                 return;
             }
@@ -125,11 +127,10 @@ impl Decisions {
         }
     }
 
-    /// Notes what the second line of a header-decided request would say; `method` is the one
-    /// its headers announced, and they are those it is forwarded with. Without an audit log
-    /// this keeps only the method's label: no header is read again.
-    pub fn pending(&self, asker: Asker<'_>, method: &[u8]) -> Pending {
-        let method = MethodLabel::of(Some(method));
+    /// Notes what the second line of a header-decided request would say; `method` is the label
+    /// of the one its headers announced ([`Decisions::decided`]'s), and they are those it is
+    /// forwarded with. Without an audit log this keeps only the label: no header is read again.
+    pub fn pending(&self, asker: Asker<'_>, method: MethodLabel) -> Pending {
         let entry = self.log.as_ref().map(|_| {
             let announced = match headers::read(asker.headers) {
                 Ok(Source::Headers(announced)) => Some(announced),

@@ -183,9 +183,11 @@ impl Enforcer {
             }
             Ok(Source::Headers(announced)) if !not_post => {
                 let verdict = decide::decide(&self.policy, announced.call(), held, payload, &self.required);
-                self.decisions.decided(asker, announced.call(), &verdict, &self.applied());
+                let label = self.decisions.decided(asker, announced.call(), &verdict, &self.applied());
                 match verdict {
-                    Verdict::Allow { .. } => Ok((Expected::new(&announced), ListKind::of(announced.call().method))),
+                    Verdict::Allow { .. } => {
+                        Ok((Expected::new(&announced), ListKind::of(announced.call().method), label))
+                    }
                     Verdict::Deny { rule, reason } => Err((rule, reason, announced.version().tags_results())),
                 }
             }
@@ -197,13 +199,13 @@ impl Enforcer {
         };
         match announced {
             // SECURITY: allowed from the headers; the body goes on only as far as it agrees.
-            Ok((expected, list)) => {
+            Ok((expected, list, label)) => {
                 // A list asked for in the headers: the one answer this body gets is filtered.
                 if let Some(kind) = list {
                     parts.headers.remove(header::ACCEPT_ENCODING);
                     parts.extensions.insert(Lists::single(kind));
                 }
-                let checked = Checked::new(body, Agreement::new(expected));
+                let checked = Checked::new(body, Agreement::new(expected), label);
                 Step::Decided(Ok(Request::from_parts(parts, Inbound::Checked(Box::new(checked)))))
             }
             // The tool-error mode answers the request by its id, which only the body has.
@@ -315,7 +317,7 @@ impl Enforcer {
     /// What the audit needs of a request allowed from its headers whose body is streaming
     /// under a check (`headers` as forwarded); see [`Enforcer::disagreed`].
     pub fn pending(&self, headers: &HeaderMap, checked: &Checked, claims: Option<&TokenClaims>) -> Pending {
-        self.decisions.pending(Asker { claims, headers, source: From::Headers }, checked.announced_method())
+        self.decisions.pending(Asker { claims, headers, source: From::Headers }, checked.label())
     }
 
     /// Records that a body allowed from its headers disagreed with them as it streamed.

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 
 use crate::mcp::agreement::Agreement;
-use crate::telemetry::metrics::{Limit, Metrics};
+use crate::telemetry::metrics::{Limit, MethodLabel, Metrics};
 
 /// A client's request body on its way upstream, noting when it last moved: the wait for the
 /// MCP server's answer starts when the upload ends or stalls, so a long upload is not cut off
@@ -53,19 +53,21 @@ pub enum Inbound {
 pub struct Checked {
     body: Incoming,
     agreement: Agreement,
+    /// The announced method's label, counted again should the body disagree.
+    label: MethodLabel,
     /// The latest non-empty piece, sent when the next arrives or the check passes.
     held: Option<Bytes>,
     ended: bool,
 }
 
 impl Checked {
-    pub fn new(body: Incoming, agreement: Agreement) -> Checked {
-        Checked { body, agreement, held: None, ended: false }
+    pub fn new(body: Incoming, agreement: Agreement, label: MethodLabel) -> Checked {
+        Checked { body, agreement, label, held: None, ended: false }
     }
 
-    /// The method the headers announced.
-    pub fn announced_method(&self) -> &[u8] {
-        self.agreement.announced_method()
+    /// The label of the method the headers announced.
+    pub fn label(&self) -> MethodLabel {
+        self.label
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, InboundError>>> {

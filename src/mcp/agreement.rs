@@ -368,11 +368,6 @@ impl Agreement {
 
     /// Reads the next piece of the body; an error as soon as the body is known to be refused
     /// (it stays refused).
-    /// The method the headers announced.
-    pub fn announced_method(&self) -> &[u8] {
-        self.expected.method.bytes()
-    }
-
     pub fn feed(&mut self, piece: &[u8]) -> Result<(), Disagreement> {
         if let Some(failed) = self.failed {
             return Err(failed);

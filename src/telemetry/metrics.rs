@@ -65,6 +65,37 @@ const METHODS: [&str; 16] = [
     "other",
 ];
 
+/// A method's first and last eight bytes as words (zero-padded when shorter), which with its
+/// length tell it from every other text.
+const fn ends(text: &[u8]) -> (u64, u64) {
+    let (mut first, mut last) = (0u64, 0u64);
+    let mut i = 0;
+    while i < 8 && i < text.len() {
+        first |= (text[i] as u64) << (8 * i);
+        if text.len() >= 8 {
+            last |= (text[text.len() - 8 + i] as u64) << (8 * i);
+        }
+        i += 1;
+    }
+    (first, last)
+}
+
+struct Ends {
+    len: usize,
+    words: (u64, u64),
+}
+
+/// `METHODS` but the last two, as [`MethodLabel::of`] compares them.
+const METHOD_ENDS: [Ends; METHODS.len() - 2] = {
+    let mut out = [const { Ends { len: 0, words: (0, 0) } }; METHODS.len() - 2];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = Ends { len: METHODS[i].len(), words: ends(METHODS[i].as_bytes()) };
+        i += 1;
+    }
+    out
+};
+
 /// What the MCP policy made of an operation, as the metrics and the audit log name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -89,31 +120,25 @@ impl Decision {
 pub struct MethodLabel(u8);
 
 impl MethodLabel {
-    /// The label of a JSON-RPC method (`None`: not known, counted as `other`). Matched by
-    /// length first, then as words: no call per name, as a search of `METHODS` made.
+    /// The label of a JSON-RPC method (`None`: not known, counted as `other`).
     pub fn of(method: Option<&[u8]>) -> MethodLabel {
         let other = METHODS.len() - 1;
         let index = match method {
             None => other,
             Some(method) if method.starts_with(b"notifications/") => METHODS.len() - 2,
-            // In `METHODS`' order; the last two are not methods a client sends by those names.
-            Some(method) => match method {
-                b"initialize" => 0,
-                b"ping" => 1,
-                b"tools/list" => 2,
-                b"tools/call" => 3,
-                b"prompts/list" => 4,
-                b"prompts/get" => 5,
-                b"resources/list" => 6,
-                b"resources/read" => 7,
-                b"resources/templates/list" => 8,
-                b"resources/subscribe" => 9,
-                b"server/discover" => 10,
-                b"subscriptions/listen" => 11,
-                b"completion/complete" => 12,
-                b"logging/setLevel" => 13,
-                _ => other,
-            },
+            // The last two are not methods a client sends by those names. A name is compared
+            // only at its own length, as two words that may overlap (which cover a name of up
+            // to 16 bytes, its middle compared too past that): no call per name.
+            Some(method) => {
+                let ends = match (method.first_chunk::<8>(), method.last_chunk::<8>()) {
+                    (Some(first), Some(last)) => (u64::from_le_bytes(*first), u64::from_le_bytes(*last)),
+                    _ => ends(method),
+                };
+                let same = |(i, e): &(usize, &Ends)| {
+                    e.len == method.len() && e.words == ends && (e.len <= 16 || METHODS[*i].as_bytes() == method)
+                };
+                METHOD_ENDS.iter().enumerate().find(same).map_or(other, |(i, _)| i)
+            }
         };
         MethodLabel(index as u8)
     }
@@ -630,6 +655,12 @@ mod tests {
         for method in &METHODS[..METHODS.len() - 2] {
             assert_eq!(label(method).as_str(), *method);
             assert_eq!(label(&format!("{method}x")).as_str(), "other");
+            // The same length, first and last eight bytes, another middle.
+            if method.len() > 16 {
+                let mut other = method.as_bytes().to_vec();
+                other[8] ^= 0x20;
+                assert_eq!(label(std::str::from_utf8(&other).unwrap()).as_str(), "other", "{method}");
+            }
         }
         let text = m.render(&[]);
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("mcp_auth_edge_policy_decisions_total")).collect();

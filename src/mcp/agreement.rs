@@ -1000,6 +1000,14 @@ mod tests {
         assert_eq!(check(&h, body), Ok(()));
         let n = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
         assert_eq!(check(&headers("2026-07-28", "notifications/initialized", None), n), Ok(()));
+        // Names of any length, and one a byte short of the header's.
+        for len in [29, 30, 31, 64] {
+            let name = "n".repeat(len);
+            let h = headers("2026-07-28", "tools/call", Some(&name));
+            assert_eq!(check(&h, &CALL.replace("read_file", &name)), Ok(()), "{len}");
+            let shorter = CALL.replace("read_file", &name[1..]);
+            assert_eq!(check(&h, &shorter), Err(Disagreement::Mismatch(Mismatch::Name)), "{len}");
+        }
     }
 
     #[test]

@@ -93,7 +93,10 @@ impl Deadlines {
                     }
                 };
                 *slot = Some(key);
-                self.arm(&mut table, deadline);
+                if self.arm(&mut table, deadline) {
+                    drop(table);
+                    self.start();
+                }
             }
         }
         Poll::Pending
@@ -106,7 +109,10 @@ impl Deadlines {
         if let Some(Some(entry)) = table.slots.get_mut(key) {
             entry.deadline = deadline;
             entry.passed = false;
-            self.arm(&mut table, deadline);
+            if self.arm(&mut table, deadline) {
+                drop(table);
+                self.start();
+            }
         }
     }
 
@@ -121,17 +127,26 @@ impl Deadlines {
         }
     }
 
-    /// Makes sure the sweeper looks at `deadline` or before: started if it is not running, told
-    /// if it sleeps until later or waits for a first deadline.
-    fn arm(&self, table: &mut MutexGuard<'_, Table>, deadline: Instant) {
+    /// Makes sure the sweeper looks at `deadline` or before: told if it sleeps until later or
+    /// waits for a first deadline; `true` when none runs, and the caller is to [`Deadlines::start`]
+    /// one once the table is unlocked.
+    fn arm(&self, table: &mut MutexGuard<'_, Table>, deadline: Instant) -> bool {
         if !table.sweeping {
             table.sweeping = true;
             table.armed = Some(deadline);
-            tokio::spawn(sweep(Arc::clone(&self.shared)));
-        } else if table.armed.is_none_or(|armed| armed > deadline) {
+            return true;
+        }
+        if table.armed.is_none_or(|armed| armed > deadline) {
             table.armed = Some(deadline);
             self.shared.nudge.notify_one();
         }
+        false
+    }
+
+    /// Starts the sweeper. Outside the table's lock: a runtime shutting down drops the task at
+    /// once, and its end takes the lock.
+    fn start(&self) {
+        tokio::spawn(sweep(Arc::clone(&self.shared)));
     }
 }
 

@@ -201,6 +201,8 @@ pub enum Forwarding {
 /// back to the client; the answer is counted, timed from `started` to its head, and logged.
 /// The checks, the headers' rewrite and the send happen now; only the waits are left to the
 /// future (a token the cache does not hold and a body a policy reads first are boxed apart).
+/// Inlined into the service, so that the request is not copied once more as an argument.
+#[inline(always)]
 pub fn forward(
     endpoint: Arc<Endpoint>,
     telemetry: Arc<Telemetry>,
@@ -295,6 +297,7 @@ impl Answering {
     }
 
     /// [`Answering::done`], the clock read at `now` already.
+    #[inline(always)]
     fn done_at(self, mut response: Response<Body>, now: Instant) -> Response<Body> {
         response.headers_mut().insert(X_REQUEST_ID, self.id.clone());
         let (status, elapsed) = (response.status(), now.saturating_duration_since(self.started));
@@ -420,6 +423,7 @@ enum Inspected {
 /// request in place: up to the policy, if any, and the send.
 // The edge's own answer: boxing it would allocate for every refusal.
 #[allow(clippy::result_large_err)]
+#[inline(always)]
 fn authorized(
     endpoint: &Endpoint,
     answering: &Answering,

@@ -35,6 +35,7 @@ impl http_body::Body for Body {
     type Data = Bytes;
     type Error = StreamError;
 
+    #[inline]
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
         match self.get_mut() {
             Body::Full(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
@@ -44,6 +45,7 @@ impl http_body::Body for Body {
         }
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Full(full) => full.is_end_stream(),
@@ -53,6 +55,7 @@ impl http_body::Body for Body {
         }
     }
 
+    #[inline]
     fn size_hint(&self) -> http_body::SizeHint {
         match self {
             Body::Full(full) => full.size_hint(),

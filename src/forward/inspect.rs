@@ -217,16 +217,15 @@ impl Enforcer {
         }
     }
 
-    /// Starts reading the body of a request [`Enforcer::inspect`] handed back: the read, boxed
-    /// apart (it holds hyper's body and a timer), and the rest of the request for
-    /// [`Enforcer::judge_read`]. Not an `async fn`: the caller's future then holds the rest once
-    /// and a pointer to the read, and stays small enough for malloc's per-thread cache.
+    /// Starts reading the body of a request [`Enforcer::inspect`] handed back: the read, and
+    /// the rest of the request for [`Enforcer::judge_read`]. Not an `async fn`: the caller's
+    /// future then holds the rest once, beside the read.
     pub fn start_read(
         &self,
         unread: Unread,
-    ) -> (Pin<Box<impl std::future::Future<Output = Result<Bytes, Refusal>> + Send>>, Waiting) {
+    ) -> (impl std::future::Future<Output = Result<Bytes, Refusal>> + Send, Waiting) {
         let Unread { parts, body, why } = unread;
-        (Box::pin(read(body, self.max_inspect_bytes, self.stall)), Waiting { parts, why })
+        (read(body, self.max_inspect_bytes, self.stall), Waiting { parts, why })
     }
 
     /// Decides a request whose body [`Enforcer::start_read`] read (or failed to).
@@ -468,7 +467,9 @@ pub async fn read(mut body: Incoming, limit: u64, stall: Duration) -> Result<Byt
         let polled = std::future::poll_fn(|cx| Poll::Ready(http_body::Body::poll_frame(Pin::new(&mut body), cx))).await;
         let next = match polled {
             Poll::Ready(next) => next,
-            Poll::Pending => tokio::time::timeout(stall, body.frame()).await.map_err(|_| Refusal::Stalled)?,
+            // Boxed: only a body that is not there yet waits, and the timer would otherwise
+            // take room in every read's future.
+            Poll::Pending => Box::pin(tokio::time::timeout(stall, body.frame())).await.map_err(|_| Refusal::Stalled)?,
         };
         let frame = match next {
             None => return Ok(out.map(BytesMut::freeze).or(first).unwrap_or_default()),

@@ -255,17 +255,17 @@ pub fn forward(
         lists: None,
         pending: None,
     };
-    let rest =
-        Rest { used: presented.scheme, host: found.host, session_ids: found.session_ids, present: found.present };
+    let fields =
+        Fields { used: presented.scheme, host: found.host, session_ids: found.session_ids, present: found.present };
     let verdict = match (&endpoint.gate.check, cached) {
         (Check::Presence, _) => None,
         (Check::Tokens(_), Some(verdict)) => Some(verdict),
         (Check::Tokens(_), None) => {
-            let admitted = Admitted { request, prepared, rest };
+            let admitted = Admitted { request, prepared, fields };
             return Forwarding::Exchange(Box::pin(checking(endpoint, answering, admitted)));
         }
     };
-    if let Err(response) = authorized(&endpoint, &answering, &mut request, &mut prepared, rest, verdict) {
+    if let Err(response) = authorized(&endpoint, &answering, &mut request, &mut prepared, fields, verdict) {
         return answering.now(response);
     }
     if endpoint.enforcer.is_none() {
@@ -339,7 +339,7 @@ struct Prepared {
 
 /// What the token's check, DPoP, the session binding and the headers' rewrite need of the
 /// request's fields, beside what is prepared for its answer.
-struct Rest {
+struct Fields {
     used: Scheme,
     host: Option<HeaderValue>,
     session_ids: usize,
@@ -350,7 +350,7 @@ struct Rest {
 struct Admitted {
     request: Request<Incoming>,
     prepared: Prepared,
-    rest: Rest,
+    fields: Fields,
 }
 
 impl Admitted {
@@ -371,8 +371,8 @@ async fn checking(endpoint: Arc<Endpoint>, answering: Answering, admitted: Admit
         (Check::Tokens(_), None) => Some(Err(Rejection::Invalid(TokenError::Malformed("no bearer token")))),
         (Check::Presence, _) => None,
     };
-    let Admitted { mut request, mut prepared, rest } = admitted;
-    if let Err(response) = authorized(&endpoint, &answering, &mut request, &mut prepared, rest, verdict) {
+    let Admitted { mut request, mut prepared, fields } = admitted;
+    if let Err(response) = authorized(&endpoint, &answering, &mut request, &mut prepared, fields, verdict) {
         return answering.done(response);
     }
     if endpoint.enforcer.is_none() {
@@ -385,28 +385,83 @@ async fn checking(endpoint: Arc<Endpoint>, answering: Answering, admitted: Admit
     }
 }
 
-/// The exchange of a request whose body the policy reads before deciding. The read is started
-/// here and the future holds only what deciding and sending need beside it (an `async fn`
-/// would hold its arguments too, past 1 KiB, which malloc serves at several times the cost).
+/// The exchange of a request whose body the policy reads before deciding: the read started
+/// now, then the decision and the wait for the answer, in one allocation (see [`Reading`]).
 fn reading(
     endpoint: Arc<Endpoint>,
     answering: Answering,
-    mut prepared: Prepared,
+    prepared: Prepared,
     unread: inspect::Unread,
     replays: bool,
 ) -> impl Future<Output = Response<Body>> + Send {
-    let started = endpoint.enforcer.as_ref().map(|enforcer| enforcer.start_read(unread));
-    async move {
-        let (Some(enforcer), Some((read, waiting))) = (&endpoint.enforcer, started) else {
-            return answering.done(own(answer::bad_gateway()));
+    match endpoint.enforcer.as_ref().map(|enforcer| enforcer.start_read(unread)) {
+        Some((read, waiting)) => Reading::Read {
+            read,
+            launch: exchange::<Inbound>,
+            replays,
+            rest: Some(Rest { endpoint, answering, prepared, waiting }),
+        },
+        // Only an endpoint with a policy asks for a read.
+        None => Reading::Answered { response: Some(answering.done(own(answer::bad_gateway()))) },
+    }
+}
+
+/// What a [`Reading`] holds beside the read until the body is there.
+struct Rest {
+    endpoint: Arc<Endpoint>,
+    answering: Answering,
+    prepared: Prepared,
+    waiting: inspect::Waiting,
+}
+
+pin_project_lite::pin_project! {
+    /// A request's body being read for the policy, then (allowed) its exchange with the MCP
+    /// server, one after the other in the same place: one allocation for both, and the exchange
+    /// made where it stays rather than moved into a box of its own. `launch` is [`launch`],
+    /// whose future's type can only be named through it.
+    #[project = ReadingProj]
+    enum Reading<R, L, F> {
+        Read { #[pin] read: R, launch: L, replays: bool, rest: Option<Rest> },
+        Exchange { #[pin] exchange: Exchanging<F> },
+        // The edge's own answer, given on the first poll.
+        Answered { response: Option<Response<Body>> },
+    }
+}
+
+impl<R, L, F> Future for Reading<R, L, F>
+where
+    R: Future<Output = Result<bytes::Bytes, inspect::Refusal>>,
+    L: Fn(Arc<Endpoint>, Answering, Prepared, Request<Inbound>) -> Exchanging<F> + Copy,
+    F: Future<Output = Sent>,
+{
+    type Output = Response<Body>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        let (bytes, launch, replays, rest) = match self.as_mut().project() {
+            ReadingProj::Exchange { exchange } => return exchange.poll(cx),
+            ReadingProj::Answered { response } => {
+                return Poll::Ready(response.take().unwrap_or_else(|| own(answer::bad_gateway())))
+            }
+            ReadingProj::Read { read, launch, replays, rest } => {
+                (ready!(read.poll(cx)), *launch, *replays, rest.take())
+            }
         };
-        let bytes = read.await;
+        // Polled again after its answer (hyper does not).
+        let Some(Rest { endpoint, answering, mut prepared, waiting }) = rest else {
+            return Poll::Ready(own(answer::bad_gateway()));
+        };
+        let Some(enforcer) = &endpoint.enforcer else {
+            return Poll::Ready(answering.done(own(answer::bad_gateway())));
+        };
         let (cors, origin) = (&endpoint.gate.cors, prepared.origin.as_ref());
         let inspected = enforcer.judge_read(waiting, bytes, prepared.claims.as_deref(), cors, origin);
         match decided(enforcer, &mut prepared, inspected, replays) {
-            // Boxed: its wait for the answer would otherwise sit beside the read's here.
-            Ok(request) => launch(endpoint, answering, prepared, request).await,
-            Err(response) => answering.done(response),
+            Ok(request) => {
+                let exchange = launch(endpoint, answering, prepared, request);
+                self.set(Reading::Exchange { exchange });
+                self.poll(cx)
+            }
+            Err(response) => Poll::Ready(answering.done(response)),
         }
     }
 }
@@ -429,12 +484,12 @@ fn authorized(
     answering: &Answering,
     request: &mut Request<Incoming>,
     prepared: &mut Prepared,
-    rest: Rest,
+    fields: Fields,
     verdict: Verdict,
 ) -> Result<(), Response<Body>> {
     let gate = &endpoint.gate;
     let metrics = &answering.telemetry.metrics;
-    let Rest { used, host, session_ids, present } = rest;
+    let Fields { used, host, session_ids, present } = fields;
     let origin = prepared.origin.as_ref();
     let claims = match verdict {
         Some(Ok(claims)) => Some(claims),
@@ -572,6 +627,18 @@ fn launch<B: Into<Inbound>>(
     prepared: Prepared,
     request: Request<B>,
 ) -> Pin<Box<Exchanging<impl Future<Output = Sent> + Send>>> {
+    Box::pin(exchange(endpoint, answering, prepared, request))
+}
+
+/// Sends the request upstream, now, and makes the future that waits for its answer (unboxed,
+/// for a future that holds it in place).
+#[inline(always)]
+fn exchange<B: Into<Inbound>>(
+    endpoint: Arc<Endpoint>,
+    answering: Answering,
+    prepared: Prepared,
+    request: Request<B>,
+) -> Exchanging<impl Future<Output = Sent> + Send> {
     let progress = Arc::new(Progress::starting());
     let (left, metrics) = (endpoint.max_body_bytes, &answering.telemetry.metrics);
     let request = request.map(|body| Upload::new(body.into(), Arc::clone(&progress), left, Arc::clone(metrics)));
@@ -579,7 +646,7 @@ fn launch<B: Into<Inbound>>(
     // for the upstream latency and the answer's deadline too.
     let sent = progress.started.unwrap_or_else(Instant::now);
     let sending = endpoint.client.send(&endpoint.upstream, request, prepared.held, sent);
-    Box::pin(Exchanging {
+    Exchanging {
         sending,
         slot: None,
         last: 0,
@@ -589,7 +656,7 @@ fn launch<B: Into<Inbound>>(
         answering: Some(answering),
         prepared: Some(prepared),
         listing: None,
-    })
+    }
 }
 
 pin_project_lite::pin_project! {

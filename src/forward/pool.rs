@@ -117,6 +117,7 @@ impl Pool {
 
     /// Puts the `Host` field on `request` and sends it, at once, on the most recently returned
     /// idle connection that is ready; `now` (the caller's clock reading) tells which are too old.
+    #[inline(always)]
     pub fn send_idle(&self, mut request: Request<Upload>, now: Instant) -> Taken<impl Future<Output = Tried> + Send> {
         request.headers_mut().insert(header::HOST, self.host_header.clone());
         match self.checkout(now) {
@@ -141,7 +142,8 @@ impl Pool {
         response: Response<Incoming>,
         sender: Option<SendRequest<Upload>>,
     ) -> Response<UpstreamBody> {
-        let mut attached = response.map(|body| UpstreamBody { body, checkin: sender.map(|s| (Arc::clone(self), s)) });
+        let mut attached =
+            response.map(|body| UpstreamBody { body, checkin: sender.map(|s| (Arc::clone(self), s)), ends_at: None });
         // An empty body (a 202 to a notification) may never be polled.
         attached.body_mut().check_end();
         attached
@@ -164,10 +166,12 @@ impl Pool {
         None
     }
 
-    fn checkin(self: &Arc<Self>, sender: SendRequest<Upload>) {
+    /// Takes a connection back, idle from `since` (the clock read now when `None`).
+    fn checkin(self: &Arc<Self>, sender: SendRequest<Upload>, since: Option<Instant>) {
         if sender.is_closed() {
             return;
         }
+        let since = since.unwrap_or_else(Instant::now);
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if idle.len() >= MAX_IDLE {
             idle.retain(|conn| !conn.sender.is_closed());
@@ -176,7 +180,7 @@ impl Pool {
                 idle.remove(0);
             }
         }
-        idle.push(Idle { sender, since: Instant::now() });
+        idle.push(Idle { sender, since });
     }
 
     /// A new connection, ready for a request: TCP with `TCP_NODELAY` within the connect
@@ -228,18 +232,28 @@ impl Pool {
 pub struct UpstreamBody {
     body: Incoming,
     checkin: Option<(Arc<Pool>, SendRequest<Upload>)>,
+    /// When the body is expected to end, near enough for the idle connection's age, read by
+    /// the caller already: a body of known length read as it comes ends moments after its head.
+    ends_at: Option<Instant>,
 }
 
 impl UpstreamBody {
     /// A body from hyper-util's client, which gives its connections back itself.
     pub fn unpooled(body: Incoming) -> UpstreamBody {
-        UpstreamBody { body, checkin: None }
+        UpstreamBody { body, checkin: None, ends_at: None }
+    }
+
+    /// Notes that the body will end about `at` (a known length, read at once), so that its
+    /// connection's idle time is counted from then without another clock reading. An idle
+    /// connection that seems older than it is is closed sooner, never later.
+    pub fn ends_about(&mut self, at: Instant) {
+        self.ends_at = Some(at);
     }
 
     fn check_end(&mut self) {
         if self.body.is_end_stream() {
             if let Some((pool, sender)) = self.checkin.take() {
-                pool.checkin(sender);
+                pool.checkin(sender, self.ends_at);
             }
         }
     }
@@ -258,7 +272,7 @@ impl http_body::Body for UpstreamBody {
             Some(Ok(_)) => self.check_end(),
             None => {
                 if let Some((pool, sender)) = self.checkin.take() {
-                    pool.checkin(sender);
+                    pool.checkin(sender, self.ends_at);
                 }
             }
             Some(Err(_)) => self.checkin = None,

@@ -16,7 +16,6 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
-use tokio::time::Sleep;
 
 use crate::common::activity::{Activity, Streaming};
 use crate::common::answer::{self, Answer};
@@ -28,6 +27,7 @@ use crate::common::route::Route;
 use crate::config::{Config, SessionBinding, TokenCheck, Upstream};
 use crate::forward::audit::{Decisions, Pending};
 use crate::forward::body::Body;
+use crate::forward::deadline::{Deadlines, Slot};
 use crate::forward::expiry::{self, Expiring, Revocation, Streams};
 use crate::forward::inspect::{self, Enforcer};
 use crate::forward::lists::{self, Lister};
@@ -57,6 +57,9 @@ pub struct Endpoint {
     client: UpstreamClient,
     forwarded_proto: HeaderValue,
     response_timeout: Duration,
+    /// The deadlines of the waits for answer heads, `response_timeout` after the upload last
+    /// moved.
+    deadlines: Deadlines,
     strip_authorization: bool,
     /// `--max-body-bytes`: the largest body forwarded.
     max_body_bytes: u64,
@@ -97,6 +100,7 @@ impl Endpoint {
             client: UpstreamClient::new(upstream, config.connect_timeout),
             forwarded_proto: HeaderValue::from_static(proto),
             response_timeout: config.upstream_timeout,
+            deadlines: Deadlines::new(),
             strip_authorization: config.strip_authorization,
             max_body_bytes: config.limits.max_body_bytes,
             token_leeway: config.token_leeway,
@@ -197,6 +201,8 @@ pub enum Forwarding {
 /// back to the client; the answer is counted, timed from `started` to its head, and logged.
 /// The checks, the headers' rewrite and the send happen now; only the waits are left to the
 /// future (a token the cache does not hold and a body a policy reads first are boxed apart).
+/// Inlined into the service, so that the request is not copied once more as an argument.
+#[inline(always)]
 pub fn forward(
     endpoint: Arc<Endpoint>,
     telemetry: Arc<Telemetry>,
@@ -228,22 +234,48 @@ pub fn forward(
     if cached.is_none() && !token.is_some_and(credential::well_formed) {
         return answering.unforwarded(own(gate.challenged(true, found.origin.as_ref())));
     }
-    let admitted = match admit(&endpoint, &answering.telemetry.metrics, presented, request, found, activity) {
-        Ok(admitted) => admitted,
-        Err(response) => return answering.now(response),
+    // From here until the response body ends, the connection is busy, not idle: a slow token
+    // check, upload or MCP server must not look like a silent client to the idle watchdog.
+    let streaming = Streaming::new(activity);
+    // A declared length over the limit is refused before anything else: it would never pass.
+    if http_body::Body::size_hint(request.body()).lower() > endpoint.max_body_bytes {
+        answering.telemetry.metrics.limit_hit(Limit::Body);
+        return answering.now(too_large(gate, found.origin.as_ref()));
+    }
+    // The request stays here, changed in place, until it goes upstream: each move of it (and
+    // of what goes with it) through a function boundary is a copy of some 300 bytes.
+    let mut prepared = Prepared {
+        streaming,
+        held: exchange_of(request.method(), request.headers(), found.listen),
+        client_h1: request.version() < http::Version::HTTP_2,
+        origin: found.origin,
+        claims: None,
+        authorization: found.authorization,
+        span: presented.span,
+        lists: None,
+        pending: None,
     };
+    let fields =
+        Fields { used: presented.scheme, host: found.host, session_ids: found.session_ids, present: found.present };
     let verdict = match (&endpoint.gate.check, cached) {
         (Check::Presence, _) => None,
         (Check::Tokens(_), Some(verdict)) => Some(verdict),
-        (Check::Tokens(_), None) => return Forwarding::Exchange(Box::pin(checking(endpoint, answering, admitted))),
-    };
-    match authorized(&endpoint, &answering, admitted, verdict) {
-        Err(response) => answering.now(response),
-        Ok(Authorized::Ready(request, prepared)) => {
-            Forwarding::Exchange(Box::pin(launch(endpoint, answering, prepared, request)))
+        (Check::Tokens(_), None) => {
+            let admitted = Admitted { request, prepared, fields };
+            return Forwarding::Exchange(Box::pin(checking(endpoint, answering, admitted)));
         }
+    };
+    if let Err(response) = authorized(&endpoint, &answering, &mut request, &mut prepared, fields, verdict) {
+        return answering.now(response);
+    }
+    if endpoint.enforcer.is_none() {
+        return Forwarding::Exchange(launch(endpoint, answering, prepared, request));
+    }
+    match inspected(&endpoint, &mut prepared, request) {
+        Err(response) => answering.now(response),
+        Ok(Inspected::Ready(request)) => Forwarding::Exchange(launch(endpoint, answering, prepared, request)),
         // Boxed apart: the body's read would otherwise grow every exchange's future.
-        Ok(Authorized::Read(unread, prepared, replays)) => {
+        Ok(Inspected::Read(unread, replays)) => {
             Forwarding::Exchange(Box::pin(reading(endpoint, answering, prepared, unread, replays)))
         }
     }
@@ -265,6 +297,7 @@ impl Answering {
     }
 
     /// [`Answering::done`], the clock read at `now` already.
+    #[inline(always)]
     fn done_at(self, mut response: Response<Body>, now: Instant) -> Response<Body> {
         response.headers_mut().insert(X_REQUEST_ID, self.id.clone());
         let (status, elapsed) = (response.status(), now.saturating_duration_since(self.started));
@@ -304,14 +337,20 @@ struct Prepared {
     pending: Option<Pending>,
 }
 
-/// A request past the first checks, before its token's.
-struct Admitted {
-    request: Request<Incoming>,
-    prepared: Prepared,
+/// What the token's check, DPoP, the session binding and the headers' rewrite need of the
+/// request's fields, beside what is prepared for its answer.
+struct Fields {
     used: Scheme,
     host: Option<HeaderValue>,
     session_ids: usize,
     present: Present,
+}
+
+/// A request past the first checks whose token the cache does not hold, for the full check.
+struct Admitted {
+    request: Request<Incoming>,
+    prepared: Prepared,
+    fields: Fields,
 }
 
 impl Admitted {
@@ -325,47 +364,6 @@ impl Admitted {
 /// The token check's outcome: `None` when the gate only asks that one be present.
 type Verdict = Option<Result<Arc<Claims>, Rejection>>;
 
-/// The first checks: the connection marked busy, and a declared length over the limit refused.
-// The edge's own answer is smaller than what goes on; boxing it would allocate for every
-// refusal.
-#[allow(clippy::result_large_err)]
-fn admit(
-    endpoint: &Endpoint,
-    metrics: &Metrics,
-    presented: Presented,
-    request: Request<Incoming>,
-    found: Found,
-    activity: Arc<Activity>,
-) -> Result<Admitted, Response<Body>> {
-    // From here until the response body ends, the connection is busy, not idle: a slow token
-    // check, upload or MCP server must not look like a silent client to the idle watchdog.
-    let streaming = Streaming::new(activity);
-    // A declared length over the limit is refused before anything else: it would never pass.
-    if http_body::Body::size_hint(request.body()).lower() > endpoint.max_body_bytes {
-        metrics.limit_hit(Limit::Body);
-        return Err(too_large(&endpoint.gate, found.origin.as_ref()));
-    }
-    let prepared = Prepared {
-        streaming,
-        held: exchange_of(request.method(), request.headers(), found.listen),
-        client_h1: request.version() < http::Version::HTTP_2,
-        origin: found.origin,
-        claims: None,
-        authorization: found.authorization,
-        span: presented.span,
-        lists: None,
-        pending: None,
-    };
-    Ok(Admitted {
-        request,
-        prepared,
-        used: presented.scheme,
-        host: found.host,
-        session_ids: found.session_ids,
-        present: found.present,
-    })
-}
-
 /// The exchange of a request whose token the cache does not hold: the full check first.
 async fn checking(endpoint: Arc<Endpoint>, answering: Answering, admitted: Admitted) -> Response<Body> {
     let verdict = match (&endpoint.gate.check, admitted.token()) {
@@ -373,12 +371,17 @@ async fn checking(endpoint: Arc<Endpoint>, answering: Answering, admitted: Admit
         (Check::Tokens(_), None) => Some(Err(Rejection::Invalid(TokenError::Malformed("no bearer token")))),
         (Check::Presence, _) => None,
     };
-    match authorized(&endpoint, &answering, admitted, verdict) {
+    let Admitted { mut request, mut prepared, fields } = admitted;
+    if let Err(response) = authorized(&endpoint, &answering, &mut request, &mut prepared, fields, verdict) {
+        return answering.done(response);
+    }
+    if endpoint.enforcer.is_none() {
+        return launch(endpoint, answering, prepared, request).await;
+    }
+    match inspected(&endpoint, &mut prepared, request) {
         Err(response) => answering.done(response),
-        Ok(Authorized::Ready(request, prepared)) => launch(endpoint, answering, prepared, request).await,
-        Ok(Authorized::Read(unread, prepared, replays)) => {
-            reading(endpoint, answering, prepared, unread, replays).await
-        }
+        Ok(Inspected::Ready(request)) => launch(endpoint, answering, prepared, request).await,
+        Ok(Inspected::Read(unread, replays)) => reading(endpoint, answering, prepared, unread, replays).await,
     }
 }
 
@@ -392,9 +395,12 @@ fn reading(
     replays: bool,
 ) -> impl Future<Output = Response<Body>> + Send {
     match endpoint.enforcer.as_ref().map(|enforcer| enforcer.start_read(unread)) {
-        Some((read, waiting)) => {
-            Reading::Read { read, launch, replays, rest: Some(Rest { endpoint, answering, prepared, waiting }) }
-        }
+        Some((read, waiting)) => Reading::Read {
+            read,
+            launch: exchange::<Inbound>,
+            replays,
+            rest: Some(Rest { endpoint, answering, prepared, waiting }),
+        },
         // Only an endpoint with a policy asks for a read.
         None => Reading::Answered { response: Some(answering.done(own(answer::bad_gateway()))) },
     }
@@ -460,28 +466,30 @@ where
     }
 }
 
-/// Where a request stands once its token is taken.
-enum Authorized {
+/// Where a request stands once the policy has looked at it.
+enum Inspected {
     /// Ready to go upstream.
-    Ready(Request<Inbound>, Prepared),
+    Ready(Request<Inbound>),
     /// The policy reads its body first; whether it may resume a stream.
-    Read(inspect::Unread, Prepared, bool),
+    Read(inspect::Unread, bool),
 }
 
-/// The token's verdict taken, then DPoP, the session binding, the headers' rewrite and the
-/// policy, up to the request as it goes upstream.
-// The edge's own answer is smaller than what goes on; boxing it would allocate for every
-// refusal.
+/// The token's verdict taken, then DPoP, the session binding and the headers' rewrite, on the
+/// request in place: up to the policy, if any, and the send.
+// The edge's own answer: boxing it would allocate for every refusal.
 #[allow(clippy::result_large_err)]
+#[inline(always)]
 fn authorized(
     endpoint: &Endpoint,
     answering: &Answering,
-    admitted: Admitted,
+    request: &mut Request<Incoming>,
+    prepared: &mut Prepared,
+    fields: Fields,
     verdict: Verdict,
-) -> Result<Authorized, Response<Body>> {
+) -> Result<(), Response<Body>> {
     let gate = &endpoint.gate;
     let metrics = &answering.telemetry.metrics;
-    let Admitted { mut request, mut prepared, used, host, session_ids, present } = admitted;
+    let Fields { used, host, session_ids, present } = fields;
     let origin = prepared.origin.as_ref();
     let claims = match verdict {
         Some(Ok(claims)) => Some(claims),
@@ -509,7 +517,7 @@ fn authorized(
         (Scheme::Bearer, _) => None,
         (Scheme::Dpop, claims) => {
             let token = prepared.authorization.as_ref().and_then(|v| credential::token_in(v, prepared.span.clone()));
-            match prove(gate, metrics, origin, &request, (token, claims.as_deref())) {
+            match prove(gate, metrics, origin, request, (token, claims.as_deref())) {
                 Proven::Key(jkt) => Some(jkt),
                 Proven::Refused(answer) => return Err(own(answer)),
             }
@@ -530,8 +538,12 @@ fn authorized(
     // :authority, or an HTTP/1.1 absolute-form target) before the Host header (RFC 9112 §3.2.2).
     let authority = request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
     let host = authority.or(host);
-    let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *request.uri_mut() = Uri::from(path);
+    // The target goes upstream in origin-form: already so from an HTTP/1.1 client (the URI is
+    // then left as it is), made so from an absolute-form target or HTTP/2's pseudo-fields.
+    if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+        let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(path);
+    }
     // The client's HTTP version is its business with the edge; the pool picks the upstream's.
     *request.version_mut() = http::Version::HTTP_11;
     let headers = request.headers_mut();
@@ -558,22 +570,33 @@ fn authorized(
         headers.insert(X_AUTH_SCOPES, identity_list(&claims.scopes));
     }
     prepared.claims = claims;
+    Ok(())
+}
 
-    // SECURITY: with a policy, the body is read and decided (with the headers as they will be
-    // forwarded) before anything goes upstream, and exactly the bytes decided on are sent.
-    // Before the upload's clock starts; without a policy the body is not touched.
+/// The policy's look at a request ready to go: decided from its headers, or its body to be
+/// read first. SECURITY: with a policy, the body is read and decided (with the headers as they
+/// will be forwarded) before anything goes upstream, and exactly the bytes decided on are sent.
+// The edge's own answer is smaller than what goes on; boxing it would allocate for every
+// refusal.
+#[allow(clippy::result_large_err)]
+fn inspected(
+    endpoint: &Endpoint,
+    prepared: &mut Prepared,
+    request: Request<Incoming>,
+) -> Result<Inspected, Response<Body>> {
     let Some(enforcer) = &endpoint.enforcer else {
-        return Ok(Authorized::Ready(request.map(Inbound::Client), prepared));
+        return Ok(Inspected::Ready(request.map(Inbound::Client)));
     };
     // A replayed stream may carry list answers to requests the edge no longer knows.
     let replays = request.method() == Method::GET && request.headers().contains_key(LAST_EVENT_ID);
-    match enforcer.inspect(request, prepared.claims.as_deref(), &gate.cors, prepared.origin.as_ref()) {
+    let (cors, origin) = (&endpoint.gate.cors, prepared.origin.as_ref());
+    match enforcer.inspect(request, prepared.claims.as_deref(), cors, origin) {
         inspect::Step::Decided(Ok(mut request)) => {
-            noted(enforcer, &mut prepared, &mut request, replays);
-            Ok(Authorized::Ready(request, prepared))
+            noted(enforcer, prepared, &mut request, replays);
+            Ok(Inspected::Ready(request))
         }
         inspect::Step::Decided(Err(answer)) => Err(own(answer)),
-        inspect::Step::Read(unread) => Ok(Authorized::Read(unread, prepared, replays)),
+        inspect::Step::Read(unread) => Ok(Inspected::Read(unread, replays)),
     }
 }
 
@@ -604,24 +627,38 @@ fn noted(enforcer: &Enforcer, prepared: &mut Prepared, request: &mut Request<Inb
     }
 }
 
-/// Sends the request upstream, now, and makes the future that waits for its answer.
-fn launch(
+/// Sends the request upstream, now, and makes the future that waits for its answer, boxed
+/// where it is made. Inlined, so that the request and what goes with it are not copied once
+/// more as arguments.
+#[inline(always)]
+fn launch<B: Into<Inbound>>(
     endpoint: Arc<Endpoint>,
     answering: Answering,
     prepared: Prepared,
-    request: Request<Inbound>,
+    request: Request<B>,
+) -> Pin<Box<Exchanging<impl Future<Output = Sent> + Send>>> {
+    Box::pin(exchange(endpoint, answering, prepared, request))
+}
+
+/// Sends the request upstream, now, and makes the future that waits for its answer (unboxed,
+/// for a future that holds it in place).
+#[inline(always)]
+fn exchange<B: Into<Inbound>>(
+    endpoint: Arc<Endpoint>,
+    answering: Answering,
+    prepared: Prepared,
+    request: Request<B>,
 ) -> Exchanging<impl Future<Output = Sent> + Send> {
     let progress = Arc::new(Progress::starting());
     let (left, metrics) = (endpoint.max_body_bytes, &answering.telemetry.metrics);
-    let request = request.map(|body| Upload::new(body, Arc::clone(&progress), left, Arc::clone(metrics)));
+    let request = request.map(|body| Upload::new(body.into(), Arc::clone(&progress), left, Arc::clone(metrics)));
     // The upload's start is when the request goes to the MCP server: its clock reading serves
     // for the upstream latency and the answer's deadline too.
     let sent = progress.started.unwrap_or_else(Instant::now);
     let sending = endpoint.client.send(&endpoint.upstream, request, prepared.held, sent);
-    let deadline = tokio::time::sleep_until((sent + endpoint.response_timeout).into());
     Exchanging {
         sending,
-        deadline,
+        slot: None,
         last: 0,
         endpoint,
         progress,
@@ -640,8 +677,8 @@ pin_project_lite::pin_project! {
     struct Exchanging<F> {
         #[pin]
         sending: F,
-        #[pin]
-        deadline: Sleep,
+        // The place of the answer's deadline in the endpoint's table, once it waits.
+        slot: Slot,
         // The upload's mark (milliseconds from `sent`) the deadline was last set from.
         last: u64,
         endpoint: Arc<Endpoint>,
@@ -652,13 +689,19 @@ pin_project_lite::pin_project! {
         // A list answer being filtered (boxed: only list answers wait for this).
         listing: Option<Pin<Box<dyn Future<Output = Response<Body>> + Send>>>,
     }
+    impl<F> PinnedDrop for Exchanging<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.endpoint.deadlines.forget(this.slot);
+        }
+    }
 }
 
 impl<F: Future<Output = Sent>> Future for Exchanging<F> {
     type Output = Response<Body>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
-        let mut this = self.project();
+        let this = self.project();
         if let Some(listing) = this.listing {
             let response = ready!(listing.as_mut().poll(cx));
             return Poll::Ready(done(this.answering.take(), response));
@@ -666,16 +709,18 @@ impl<F: Future<Output = Sent>> Future for Exchanging<F> {
         let outcome = match this.sending.poll(cx) {
             Poll::Ready(outcome) => Some(outcome),
             Poll::Pending => loop {
-                ready!(this.deadline.as_mut().poll(cx));
+                let deadlines = &this.endpoint.deadlines;
+                let deadline = *this.sent + this.endpoint.response_timeout;
+                ready!(deadlines.poll_passed(this.slot, deadline, cx));
                 let last = this.progress.last();
                 if last == *this.last {
                     break None;
                 }
                 *this.last = last;
-                let deadline = *this.sent + Duration::from_millis(last) + this.endpoint.response_timeout;
-                this.deadline.as_mut().reset(deadline.into());
+                deadlines.extend(*this.slot, deadline + Duration::from_millis(last));
             },
         };
+        this.endpoint.deadlines.forget(this.slot);
         let (Some(prepared), Some(answering)) = (this.prepared.take(), this.answering.as_ref()) else {
             // Polled again after its answer (hyper does not).
             return Poll::Ready(own(answer::bad_gateway()));
@@ -683,14 +728,7 @@ impl<F: Future<Output = Sent>> Future for Exchanging<F> {
         let metrics = &answering.telemetry.metrics;
         // One clock reading for the upstream's time and the request's.
         let now = Instant::now();
-        match settle(
-            this.endpoint,
-            metrics,
-            prepared,
-            this.progress,
-            now.saturating_duration_since(*this.sent),
-            outcome,
-        ) {
+        match settle(this.endpoint, metrics, prepared, this.progress, (*this.sent, now), outcome) {
             Settled::Now(response) => Poll::Ready(match this.answering.take() {
                 Some(answering) => answering.done_at(response, now),
                 None => response,
@@ -721,16 +759,17 @@ enum Settled {
     Listing(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
 }
 
-/// The client's answer from the MCP server's (`None`: it did not come in time), which took
-/// `upstream_time` from the send.
+/// The client's answer from the MCP server's (`None`: it did not come in time), sent at `sent`
+/// and here at `now`.
 fn settle(
     endpoint: &Endpoint,
     metrics: &Arc<Metrics>,
     prepared: Prepared,
     progress: &Progress,
-    upstream_time: Duration,
+    (sent, now): (Instant, Instant),
     outcome: Option<Sent>,
 ) -> Settled {
+    let upstream_time = now.saturating_duration_since(sent);
     let gate = &endpoint.gate;
     let Prepared { streaming, origin, held, client_h1, claims, authorization, span, lists, pending } = prepared;
     let origin = origin.as_ref();
@@ -763,6 +802,9 @@ fn settle(
             // A streaming answer ends with the token that opened it, and an event stream at
             // shutdown too; a body of known length ends by itself and costs no clock read here.
             let exact = http_body::Body::size_hint(response.body()).exact();
+            if exact.is_some() {
+                response.body_mut().ends_about(now);
+            }
             let ends = match (expiry::streams(response.headers(), exact), &claims) {
                 (Some(kind), Some(claims)) => {
                     let left =

@@ -46,6 +46,12 @@ pub enum Inbound {
     Checked(Box<Checked>),
 }
 
+impl From<Incoming> for Inbound {
+    fn from(body: Incoming) -> Inbound {
+        Inbound::Client(body)
+    }
+}
+
 /// A body streamed upstream under a check. SECURITY: its last piece is held back until the
 /// whole body has been checked, so a body that disagrees ends in an error before the MCP
 /// server has all of it: the request it gets is incomplete, whatever its framing, and is

@@ -81,6 +81,9 @@ where
     let mut closing: Option<Closed> = None;
     let nudge = Arc::new(Nudge::default());
     let own = Waker::from(Arc::clone(&nudge));
+    // The task's waker as last handed to `nudge`: compared here, without its lock, on each
+    // wake-up (a few per request), and handed on only when it changed (once per connection).
+    let mut known: Option<Waker> = None;
     loop {
         // The two futures below are new: each is polled once, to register its waker.
         nudge.woken.store(true, Ordering::Relaxed);
@@ -94,7 +97,10 @@ where
                 }
                 // Most wake-ups are the connection's (a request, a response); the timer and
                 // the shutdown signal are polled only when they woke the task.
-                nudge.remember(cx.waker());
+                if !known.as_ref().is_some_and(|known| known.will_wake(cx.waker())) {
+                    nudge.remember(cx.waker());
+                    known = Some(cx.waker().clone());
+                }
                 if !nudge.woken.swap(false, Ordering::AcqRel) {
                     return Poll::Pending;
                 }

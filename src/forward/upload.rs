@@ -38,6 +38,7 @@ struct Moving {
 }
 
 impl Upload {
+    #[inline]
     pub fn new(body: Inbound, progress: Arc<Progress>, left: u64, metrics: Arc<Metrics>) -> Upload {
         Upload(Box::new(Moving { body, progress, left, metrics }))
     }

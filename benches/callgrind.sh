@@ -20,6 +20,11 @@
 #         proxy`, benches/floor_proxy.rs: hyper's server and client connection and nothing else),
 #         what hyper itself costs to forward, below which the edge cannot go while it stays on
 #         hyper
+#   hdoc  the doc kind's GET to the bare hyper floor (`hyper-floor ADDR FILE`, benches/floor_service.rs:
+#         a static body with the discovery headers, built the plain hyper way)
+#   h401  the 401 kind's POST (JSON body, no token) to that same floor, answered the same way:
+#         h401 ÷ hdoc is what hyper alone costs for the 401's request shape (a body to read and
+#         drain, one more header) beside the doc's, with the answer held equal
 #   call  a tools/call at MCP 2026-07-28 (Mcp-Method, Mcp-Name, a larger body), forwarded with no
 #         policy: what the pol kind costs without its policy
 #   call25 the same tools/call at 2025-11-25 (no method headers), forwarded with no policy
@@ -77,9 +82,9 @@ need curl "install it with: sudo apt-get install curl"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a whole number above 0, not '$N'"
 for kind in $KINDS; do
     case $kind in
-    doc | 401 | fwd | dpop | call | call25 | pol | pol25 | hfwd) ;;
+    doc | 401 | fwd | dpop | call | call25 | pol | pol25 | hfwd | hdoc | h401) ;;
     ngx) need nginx "install it with: sudo apt-get install nginx-light" ;;
-    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd dpop ngx hfwd call call25 pol pol25" ;;
+    *) die "unknown kind '$kind' in KINDS; known: doc 401 fwd dpop ngx hfwd hdoc h401 call call25 pol pol25" ;;
     esac
 done
 build_binaries
@@ -97,6 +102,8 @@ wait_ok "http://127.0.0.1:$ECHO_PORT/mcp" "$STARTED" echo
 TOKEN=$(curl -s --max-time 5 -d grant_type=client_credentials "http://127.0.0.1:$AS_PORT/token" |
     sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 [[ "$TOKEN" == *.*.* ]] || die "no token from the demo authorization server"
+# The floor's document for hdoc and h401: the metadata the edge relays for doc.
+curl -s --max-time 5 -o "$WORK/floor-doc.json" "http://127.0.0.1:$AS_PORT/.well-known/oauth-authorization-server"
 printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' >"$WORK/body.json"
 # A tools/call as the SDKs send it, at each revision (2026-07-28 carries its version in _meta).
 printf '%s' '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/srv/notes.txt"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}' >"$WORK/call.json"
@@ -136,6 +143,10 @@ measure() {
         start nginx "${under[@]}" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
         pid=$STARTED
         wait_ok "http://127.0.0.1:$EDGE_PORT/mcp" "$pid" nginx
+    elif [ "$kind" = hdoc ] || [ "$kind" = h401 ]; then
+        start hyper-floor "${under[@]}" "$bin" "127.0.0.1:$EDGE_PORT" "$WORK/floor-doc.json"
+        pid=$STARTED
+        wait_ok "http://127.0.0.1:$EDGE_PORT/" "$pid" hyper-floor
     elif [ "$kind" = hfwd ]; then
         start hyper-floor "${under[@]}" "$bin" proxy "127.0.0.1:$EDGE_PORT" "127.0.0.1:$ECHO_PORT"
         pid=$STARTED
@@ -152,8 +163,8 @@ measure() {
     fi
     local -a request
     case $kind in
-    doc) request=(-H 'accept: application/json' "http://127.0.0.1:$EDGE_PORT/.well-known/oauth-authorization-server") ;;
-    401) request=(-d "$WORK/body.json" -H 'content-type: application/json' "$RESOURCE") ;;
+    doc | hdoc) request=(-H 'accept: application/json' "http://127.0.0.1:$EDGE_PORT/.well-known/oauth-authorization-server") ;;
+    401 | h401) request=(-d "$WORK/body.json" -H 'content-type: application/json' "$RESOURCE") ;;
     fwd | ngx | hfwd) request=(-d "$WORK/body.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$RESOURCE") ;;
     call | pol) request=(-d "$WORK/call.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN"
         -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/call' -H 'mcp-name: read_file' "$RESOURCE") ;;
@@ -212,7 +223,7 @@ fi
 for kind in $KINDS; do
     builds="${BASE_BIN:+base} edge"
     [ "$kind" = ngx ] && builds=nginx
-    [ "$kind" = hfwd ] && builds=hyper
+    case $kind in hfwd | hdoc | h401) builds=hyper ;; esac
     for build in $builds; do
         bin=$EDGE_BIN
         [ "$build" = base ] && bin=$BASE_BIN
@@ -274,6 +285,9 @@ policy_bar pol25 call25 1.15
 if [ -n "${INSTR[401]:-}" ] && [ -n "${INSTR[doc]:-}" ]; then
     r=$(ratio "${INSTR[401]}" "${INSTR[doc]}")
     bar "401 ÷ doc instructions per request $r (at most 1.05)" "$r" 1.05
+fi
+if [ -n "${INSTR[h401]:-}" ] && [ -n "${INSTR[hdoc]:-}" ]; then
+    echo "hyper's floor for the 401's request shape: h401 ÷ hdoc $(ratio "${INSTR[h401]}" "${INSTR[hdoc]}") (the same answer; hyper adds $((INSTR[h401] - INSTR[hdoc])) for the POST and its body)"
 fi
 if [ -n "${INSTR[dpop]:-}" ] && [ -n "${INSTR[fwd]:-}" ]; then
     echo "dpop ÷ fwd instructions per request: $(ratio "${INSTR[dpop]}" "${INSTR[fwd]}") (the proof adds $((INSTR[dpop] - INSTR[fwd])))"

@@ -105,7 +105,11 @@ fn main() -> ExitCode {
         let (_trigger, shutdown) = shutdown_channel();
         let served = match mode {
             Mode::Floor(body) => {
-                floor_service::serve(listener, body).await;
+                // Ends on SIGINT too, so that a profiler running it writes its profile.
+                tokio::select! {
+                    () = floor_service::serve(listener, body) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
                 Ok(())
             }
             Mode::AuthServer(audience) => {

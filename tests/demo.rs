@@ -102,9 +102,10 @@ async fn demo_tokens_pass_the_gate_by_introspection_too() {
     assert_eq!(forged.json()["error_description"], "token is not active");
 }
 
-/// `--demo` as a user runs it, the binary itself: the challenge names the base scope, and the
-/// demo policy's admin tool shows a step-up: 403 naming `mcp:admin` with the demo token, 200
-/// once a token with that scope is asked for.
+/// `--demo` as a user runs it, the binary itself: the challenge names the base scope; the demo
+/// policy's admin tool is left out of the base token's `tools/list` and shows a step-up: 403
+/// naming `mcp:admin` with the demo token, listed and 200 once a token with that scope is
+/// asked for.
 #[tokio::test]
 async fn the_demo_shows_a_step_up() {
     let (port, admin_port) = (support::free_port(), support::free_port());
@@ -122,16 +123,23 @@ async fn the_demo_shows_a_step_up() {
     let auth: std::net::SocketAddr = issuer.trim_start_matches("http://").parse().expect("the demo issuer's address");
 
     let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"admin_reset"}}"#;
-    let ask = |token: &str| {
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let ask_with = |token: &str, body: &str| {
         format!(
             "POST /mcp HTTP/1.1\r\nHost: {listen}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{call}",
-            call.len()
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
     };
+    let ask = |token: &str| ask_with(token, call);
     let (_, base) = post_form(auth, "/token", "grant_type=client_credentials").await;
-    let refused =
-        support::normalized(&support::raw_exchange(edge, &ask(base["access_token"].as_str().expect("a token"))).await);
+    let base = base["access_token"].as_str().expect("a token").to_string();
+    let listed = support::normalized(&support::raw_exchange(edge, &ask_with(&base, list)).await);
+    assert!(listed.starts_with("HTTP/1.1 200 OK\r\n"), "{listed}");
+    assert!(listed.contains("\"name\":\"read_notes\""), "the open tool is listed: {listed}");
+    assert!(!listed.contains("admin_reset"), "the admin tool is left out for the base scope: {listed}");
+    assert!(listed.contains("\"cacheScope\":\"private\""), "a filtered list is private: {listed}");
+    let refused = support::normalized(&support::raw_exchange(edge, &ask(&base)).await);
     assert!(refused.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{refused}");
     assert!(
         refused.contains("www-authenticate: Bearer error=\"insufficient_scope\", scope=\"mcp:admin mcp:tools\""),
@@ -139,9 +147,10 @@ async fn the_demo_shows_a_step_up() {
     );
     let (_, admin_token) =
         post_form(auth, "/token", "grant_type=client_credentials&scope=mcp%3Atools+mcp%3Aadmin").await;
-    let allowed = support::normalized(
-        &support::raw_exchange(edge, &ask(admin_token["access_token"].as_str().expect("a token"))).await,
-    );
+    let admin_token = admin_token["access_token"].as_str().expect("a token").to_string();
+    let listed = support::normalized(&support::raw_exchange(edge, &ask_with(&admin_token, list)).await);
+    assert!(listed.contains("\"name\":\"admin_reset\""), "the admin tool is listed with mcp:admin: {listed}");
+    let allowed = support::normalized(&support::raw_exchange(edge, &ask(&admin_token)).await);
     assert!(allowed.starts_with("HTTP/1.1 200 OK\r\n"), "{allowed}");
     assert!(allowed.contains("admin_reset"), "the echo server got the call: {allowed}");
 

@@ -221,11 +221,29 @@ async fn echo(request: Request<hyper::body::Incoming>) -> Response<Body> {
         Err(_) => Bytes::new(),
     };
     let call: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    let result = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": call.get("id").cloned().unwrap_or(serde_json::Value::Null),
-        "result": { "server": "mcp-auth-edge demo echo", "received": call, "bearer_token_forwarded": bearer },
-    });
+    let id = call.get("id").cloned().unwrap_or(serde_json::Value::Null);
+    // A real list for `tools/list`, so that the edge's filtering by the demo policy shows: a
+    // token without `mcp:admin` does not see `admin_reset`. Anything else is echoed back.
+    let result = if call.get("method").and_then(serde_json::Value::as_str) == Some("tools/list") {
+        serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "result": {
+                "tools": [
+                    {"name": "read_notes", "description": "Reads the demo's notes", "inputSchema": {"type": "object"}},
+                    {"name": "admin_reset", "description": "Resets the demo (needs mcp:admin)", "inputSchema": {"type": "object"}},
+                ],
+                "server": "mcp-auth-edge demo echo",
+                "bearer_token_forwarded": bearer,
+            },
+        })
+    } else {
+        serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "result": { "server": "mcp-auth-edge demo echo", "received": call, "bearer_token_forwarded": bearer },
+        })
+    };
     let mut response = Response::new(Full::new(Bytes::from(result.to_string())));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
@@ -244,7 +262,7 @@ pub fn banner(edge: &str, issuer: &str, resource_path: &str) -> String {
          \x20 curl -i -X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: GET' \\\n\
          \x20      -H 'Access-Control-Request-Headers: mcp-protocol-version' {edge}/.well-known/oauth-authorization-server\n\
          \x20 curl -i -X POST {edge}/.well-known/oauth-authorization-server\n\n\
-         the gate, in front of the demo MCP server:\n\
+         the gate, in front of the demo MCP server (admin_reset is listed only for mcp:admin):\n\
          \x20 curl -i -X POST {edge}{resource_path} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\
          \x20 TOKEN=$(curl -s -d grant_type=client_credentials {issuer}/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n\
          \x20 curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {edge}{resource_path} \\\n\

@@ -115,11 +115,20 @@ impl Pool {
         })
     }
 
-    /// Puts the `Host` field on `request` and sends it, at once, on the most recently returned
-    /// idle connection that is ready; `now` (the caller's clock reading) tells which are too old.
+    /// Puts the `Host` field on `request` (unless `host_set`: the caller put [`Pool::host`] in
+    /// the place of the client's one line already) and sends it, at once, on the most recently
+    /// returned idle connection that is ready; `now` (the caller's clock reading) tells which
+    /// are too old.
     #[inline(always)]
-    pub fn send_idle(&self, mut request: Request<Upload>, now: Instant) -> Taken<impl Future<Output = Tried> + Send> {
-        request.headers_mut().insert(header::HOST, self.host_header.clone());
+    pub fn send_idle(
+        &self,
+        mut request: Request<Upload>,
+        host_set: bool,
+        now: Instant,
+    ) -> Taken<impl Future<Output = Tried> + Send> {
+        if !host_set {
+            request.headers_mut().insert(header::HOST, self.host_header.clone());
+        }
         match self.checkout(now) {
             Some(mut sender) => Taken::Sent { answer: sender.try_send_request(request), sender },
             None => Taken::NoneIdle(request),
@@ -134,6 +143,11 @@ impl Pool {
             Ok(response) => Ok(self.attach(response, Some(sender))),
             Err(e) => Err(Error::Http(e)),
         }
+    }
+
+    /// The `Host` field every request to this authority carries.
+    pub fn host(&self) -> &HeaderValue {
+        &self.host_header
     }
 
     /// The response with its connection attached, to come back here when the body ends.

@@ -134,24 +134,35 @@ struct Found {
     session_ids: usize,
     /// Whether an `Mcp-Method` line names `subscriptions/listen`.
     listen: bool,
+    /// The client's one `Host` line now says the MCP server's host (see [`Found::scan`]).
+    host_set: bool,
     /// What the forwarding headers' rewrite needs to know.
     present: Present,
 }
 
 impl Found {
-    /// The first value of each field (as `HeaderMap::get` would give it).
-    fn scan(headers: &HeaderMap) -> Found {
+    /// The first value of each field (as `HeaderMap::get` would give it). With `upstream_host`
+    /// (the MCP server's `Host`, which the request goes with), the client's `Host` line, noted
+    /// first, is given that value in place: setting it later hashed the name and looked it up
+    /// again. Only one line is replaced so (the gate refused a request with more); with more,
+    /// `host_set` stays false and the whole field is set later.
+    fn scan(headers: &mut HeaderMap, upstream_host: Option<&HeaderValue>) -> Found {
         fn first(slot: &mut Option<HeaderValue>, value: &HeaderValue) {
             if slot.is_none() {
                 *slot = Some(value.clone());
             }
         }
         let mut found = Found::default();
-        for (name, value) in headers {
+        let mut hosts = 0;
+        for (name, value) in headers.iter_mut() {
             if name == header::ORIGIN {
                 first(&mut found.origin, value);
             } else if name == header::HOST {
+                hosts += 1;
                 first(&mut found.host, value);
+                if let Some(host) = upstream_host {
+                    value.clone_from(host);
+                }
             } else if name == header::AUTHORIZATION {
                 first(&mut found.authorization, value);
             } else if name == X_REQUEST_ID {
@@ -165,6 +176,7 @@ impl Found {
                 found.present.note(name);
             }
         }
+        found.host_set = upstream_host.is_some() && hosts == 1;
         found
     }
 }
@@ -212,7 +224,7 @@ pub fn forward(
     activity: Arc<Activity>,
     started: Instant,
 ) -> Forwarding {
-    let found = Found::scan(request.headers());
+    let found = Found::scan(request.headers_mut(), endpoint.client.host());
     let id = request_id::request_id(found.request_id.as_ref());
     // The client's one id, kept, is in place already.
     if found.request_ids != 1 || found.request_id.as_ref() != Some(&id) {
@@ -247,6 +259,7 @@ pub fn forward(
     let mut prepared = Prepared {
         streaming,
         held: exchange_of(request.method(), request.headers(), found.listen),
+        host_set: found.host_set,
         client_h1: request.version() < http::Version::HTTP_2,
         origin: found.origin,
         claims: None,
@@ -325,6 +338,8 @@ struct Prepared {
     streaming: Streaming,
     origin: Option<HeaderValue>,
     held: Exchange,
+    /// The request's `Host` says the MCP server's already.
+    host_set: bool,
     client_h1: bool,
     claims: Option<Arc<Claims>>,
     /// The `Authorization` value and where its token is, for rechecks of a stream's token.
@@ -641,7 +656,7 @@ fn exchange<B: Into<Inbound>>(
     // The upload's start is when the request goes to the MCP server: its clock reading serves
     // for the upstream latency and the answer's deadline too.
     let sent = progress.started.unwrap_or_else(Instant::now);
-    let sending = endpoint.client.send(&endpoint.upstream, request, prepared.held, sent);
+    let sending = endpoint.client.send(&endpoint.upstream, request, prepared.held, prepared.host_set, sent);
     Exchanging {
         sending,
         slot: None,
@@ -757,7 +772,7 @@ fn settle(
 ) -> Settled {
     let upstream_time = now.saturating_duration_since(sent);
     let gate = &endpoint.gate;
-    let Prepared { streaming, origin, held, client_h1, claims, authorization, span, lists, pending } = prepared;
+    let Prepared { streaming, origin, held, client_h1, claims, authorization, span, lists, pending, .. } = prepared;
     let origin = origin.as_ref();
     let response = match outcome {
         // SECURITY: a body that disagreed with its Mcp-* headers was cut off before its end; an
@@ -943,7 +958,7 @@ mod tests {
         h.append(X_REQUEST_ID, HeaderValue::from_static("a"));
         h.append(X_REQUEST_ID, HeaderValue::from_static("b"));
         h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
-        let found = Found::scan(&h);
+        let found = Found::scan(&mut h.clone(), None);
         assert_eq!(found.host.as_ref(), h.get(header::HOST));
         assert_eq!(found.present.forwarded_for, 2);
         assert_eq!(found.origin.as_ref(), h.get(header::ORIGIN));
@@ -951,13 +966,37 @@ mod tests {
         assert_eq!(found.request_ids, 2);
         assert_eq!(found.authorization.as_ref(), h.get(header::AUTHORIZATION));
         assert!(!found.present.to_strip, "nothing hop-by-hop was sent");
+        assert!(!found.host_set, "no upstream host to put in place");
         let role = http::HeaderName::from_static("x-auth-role");
         for name in [header::TE, header::CONNECTION, X_AUTH_SUBJECT, X_AUTH_CLIENT_ID, role] {
             let mut h = h.clone();
             h.insert(name.clone(), HeaderValue::from_static("x"));
-            assert!(Found::scan(&h).present.to_strip, "{name}");
+            assert!(Found::scan(&mut h, None).present.to_strip, "{name}");
         }
     }
+    #[test]
+    fn the_upstream_host_takes_the_place_of_the_clients_one_line() {
+        let upstream = HeaderValue::from_static("127.0.0.1:9000");
+        let mut h = HeaderMap::new();
+        h.append(header::HOST, HeaderValue::from_static("mcp.example"));
+        h.append(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let found = Found::scan(&mut h, Some(&upstream));
+        assert!(found.host_set);
+        assert_eq!(
+            found.host.as_ref(),
+            Some(&HeaderValue::from_static("mcp.example")),
+            "the client's, for X-Forwarded-Host"
+        );
+        assert_eq!(h.get_all(header::HOST).iter().collect::<Vec<_>>(), [&upstream]);
+        // No line to replace (HTTP/2's :authority), or more than one: the field is set later.
+        let mut none = HeaderMap::new();
+        assert!(!Found::scan(&mut none, Some(&upstream)).host_set);
+        let mut two = HeaderMap::new();
+        two.append(header::HOST, HeaderValue::from_static("a.example"));
+        two.append(header::HOST, HeaderValue::from_static("b.example"));
+        assert!(!Found::scan(&mut two, Some(&upstream)).host_set);
+    }
+
     #[test]
     fn held_streams_are_told_from_calls_by_method_accept_and_mcp_method() {
         let with = |pairs: &[(&'static str, &'static str)]| {
@@ -967,7 +1006,7 @@ mod tests {
             }
             h
         };
-        let of = |method: Method, h: &HeaderMap| exchange_of(&method, h, Found::scan(h).listen);
+        let of = |method: Method, h: &HeaderMap| exchange_of(&method, h, Found::scan(&mut h.clone(), None).listen);
         // 2025-11-25: the GET that opens the server's stream.
         assert_eq!(of(Method::GET, &with(&[("accept", "Text/Event-Stream")])), Exchange::Held);
         assert_eq!(

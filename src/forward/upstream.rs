@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::header;
+use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use hyper::client::conn::http1::SendRequest;
@@ -79,7 +79,17 @@ impl UpstreamClient {
         }
     }
 
-    /// Sends `request`, its URI in origin-form, to `upstream` on a connection for `exchange`.
+    /// The `Host` field requests to an `http://` MCP server carry, which [`UpstreamClient::send`]
+    /// sets; the `https://` client sets its own.
+    pub fn host(&self) -> Option<&HeaderValue> {
+        match self {
+            UpstreamClient::Plain { calls, .. } => Some(calls.host()),
+            UpstreamClient::Tls { .. } => None,
+        }
+    }
+
+    /// Sends `request`, its URI in origin-form, to `upstream` on a connection for `exchange`;
+    /// `host_set`: the caller put [`UpstreamClient::host`] in the place of the client's `Host`.
     /// On an idle pooled connection the request is handed to it now and the future only waits
     /// for the answer's head; a new connection, and the `https://` client, are boxed, so that the
     /// common case's future stays small.
@@ -91,12 +101,13 @@ impl UpstreamClient {
         upstream: &Upstream,
         mut request: Request<Upload>,
         exchange: Exchange,
+        host_set: bool,
         now: Instant,
     ) -> Sending<impl Future<Output = Tried> + Send> {
         match self {
             UpstreamClient::Plain { calls, held } => {
                 let pool = if exchange == Exchange::Held { held } else { calls };
-                match pool.send_idle(request, now) {
+                match pool.send_idle(request, host_set, now) {
                     Taken::Sent { answer, sender } => {
                         Sending::Idle { answer, sender: Some(sender), pool: Arc::clone(pool) }
                     }

@@ -432,21 +432,24 @@ struct Rest {
 pin_project_lite::pin_project! {
     /// A request's body being read for the policy, then (allowed) its exchange with the MCP
     /// server, one after the other in the same place: one allocation for both, and the exchange
-    /// made where it stays rather than moved into a box of its own. `launch` is [`launch`],
+    /// made where it stays rather than moved into a box of its own. `launch` is [`exchange`],
     /// whose future's type can only be named through it.
     #[project = ReadingProj]
-    enum Reading<R, L, F> {
-        Read { #[pin] read: R, launch: L, replays: bool, rest: Option<Rest> },
+    enum Reading<R, F> {
+        Read { #[pin] read: R, launch: Launch<F>, replays: bool, rest: Option<Rest> },
         Exchange { #[pin] exchange: Exchanging<F> },
         // The edge's own answer, given on the first poll.
         Answered { response: Option<Response<Body>> },
     }
 }
 
-impl<R, L, F> Future for Reading<R, L, F>
+/// [`exchange`] of a request the policy read, as a plain function pointer: called through
+/// `Fn` its arguments would be copied into a tuple first, and out of it again.
+type Launch<F> = fn(Arc<Endpoint>, Answering, Prepared, Request<Inbound>) -> Exchanging<F>;
+
+impl<R, F> Future for Reading<R, F>
 where
     R: Future<Output = Result<bytes::Bytes, inspect::Refusal>>,
-    L: Fn(Arc<Endpoint>, Answering, Prepared, Request<Inbound>) -> Exchanging<F> + Copy,
     F: Future<Output = Sent>,
 {
     type Output = Response<Body>;
@@ -469,15 +472,14 @@ where
             return Poll::Ready(answering.done(own(answer::bad_gateway())));
         };
         let (cors, origin) = (&endpoint.gate.cors, prepared.origin.as_ref());
-        let inspected = enforcer.judge_read(waiting, bytes, prepared.claims.as_deref(), cors, origin);
-        match decided(enforcer, &mut prepared, inspected, replays) {
-            Ok(request) => {
-                let exchange = launch(endpoint, answering, prepared, request);
-                self.set(Reading::Exchange { exchange });
-                self.poll(cx)
-            }
-            Err(response) => Poll::Ready(answering.done(response)),
-        }
+        // Taken apart in place: each move of the request through a function is a copy.
+        let mut request = match enforcer.judge_read(waiting, bytes, prepared.claims.as_deref(), cors, origin) {
+            Ok(request) => request,
+            Err(answer) => return Poll::Ready(answering.done(own(answer))),
+        };
+        noted(enforcer, &mut prepared, &mut request, replays);
+        self.set(Reading::Exchange { exchange: launch(endpoint, answering, prepared, request) });
+        self.poll(cx)
     }
 }
 
@@ -613,22 +615,6 @@ fn inspected(
         inspect::Step::Decided(Err(answer)) => Err(own(answer)),
         inspect::Step::Read(unread) => Ok(Inspected::Read(unread, replays)),
     }
-}
-
-/// The policy's decision taken: the request to forward, with what its answer's handling needs
-/// of it noted, or the policy's answer.
-// The edge's own answer is smaller than what goes on; boxing it would allocate for every
-// refusal.
-#[allow(clippy::result_large_err)]
-fn decided(
-    enforcer: &Enforcer,
-    prepared: &mut Prepared,
-    inspected: Result<Request<Inbound>, Answer>,
-    replays: bool,
-) -> Result<Request<Inbound>, Response<Body>> {
-    let mut request = inspected.map_err(own)?;
-    noted(enforcer, prepared, &mut request, replays);
-    Ok(request)
 }
 
 /// What the answer's handling needs of a request the policy allowed, noted in `prepared`; the

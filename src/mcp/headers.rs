@@ -257,8 +257,12 @@ const CURRENT: [u8; 10] = *b"2026-07-28";
 
 /// Reads where the operation is to be taken from, and when from the headers, what it is.
 pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
-    let found = Found::scan(headers);
-    let Some(version) = found.version.get("MCP-Protocol-Version")? else {
+    let mut fields = headers.iter().peekable();
+    let mut found = Found::default();
+    // The version first: `Mcp-Method` and `Mcp-Name` count only from 2026-07-28, so an earlier
+    // revision's request is settled where its version stands, without a look at the rest.
+    let version = found.scan_to_version(&mut fields)?;
+    let Some(version) = version else {
         return Ok(Source::Body { version: None });
     };
     let malformed = HeaderError::Malformed { header: "MCP-Protocol-Version", why: ValueError::NotADate };
@@ -274,6 +278,7 @@ pub fn read(headers: &HeaderMap) -> Result<Source<'_>, HeaderError> {
     if !version.validates_headers() {
         return Ok(Source::Body { version: Some(version) });
     }
+    found.scan_rest(fields);
     let Some(method_value) = found.method.get("Mcp-Method")? else {
         return Ok(Source::Body { version: Some(version) });
     };
@@ -370,25 +375,51 @@ impl<'h> One<'h> {
     }
 }
 
+/// A map's fields in order: each name's values come one after another, so a name that
+/// follows itself was sent again.
+type Fields<'h> = std::iter::Peekable<http::header::Iter<'h, HeaderValue>>;
+
 impl<'h> Found<'h> {
-    fn scan(headers: &'h HeaderMap) -> Found<'h> {
-        let mut found = Found::default();
-        for (name, value) in headers {
+    /// Reads `fields` up to `MCP-Protocol-Version`'s value and past any repeat of it (which
+    /// comes right after it), noting the `Mcp-*` fields before it; the version's one value,
+    /// or none when the map has none.
+    fn scan_to_version(&mut self, fields: &mut Fields<'h>) -> Result<Option<&'h HeaderValue>, HeaderError> {
+        while let Some((name, value)) = fields.next() {
             // `HeaderName`'s equality tells a standard name from these custom ones by its kind
             // before any byte, and compares bytes only at equal lengths: cheaper than spelling
             // each standard name out to look at its length.
-            let one = if name == MCP_NAME {
-                &mut found.name
-            } else if name == MCP_METHOD {
-                &mut found.method
-            } else if name == MCP_PROTOCOL_VERSION {
-                &mut found.version
-            } else {
-                continue;
-            };
-            one.add(value);
+            if name == MCP_PROTOCOL_VERSION {
+                self.version.add(value);
+                // A map yields a name's values together: a second one is next, or none is.
+                if let Some(&(next, repeat)) = fields.peek() {
+                    if next == MCP_PROTOCOL_VERSION {
+                        self.version.add(repeat);
+                    }
+                }
+                return self.version.get("MCP-Protocol-Version");
+            }
+            self.note(name, value);
         }
-        found
+        Ok(None)
+    }
+
+    /// Notes the `Mcp-Method` and `Mcp-Name` fields among `fields`.
+    fn scan_rest(&mut self, fields: Fields<'h>) {
+        for (name, value) in fields {
+            self.note(name, value);
+        }
+    }
+
+    #[inline(always)]
+    fn note(&mut self, name: &HeaderName, value: &'h HeaderValue) {
+        let one = if name == MCP_NAME {
+            &mut self.name
+        } else if name == MCP_METHOD {
+            &mut self.method
+        } else {
+            return;
+        };
+        one.add(value);
     }
 }
 
@@ -656,6 +687,29 @@ mod tests {
                 HeaderError::Malformed { header: "MCP-Protocol-Version", why: ValueError::NotADate },
             ),
             (headers(&[v, v]), HeaderError::Repeated("MCP-Protocol-Version")),
+            // Sent apart, the version's values are found together all the same, whatever the
+            // revision, and whatever came before them.
+            (
+                headers(&[("mcp-name", "a"), v, ("accept", "*/*"), ("mcp-protocol-version", "2025-11-25")]),
+                HeaderError::Repeated("MCP-Protocol-Version"),
+            ),
+            (
+                headers(&[
+                    ("mcp-protocol-version", "2025-11-25"),
+                    ("x-a", "1"),
+                    ("mcp-protocol-version", "2025-11-25"),
+                ]),
+                HeaderError::Repeated("MCP-Protocol-Version"),
+            ),
+            // The method and name are read wherever they stand, before the version or after it.
+            (
+                headers(&[("mcp-method", "tools/call"), ("mcp-method", "tools/list"), ("x-a", "1"), v]),
+                HeaderError::Repeated("Mcp-Method"),
+            ),
+            (
+                headers(&[("mcp-name", "a"), ("mcp-method", "tools/call"), v, ("mcp-name", "b")]),
+                HeaderError::Repeated("Mcp-Name"),
+            ),
             (headers(&[v, ("mcp-method", "tools/call")]), HeaderError::Missing("Mcp-Name")),
             (
                 headers(&[v, ("mcp-method", "tools/call"), ("mcp-method", "tools/list")]),

@@ -234,6 +234,7 @@ impl Enforcer {
     // The answer is smaller than the request that goes on; boxing it would allocate for every
     // refusal.
     #[allow(clippy::result_large_err)]
+    #[inline(always)]
     pub fn judge_read(
         &self,
         waiting: Waiting,
@@ -258,6 +259,7 @@ impl Enforcer {
 
     /// Decides a request from its body (clients before 2026-07-28), read whole; `known` is what
     /// the headers said, when it borrows nothing from them (otherwise they are read again).
+    #[inline(always)]
     fn decide_body(
         &self,
         mut parts: http::request::Parts,
